@@ -1,0 +1,104 @@
+// Simulated neurons: ground-truth model cells with a known optimum, used for
+// offline sessions, tests and benchmarks.
+//
+// Simple cell (linear-nonlinear): drive = <w, x - 0.5> with w a Gabor
+//   receptive field; rate = peak_rate * (max(drive, 0) / drive*)^exponent,
+//   where drive* is the largest drive any image in [0, 1] reaches.
+// Complex cell (energy model): a quadrature pair of Gabors w1, w2;
+//   rate = peak_rate * (<w1, x-0.5>^2 + <w2, x-0.5>^2) / energy*.
+// Both reach exactly peak_rate at their optimum over the [0, 1] pixel box:
+//   simple: x = 1 where w > 0, else 0 (the sign pattern of the weights);
+//   complex: the best sign pattern of cos(t) w1 + sin(t) w2 over a fine
+//   sweep of the phase angle t in the pair's plane.
+// Receptive field position, orientation, spatial frequency, phase and size
+// are drawn from the neuron's seed. For RGB images the cell sees luminance:
+// the same weights on every channel.
+#ifndef STIMLOOP_MODELS_SIMULATED_NEURON_H_
+#define STIMLOOP_MODELS_SIMULATED_NEURON_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include <torch/types.h>
+
+namespace stimloop {
+
+enum class CellKind { kSimple, kComplex };
+
+// "simple" / "complex" <-> CellKind; INVALID_ARGUMENT for anything else.
+absl::StatusOr<CellKind> ParseCellKind(absl::string_view name);
+absl::string_view CellKindName(CellKind kind);
+
+// The receptive field drawn from the seed (pixels and radians).
+struct GaborParams {
+  double center_x = 0, center_y = 0;  // pixels from the top-left corner
+  double orientation = 0;             // radians
+  double wavelength = 0;              // pixels per cycle
+  double phase = 0;                   // radians
+  double sigma = 0;                   // Gaussian envelope, pixels
+};
+
+struct SimulatedNeuronSpec {
+  CellKind kind = CellKind::kSimple;
+  int64_t channels = 1, height = 64, width = 64;
+  uint64_t seed = 0;
+  double peak_rate = 50.0;  // spikes/s at the optimum
+  double exponent = 2.0;    // simple cell output nonlinearity (power law)
+};
+
+// Immutable, thread-safe.
+class SimulatedNeuron {
+ public:
+  static absl::StatusOr<std::unique_ptr<SimulatedNeuron>> Create(
+      const SimulatedNeuronSpec& spec);
+
+  // Noiseless rates: images [N, C, H, W] in [0, 1] -> [N] (float, spikes/s).
+  torch::Tensor Rates(const torch::Tensor& images) const;
+  // The exact optimum over the [0, 1] pixel box, [C, H, W] with values 0/1.
+  const torch::Tensor& Optimum() const { return optimum_; }
+  // Rate at the optimum (== spec.peak_rate).
+  double optimum_rate() const { return spec_.peak_rate; }
+  const SimulatedNeuronSpec& spec() const { return spec_; }
+  const GaborParams& gabor() const { return gabor_; }
+
+ private:
+  SimulatedNeuron(SimulatedNeuronSpec spec, GaborParams gabor, torch::Tensor w1,
+                  torch::Tensor w2);
+  torch::Tensor Drive(const torch::Tensor& images) const;  // [N] or [N, 2]
+
+  SimulatedNeuronSpec spec_;
+  GaborParams gabor_;
+  torch::Tensor w1_, w2_;  // [C*H*W]; w2_ undefined for a simple cell
+  double scale_ = 1;       // drive* (simple) or energy* (complex)
+  torch::Tensor optimum_;
+};
+
+// N independent simulated neurons seen together, e.g. a recording array.
+class SimulatedPopulation {
+ public:
+  // Neuron i gets seed derived from (seed, i); kinds alternate
+  // simple/complex when `mix` is true, else all are `kind`.
+  static absl::StatusOr<SimulatedPopulation> Create(const SimulatedNeuronSpec& base,
+                                                    int num_neurons, bool mix);
+
+  // images [N, C, H, W] -> noiseless rates [N, num_neurons].
+  torch::Tensor Rates(const torch::Tensor& images) const;
+  int size() const { return static_cast<int>(neurons_.size()); }
+  const SimulatedNeuron& neuron(int i) const { return *neurons_[i]; }
+
+ private:
+  std::vector<std::shared_ptr<const SimulatedNeuron>> neurons_;
+};
+
+// Measured rates with Poisson spiking noise: spike counts drawn from
+// Poisson(rate * window_s), divided by window_s. Same shape as `rates`.
+torch::Tensor PoissonRates(const torch::Tensor& rates, double window_s,
+                           at::Generator& generator);
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_MODELS_SIMULATED_NEURON_H_

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages stimloop needs to build, test and run.
+# Idempotent: packages already installed are skipped, and apt-get update runs
+# only when something is missing. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ccache
+  libtorch-dev libopenblas0-pthread
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
+  libprotobuf-dev protobuf-compiler
+  libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev
+  python3-grpcio python3-protobuf python3-numpy
+  openssl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
