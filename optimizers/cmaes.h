@@ -1,0 +1,18 @@
+// PLACEHOLDER: to be replaced by the real optimizer (its contract, parameters,
+// defaults and the paper each comes from).
+#ifndef STIMLOOP_OPTIMIZERS_CMAES_H_
+#define STIMLOOP_OPTIMIZERS_CMAES_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "optimizers/optimizer.h"
+
+namespace stimloop {
+
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeCmaes(const OptimizerSpec& spec,
+                                                         const OptimizerContext& context);
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_OPTIMIZERS_CMAES_H_
