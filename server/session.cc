@@ -1,0 +1,388 @@
+#include "server/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "optimizers/optimizer_state.h"
+
+namespace stimloop {
+namespace {
+
+// Errors from the optimizer and image space name fields relative to the
+// config ("optimizer.params.x"); the rig sees them as "config.<field>".
+absl::Status InConfig(const absl::Status& status) {
+  if (status.ok() || status.code() != absl::StatusCode::kInvalidArgument) return status;
+  return absl::InvalidArgumentError(absl::StrCat("config.", status.message()));
+}
+
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, ResolvedConfig config,
+                                                         absl::Time created,
+                                                         SessionJournal* journal) {
+  std::unique_ptr<Session> session(
+      new Session(std::move(id), std::move(config), created, journal));
+  const ResolvedConfig& c = session->config_;
+
+  auto image_space = MakeImageSpace(c.image_space, c.shape);
+  if (!image_space.ok()) return InConfig(image_space.status());
+  session->image_space_ = *std::move(image_space);
+
+  auto objective = Objective::Create(c.objective, c.proto.num_neurons());
+  if (!objective.ok()) return InConfig(objective.status());
+  session->objective_ = std::make_shared<const Objective>(*std::move(objective));
+
+  OptimizerContext context{session->image_space_, session->objective_, c.proto.seed()};
+  auto optimizer = MakeOptimizer(c.optimizer, context);
+  if (!optimizer.ok()) return InConfig(optimizer.status());
+  session->optimizer_ = *std::move(optimizer);
+
+  if (c.proto.reference_images().per_generation() > 0) {
+    auto references =
+        LoadImageFolder(c.proto.reference_images().dir(), c.shape, "config.reference_images.dir");
+    if (!references.ok()) return references.status();
+    session->references_ = *std::move(references);
+  }
+
+  if (absl::Status s = journal->SessionCreated(session->id_, c.proto, created); !s.ok()) {
+    return s;
+  }
+  return session;
+}
+
+Session::Session(std::string id, ResolvedConfig config, absl::Time created,
+                 SessionJournal* journal)
+    : id_(std::move(id)), config_(std::move(config)), created_(created), journal_(journal) {}
+
+absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+  }
+  if (max_count < 0 || max_count > kMaxStimuliPerRequest) {
+    return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
+                                                   kMaxStimuliPerRequest, "]"));
+  }
+  if (not_handed_out_.empty()) {
+    if (absl::Status s = ProposeGeneration(); !s.ok()) return s;
+  }
+  const size_t count =
+      max_count == 0 ? not_handed_out_.size()
+                     : std::min(not_handed_out_.size(), static_cast<size_t>(max_count));
+  std::vector<std::string> ids;
+  ids.reserve(count);
+  for (size_t i = 0; i < count; ++i) ids.push_back(records_[not_handed_out_[i]].entry.id);
+  if (absl::Status s = journal_->StimuliHandedOut(id_, ids); !s.ok()) return s;
+
+  batch->set_generation(generation_);
+  for (size_t i = 0; i < count; ++i) {
+    Record& record = records_[not_handed_out_.front()];
+    not_handed_out_.pop_front();
+    record.handed_out = true;
+    ++pending_;
+    FillStimulus(record, /*with_image=*/true, batch->add_stimuli());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Session::ProposeGeneration() {
+  // What the optimizer has not heard yet: every stimulus whose mean changed.
+  std::vector<Observation> observations;
+  std::vector<size_t> told;
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const Record& r = records_[i];
+    if (r.entry.is_reference || r.presentations == r.told_presentations) continue;
+    observations.push_back(
+        {r.entry.sequence, r.objective_sum / r.presentations, r.presentations});
+    told.push_back(i);
+  }
+
+  // Tell and Ask change the optimizer; keep its state to undo them if
+  // anything after fails, so a failed request leaves the session unchanged.
+  const std::string before = SaveOptimizerState(*optimizer_);
+  auto undo = [&](absl::Status status) {
+    absl::Status restored = LoadOptimizerState(*optimizer_, before);
+    return restored.ok() ? status : restored;
+  };
+  if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
+    return undo(absl::InternalError(absl::StrCat("optimizer rejected observations: ", s.message())));
+  }
+  const int64_t generation = generation_ + 1;
+  const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
+  const int optimizer_count = config_.proto.generation_size();
+  auto candidates = optimizer_->Ask(optimizer_count, first_id);
+  if (!candidates.ok()) return undo(candidates.status());
+  if (static_cast<int>(candidates->size()) != optimizer_count) {
+    return undo(absl::InternalError(absl::StrCat("optimizer proposed ", candidates->size(),
+                                                 " candidates, asked for ", optimizer_count)));
+  }
+
+  // Interleave the reference images evenly among the optimizer's candidates.
+  std::vector<Candidate> references =
+      ReferenceCandidates(generation, first_id + optimizer_count);
+  std::vector<Candidate> all;
+  all.reserve(candidates->size() + references.size());
+  const size_t total = candidates->size() + references.size();
+  size_t next_candidate = 0, next_reference = 0;
+  for (size_t slot = 0; slot < total; ++slot) {
+    const bool reference_slot =
+        next_reference < references.size() &&
+        slot >= (2 * next_reference + 1) * total / (2 * references.size());
+    all.push_back(std::move(reference_slot ? references[next_reference++]
+                                           : (*candidates)[next_candidate++]));
+  }
+
+  // Entries in hand-out order; each keeps its candidate's id as sequence.
+  std::vector<StimulusEntry> entries;
+  entries.reserve(all.size());
+  for (Candidate& c : all) {
+    StimulusEntry e;
+    e.sequence = c.id;
+    e.id = absl::StrCat(id_, "-", e.sequence);
+    e.generation = generation;
+    e.origin = c.origin;
+    e.is_reference = c.origin == "reference";
+    auto png = EncodePng(ToUint8(c.image));
+    if (!png.ok()) return undo(png.status());
+    e.png = *std::move(png);
+    if (c.code.defined()) {
+      torch::Tensor code = c.code.to(torch::kFloat).contiguous();
+      e.code.assign(code.data_ptr<float>(), code.data_ptr<float>() + code.numel());
+    }
+    e.model_version = c.model_version;
+    e.predicted_objective = c.predicted_objective;
+    entries.push_back(std::move(e));
+  }
+  for (size_t i = 0; i < candidates->size(); ++i) {
+    if ((*candidates)[i].id != first_id + static_cast<int64_t>(i)) {
+      return undo(absl::InternalError(
+          absl::StrCat("optimizer returned id ", (*candidates)[i].id, " at position ", i,
+                       ", expected ", first_id + static_cast<int64_t>(i))));
+    }
+  }
+
+  if (absl::Status s = journal_->GenerationProposed(id_, generation, entries,
+                                                    SaveOptimizerState(*optimizer_), responses_);
+      !s.ok()) {
+    return undo(s);
+  }
+
+  for (size_t i : told) records_[i].told_presentations = records_[i].presentations;
+  generation_ = generation;
+  records_.resize(records_.size() + entries.size());
+  for (StimulusEntry& e : entries) {
+    const size_t index = static_cast<size_t>(e.sequence - 1);
+    not_handed_out_.push_back(index);
+    records_[index].entry = std::move(e);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Candidate> Session::ReferenceCandidates(int64_t generation, int64_t first_id) const {
+  std::vector<Candidate> out;
+  const int per_generation = config_.proto.reference_images().per_generation();
+  if (references_.empty() || per_generation == 0) return out;
+  for (int j = 0; j < per_generation; ++j) {
+    const NamedImage& image =
+        references_[((generation - 1) * per_generation + j) % references_.size()];
+    Candidate c;
+    c.id = first_id + j;
+    c.image = image.image;
+    c.origin = "reference";
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<size_t> Session::FindRecord(const std::string& stimulus_id,
+                                           const std::string& field) const {
+  const std::string prefix = absl::StrCat(id_, "-");
+  int64_t sequence = 0;
+  if (absl::string_view(stimulus_id).substr(0, prefix.size()) != prefix ||
+      !absl::SimpleAtoi(absl::string_view(stimulus_id).substr(prefix.size()), &sequence) ||
+      sequence < 1 || sequence > static_cast<int64_t>(records_.size())) {
+    return absl::NotFoundError(
+        absl::StrCat(field, ": '", stimulus_id, "' is not a stimulus of session '", id_, "'"));
+  }
+  return static_cast<size_t>(sequence - 1);
+}
+
+absl::Status Session::Report(const std::string& request_id,
+                             const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+                             v1::ReportResponsesAck* ack) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+  }
+  if (request_id.empty() || request_id.size() > kMaxRequestIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id: must be 1..", kMaxRequestIdLength, " characters, got ", request_id.size()));
+  }
+  if (auto it = acks_.find(request_id); it != acks_.end()) {
+    *ack = it->second;
+    ack->set_duplicate(true);
+    return absl::OkStatus();
+  }
+  if (responses.empty() || responses.size() > kMaxResponsesPerReport) {
+    return absl::InvalidArgumentError(absl::StrCat("responses: ", responses.size(),
+                                                   " responses, expected 1..",
+                                                   kMaxResponsesPerReport));
+  }
+
+  // Validate everything before changing anything.
+  const int num_neurons = config_.proto.num_neurons();
+  std::vector<ResponseEntry> entries;
+  std::vector<size_t> indices;
+  entries.reserve(responses.size());
+  indices.reserve(responses.size());
+  for (int i = 0; i < responses.size(); ++i) {
+    const v1::Response& response = responses[i];
+    const std::string field = absl::StrCat("responses[", i, "]");
+    auto index = FindRecord(response.stimulus_id(), absl::StrCat(field, ".stimulus_id"));
+    if (!index.ok()) return index.status();
+    if (!records_[*index].handed_out) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, ".stimulus_id: '", response.stimulus_id(),
+                       "' has not been handed out by NextStimuli yet"));
+    }
+    if (response.skipped()) {
+      if (response.rates_size() != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".rates: a skipped response carries no rates, got ",
+                         response.rates_size()));
+      }
+    } else {
+      if (response.rates_size() != num_neurons) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ".rates: has ",
+                                                       response.rates_size(),
+                                                       " values, expected num_neurons = ",
+                                                       num_neurons));
+      }
+      for (int n = 0; n < num_neurons; ++n) {
+        const double rate = response.rates(n);
+        if (!std::isfinite(rate) || rate < 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              field, ".rates[", n, "]: ", rate, " must be finite and non-negative"));
+        }
+      }
+    }
+    entries.push_back({response.stimulus_id(),
+                       std::vector<double>(response.rates().begin(), response.rates().end()),
+                       response.skipped()});
+    indices.push_back(*index);
+  }
+
+  // The counts after this report, acknowledged only once it is committed.
+  v1::SessionCounts counts = Counts();
+  absl::flat_hash_set<size_t> answered;
+  for (size_t k = 0; k < entries.size(); ++k) {
+    const Record& r = records_[indices[k]];
+    if (r.presentations == 0 && r.skipped == 0) answered.insert(indices[k]);
+    if (entries[k].skipped) {
+      counts.set_skipped(counts.skipped() + 1);
+    } else {
+      counts.set_responses(counts.responses() + 1);
+    }
+  }
+  counts.set_pending(counts.pending() - static_cast<int64_t>(answered.size()));
+  v1::ReportResponsesAck new_ack;
+  new_ack.set_accepted(static_cast<int32_t>(entries.size()));
+  *new_ack.mutable_counts() = counts;
+
+  if (absl::Status s =
+          journal_->ResponsesReported(id_, request_id, entries, new_ack, absl::Now());
+      !s.ok()) {
+    return s;
+  }
+
+  for (size_t k = 0; k < entries.size(); ++k) {
+    Record& r = records_[indices[k]];
+    if (entries[k].skipped) {
+      ++r.skipped;
+      ++skipped_;
+    } else {
+      ++r.presentations;
+      r.objective_sum += objective_->Evaluate(entries[k].rates);
+      ++responses_;
+    }
+  }
+  pending_ -= static_cast<int64_t>(answered.size());
+  acks_.emplace(request_id, new_ack);
+  *ack = new_ack;
+  return absl::OkStatus();
+}
+
+absl::Status Session::Close() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::OkStatus();
+  if (absl::Status s = journal_->SessionClosed(id_, absl::Now()); !s.ok()) return s;
+  closed_ = true;
+  return absl::OkStatus();
+}
+
+bool Session::is_open() const {
+  absl::MutexLock lock(&mu_);
+  return !closed_;
+}
+
+v1::SessionCounts Session::Counts() const {
+  v1::SessionCounts counts;
+  counts.set_generations(generation_);
+  counts.set_stimuli(static_cast<int64_t>(records_.size()));
+  counts.set_responses(responses_);
+  counts.set_skipped(skipped_);
+  counts.set_pending(pending_);
+  return counts;
+}
+
+void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const {
+  const StimulusEntry& e = record.entry;
+  out->set_id(e.id);
+  out->set_generation(e.generation);
+  out->set_origin(e.origin);
+  if (with_image) out->set_png(e.png);
+  out->set_model_version(e.model_version);
+  out->set_is_reference(e.is_reference);
+  out->set_predicted_objective(e.predicted_objective);
+}
+
+void Session::Describe(bool with_images, v1::Session* out) const {
+  absl::MutexLock lock(&mu_);
+  out->set_id(id_);
+  *out->mutable_config() = config_.proto;
+  out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);
+  const int64_t nanos = absl::ToUnixNanos(created_);
+  out->mutable_created()->set_seconds(nanos / 1000000000);
+  out->mutable_created()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  *out->mutable_counts() = Counts();
+
+  const Record* best = nullptr;
+  for (const Record& r : records_) {
+    if (r.entry.is_reference || r.presentations == 0) continue;
+    if (best == nullptr ||
+        r.objective_sum / r.presentations > best->objective_sum / best->presentations) {
+      best = &r;
+    }
+  }
+  if (best != nullptr) {
+    v1::ScoredStimulus* scored = out->mutable_best_measured();
+    FillStimulus(*best, with_images, scored->mutable_stimulus());
+    scored->set_mean_objective(best->objective_sum / best->presentations);
+    scored->set_presentations(best->presentations);
+  }
+  if (with_images) {
+    torch::Tensor guess = optimizer_->BestGuess();
+    if (guess.defined()) {
+      auto png = EncodePng(ToUint8(guess));
+      if (png.ok()) out->set_optimizer_best_png(*std::move(png));
+    }
+  }
+}
+
+}  // namespace stimloop

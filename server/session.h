@@ -1,0 +1,113 @@
+// One closed-loop experiment: its config, optimizer, stimuli and responses.
+//
+// The loop (see proto/stimloop/v1/stimloop.proto for the rig's view):
+//   Next: hands out stimuli of the current generation; when none are left it
+//     tells the optimizer every measurement that changed since the last
+//     generation (the mean objective per stimulus), asks it for a new
+//     generation, interleaves reference images, quantizes to 8 bits, journals
+//     the generation, then hands out.
+//   Report: validates the whole report (all or nothing), journals it
+//     (committed), then applies it. A request_id seen before returns the
+//     first acknowledgement and changes nothing.
+// Thread-safe: every public method takes the session's lock. A failed call
+// leaves the session as it was.
+#ifndef STIMLOOP_SERVER_SESSION_H_
+#define STIMLOOP_SERVER_SESSION_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "optimizers/image_io.h"
+#include "optimizers/optimizer.h"
+#include "server/session_config.h"
+#include "server/session_journal.h"
+#include "stimloop/v1/stimloop.pb.h"
+
+namespace stimloop {
+
+inline constexpr int kMaxStimuliPerRequest = 1000;
+inline constexpr int kMaxResponsesPerReport = 10000;
+inline constexpr size_t kMaxRequestIdLength = 128;
+
+class Session {
+ public:
+  // Builds a session from a validated config: image space, objective,
+  // optimizer and reference images. Errors name the config field
+  // ("config.optimizer.params.x: ..."). `journal` must outlive the session.
+  static absl::StatusOr<std::unique_ptr<Session>> Create(std::string id,
+                                                         ResolvedConfig config,
+                                                         absl::Time created,
+                                                         SessionJournal* journal);
+
+  // Hands out up to `max_count` stimuli (0: the rest of the current
+  // generation); a batch never spans two generations.
+  absl::Status Next(int max_count, v1::StimulusBatch* batch);
+
+  // Accepts measured responses; `ack` is filled on success.
+  absl::Status Report(const std::string& request_id,
+                      const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+                      v1::ReportResponsesAck* ack);
+
+  // No stimuli or responses are accepted after this. Closing twice is OK.
+  absl::Status Close();
+
+  // Config, status, counts and, when `with_images`, the best stimuli.
+  void Describe(bool with_images, v1::Session* out) const;
+
+  const std::string& id() const { return id_; }
+  bool is_open() const;
+
+ private:
+  // A stimulus and what was measured for it.
+  struct Record {
+    StimulusEntry entry;
+    bool handed_out = false;
+    int presentations = 0;
+    double objective_sum = 0;
+    int skipped = 0;
+    int told_presentations = 0;  // presentations when the optimizer last heard of it
+  };
+
+  Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal);
+
+  absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reference images for generation `generation`, cycling through the folder.
+  std::vector<Candidate> ReferenceCandidates(int64_t generation, int64_t first_id) const;
+  // Parses "<session id>-<sequence>" into an index of records_, or an error
+  // naming `field`.
+  absl::StatusOr<size_t> FindRecord(const std::string& stimulus_id,
+                                    const std::string& field) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;
+
+  const std::string id_;
+  const ResolvedConfig config_;
+  const absl::Time created_;
+  SessionJournal* const journal_;
+  std::shared_ptr<const ImageSpace> image_space_;
+  std::shared_ptr<const Objective> objective_;
+  std::vector<NamedImage> references_;
+
+  mutable absl::Mutex mu_;
+  std::unique_ptr<Optimizer> optimizer_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1
+  std::deque<size_t> not_handed_out_ ABSL_GUARDED_BY(mu_);
+  int64_t responses_ ABSL_GUARDED_BY(mu_) = 0;  // presentations, in journal order
+  int64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, v1::ReportResponsesAck> acks_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_SERVER_SESSION_H_

@@ -1,0 +1,97 @@
+// Where a Session writes down what must outlive the process. The Session
+// calls it in the order that keeps the durability property:
+//   - a generation is journaled (stimuli + optimizer state after Ask) before
+//     any of its stimuli is handed out;
+//   - responses are journaled, and committed, before they are acknowledged
+//     or reach the optimizer.
+// A journal error fails the request and leaves the in-memory session
+// unchanged. The SQLite store implements it; InMemoryJournal keeps nothing.
+#ifndef STIMLOOP_SERVER_SESSION_JOURNAL_H_
+#define STIMLOOP_SERVER_SESSION_JOURNAL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "stimloop/v1/stimloop.pb.h"
+
+namespace stimloop {
+
+// One stimulus as it is journaled.
+struct StimulusEntry {
+  std::string id;
+  int64_t sequence = 0;  // 1-based within the session
+  int64_t generation = 0;
+  std::string origin;
+  bool is_reference = false;
+  std::string png;             // exactly what the rig displays
+  std::vector<float> code;     // the optimizer's code; empty when none
+  int64_t model_version = 0;
+  double predicted_objective = 0;  // NaN when no model predicted it
+};
+
+// One presentation as it is journaled.
+struct ResponseEntry {
+  std::string stimulus_id;
+  std::vector<double> rates;  // empty when skipped
+  bool skipped = false;
+};
+
+class SessionJournal {
+ public:
+  virtual ~SessionJournal() = default;
+
+  virtual absl::Status SessionCreated(const std::string& session_id,
+                                      const v1::SessionConfig& config,
+                                      absl::Time created) = 0;
+  // A new generation and the optimizer state right after proposing it;
+  // `responses_told` is how many responses (in journal order) the optimizer
+  // had learned from when it proposed this generation.
+  virtual absl::Status GenerationProposed(const std::string& session_id, int64_t generation,
+                                          absl::Span<const StimulusEntry> stimuli,
+                                          const std::string& optimizer_state,
+                                          int64_t responses_told) = 0;
+  // Stimuli handed to the rig by NextStimuli.
+  virtual absl::Status StimuliHandedOut(const std::string& session_id,
+                                        absl::Span<const std::string> stimulus_ids) = 0;
+  // A report, committed before return. `ack` is what a retry with the same
+  // request_id gets back.
+  virtual absl::Status ResponsesReported(const std::string& session_id,
+                                         const std::string& request_id,
+                                         absl::Span<const ResponseEntry> responses,
+                                         const v1::ReportResponsesAck& ack,
+                                         absl::Time received) = 0;
+  virtual absl::Status SessionClosed(const std::string& session_id, absl::Time closed) = 0;
+};
+
+// Keeps nothing: sessions live as long as the process.
+class InMemoryJournal : public SessionJournal {
+ public:
+  absl::Status SessionCreated(const std::string&, const v1::SessionConfig&,
+                              absl::Time) override {
+    return absl::OkStatus();
+  }
+  absl::Status GenerationProposed(const std::string&, int64_t,
+                                  absl::Span<const StimulusEntry>, const std::string&,
+                                  int64_t) override {
+    return absl::OkStatus();
+  }
+  absl::Status StimuliHandedOut(const std::string&, absl::Span<const std::string>) override {
+    return absl::OkStatus();
+  }
+  absl::Status ResponsesReported(const std::string&, const std::string&,
+                                 absl::Span<const ResponseEntry>,
+                                 const v1::ReportResponsesAck&, absl::Time) override {
+    return absl::OkStatus();
+  }
+  absl::Status SessionClosed(const std::string&, absl::Time) override {
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_SERVER_SESSION_JOURNAL_H_

@@ -1,0 +1,50 @@
+// All sessions of one server, by id. Thread-safe; sessions are shared so a
+// request can go on with a session while another is being created.
+#ifndef STIMLOOP_SERVER_SESSION_MANAGER_H_
+#define STIMLOOP_SERVER_SESSION_MANAGER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/session.h"
+#include "server/session_journal.h"
+#include "stimloop/v1/stimloop.pb.h"
+
+namespace stimloop {
+
+class SessionManager {
+ public:
+  // `journal` must outlive the manager. At most `max_open_sessions` sessions
+  // may be open at once (RESOURCE_EXHAUSTED beyond).
+  SessionManager(SessionJournal* journal, int max_open_sessions);
+
+  // Validates the config and starts a session with a new unique id.
+  absl::StatusOr<std::shared_ptr<Session>> Create(const v1::SessionConfig& config);
+
+  // Adds a session built elsewhere (e.g. restored from the store).
+  // ALREADY_EXISTS when its id is taken.
+  absl::Status Adopt(std::shared_ptr<Session> session);
+
+  // NOT_FOUND naming session_id when there is no such session.
+  absl::StatusOr<std::shared_ptr<Session>> Find(const std::string& session_id) const;
+
+  // Every session, newest first.
+  std::vector<std::shared_ptr<Session>> List() const;
+
+ private:
+  std::string NewId();
+
+  SessionJournal* const journal_;
+  const int max_open_sessions_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // creation order
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_SERVER_SESSION_MANAGER_H_

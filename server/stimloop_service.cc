@@ -1,0 +1,88 @@
+#include "server/stimloop_service.h"
+
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "server/grpc_status.h"
+
+namespace stimloop {
+namespace {
+
+// Runs a handler body; an exception (e.g. from LibTorch) becomes INTERNAL
+// instead of taking the server down.
+template <typename Body>
+grpc::Status Guarded(const char* rpc, Body body) {
+  try {
+    return ToGrpc(body());
+  } catch (const std::exception& e) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat(rpc, ": ", e.what()));
+  }
+}
+
+}  // namespace
+
+grpc::Status StimLoopService::CreateSession(grpc::ServerContext*,
+                                            const v1::CreateSessionRequest* request,
+                                            v1::Session* reply) {
+  return Guarded("CreateSession", [&]() -> absl::Status {
+    auto session = sessions_->Create(request->config());
+    if (!session.ok()) return session.status();
+    (*session)->Describe(/*with_images=*/true, reply);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status StimLoopService::GetSession(grpc::ServerContext*,
+                                         const v1::GetSessionRequest* request,
+                                         v1::Session* reply) {
+  return Guarded("GetSession", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    (*session)->Describe(/*with_images=*/true, reply);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status StimLoopService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*,
+                                           v1::ListSessionsResponse* reply) {
+  return Guarded("ListSessions", [&]() -> absl::Status {
+    for (const auto& session : sessions_->List()) {
+      session->Describe(/*with_images=*/false, reply->add_sessions());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status StimLoopService::CloseSession(grpc::ServerContext*,
+                                           const v1::CloseSessionRequest* request,
+                                           v1::Session* reply) {
+  return Guarded("CloseSession", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    if (absl::Status s = (*session)->Close(); !s.ok()) return s;
+    (*session)->Describe(/*with_images=*/true, reply);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status StimLoopService::NextStimuli(grpc::ServerContext*,
+                                          const v1::NextStimuliRequest* request,
+                                          v1::StimulusBatch* reply) {
+  return Guarded("NextStimuli", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    return (*session)->Next(request->max_count(), reply);
+  });
+}
+
+grpc::Status StimLoopService::ReportResponses(grpc::ServerContext*,
+                                              const v1::ReportResponsesRequest* request,
+                                              v1::ReportResponsesAck* reply) {
+  return Guarded("ReportResponses", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    return (*session)->Report(request->request_id(), request->responses(), reply);
+  });
+}
+
+}  // namespace stimloop
