@@ -1,0 +1,65 @@
+// A C++ client for stimloop.v1.StimLoop, the template for connecting a rig.
+// Every call has a deadline; ReportResponses retries transient failures
+// (UNAVAILABLE, DEADLINE_EXCEEDED) with the same request_id, which the server
+// counts once. Errors come back as absl::Status with the server's code and
+// message. Thread-compatible: one client per thread, or external locking.
+#ifndef STIMLOOP_CLIENTS_RIG_CLIENT_H_
+#define STIMLOOP_CLIENTS_RIG_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stimloop/v1/stimloop.grpc.pb.h"
+
+namespace stimloop {
+
+struct RigClientOptions {
+  std::string address = "127.0.0.1:50051";
+  absl::Duration connect_timeout = absl::Seconds(10);
+  absl::Duration call_timeout = absl::Seconds(30);
+  int report_attempts = 5;                          // ReportResponses tries
+  absl::Duration retry_backoff = absl::Milliseconds(200);  // doubled per retry
+  // TLS: PEM root certificate to trust; empty for a plaintext loopback server.
+  std::string tls_root_cert_pem;
+  // Bearer token sent on every call when non-empty.
+  std::string auth_token;
+};
+
+class RigClient {
+ public:
+  // Connects and waits until the channel is ready (UNAVAILABLE after
+  // connect_timeout).
+  static absl::StatusOr<std::unique_ptr<RigClient>> Connect(const RigClientOptions& options);
+
+  absl::StatusOr<v1::Session> CreateSession(const v1::SessionConfig& config);
+  absl::StatusOr<v1::Session> GetSession(const std::string& session_id);
+  absl::StatusOr<v1::ListSessionsResponse> ListSessions();
+  absl::StatusOr<v1::Session> CloseSession(const std::string& session_id);
+  // max_count 0: the rest of the current generation.
+  absl::StatusOr<v1::StimulusBatch> NextStimuli(const std::string& session_id, int max_count);
+  // Retried with the same request_id on transient failures.
+  absl::StatusOr<v1::ReportResponsesAck> ReportResponses(
+      const std::string& session_id, const std::string& request_id,
+      const std::vector<v1::Response>& responses);
+
+ private:
+  explicit RigClient(RigClientOptions options, std::shared_ptr<grpc::Channel> channel);
+  // A context with the call deadline and the auth token.
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+
+  RigClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::StimLoop::Stub> stub_;
+};
+
+// grpc::Status -> absl::Status with the same code and message.
+absl::Status FromGrpc(const grpc::Status& status);
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_CLIENTS_RIG_CLIENT_H_

@@ -1,0 +1,173 @@
+// stimloop-simulate: an offline closed-loop session against simulated
+// neurons, over real gRPC. Starts its own server on a free loopback port
+// unless --server names one, plays the rig, prints one line per generation
+// and a summary.
+//
+//   stimloop-simulate                       # embedded defaults, ~1000 responses
+//   stimloop-simulate --optimizer=random --image_space=pixel --cell=complex
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "clients/closed_loop.h"
+#include "clients/rig_client.h"
+#include "clients/server_process.h"
+#include "clients/simulated_rig.h"
+#include "models/simulated_neuron.h"
+
+ABSL_FLAG(std::string, server, "",
+          "Address of a running stimloop-server; empty: start one on a free loopback port.");
+ABSL_FLAG(std::string, data_dir, "stimloop-data", "Data directory of the started server.");
+ABSL_FLAG(int64_t, responses, 1000, "Stop after this many responses.");
+ABSL_FLAG(std::string, optimizer, "genetic", "random, genetic, cmaes, gradient_ascent, ...");
+ABSL_FLAG(std::string, optimizer_params, "", "Optimizer parameters: name=value,name=value");
+ABSL_FLAG(std::string, image_space, "spectral", "pixel or spectral");
+ABSL_FLAG(std::string, cell, "simple", "Simulated cell: simple or complex");
+ABSL_FLAG(int, neurons, 1, "Simulated neurons (more than 1: alternating simple/complex)");
+ABSL_FLAG(int, target, 0, "The neuron whose rate is maximized");
+ABSL_FLAG(int, size, 64, "Image height and width in pixels");
+ABSL_FLAG(int, channels, 1, "1 (gray) or 3 (RGB)");
+ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
+ABSL_FLAG(uint64_t, seed, 1, "Session seed (the neuron's receptive field uses it too)");
+ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
+ABSL_FLAG(double, peak_rate, 50, "The neuron's rate at its optimum, spikes/s");
+ABSL_FLAG(int, step, 0, "Stimuli per NextStimuli call; 0: whole generations");
+ABSL_FLAG(std::string, subject, "simulated", "metadata.subject of the session");
+
+namespace {
+
+absl::Status ParseParams(const std::string& text, stimloop::v1::OptimizerConfig* optimizer) {
+  if (text.empty()) return absl::OkStatus();
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    std::vector<std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    double value = 0;
+    if (kv.size() != 2 || !absl::SimpleAtod(kv[1], &value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--optimizer_params: '", item, "' is not name=number"));
+    }
+    (*optimizer->mutable_params())[kv[0]] = value;
+  }
+  return absl::OkStatus();
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "stimloop-simulate: " << status << "\n";
+  return 1;
+}
+
+int Run() {
+  namespace v1 = stimloop::v1;
+  auto kind = stimloop::ParseCellKind(absl::GetFlag(FLAGS_cell));
+  if (!kind.ok()) return Fail(kind.status());
+  stimloop::SimulatedNeuronSpec spec;
+  spec.kind = *kind;
+  spec.channels = absl::GetFlag(FLAGS_channels);
+  spec.height = spec.width = absl::GetFlag(FLAGS_size);
+  spec.seed = absl::GetFlag(FLAGS_seed);
+  spec.peak_rate = absl::GetFlag(FLAGS_peak_rate);
+  const int neurons = absl::GetFlag(FLAGS_neurons);
+  auto population = stimloop::SimulatedPopulation::Create(spec, neurons, neurons > 1);
+  if (!population.ok()) return Fail(population.status());
+  stimloop::SimulatedRig rig(*std::move(population), absl::GetFlag(FLAGS_window),
+                             absl::GetFlag(FLAGS_seed));
+
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(spec.height);
+  config.mutable_image()->set_width(spec.width);
+  config.mutable_image()->set_channels(spec.channels);
+  config.set_num_neurons(neurons);
+  config.mutable_objective()->mutable_single_neuron()->set_index(absl::GetFlag(FLAGS_target));
+  config.mutable_optimizer()->set_name(absl::GetFlag(FLAGS_optimizer));
+  if (absl::Status s = ParseParams(absl::GetFlag(FLAGS_optimizer_params),
+                                   config.mutable_optimizer());
+      !s.ok()) {
+    return Fail(s);
+  }
+  config.mutable_image_space()->set_name(absl::GetFlag(FLAGS_image_space));
+  config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
+  config.set_seed(absl::GetFlag(FLAGS_seed));
+  (*config.mutable_metadata())["subject"] = absl::GetFlag(FLAGS_subject);
+  (*config.mutable_metadata())["site"] = absl::StrCat("simulated ", absl::GetFlag(FLAGS_cell),
+                                                      " cell, seed ", spec.seed);
+
+  std::unique_ptr<stimloop::ServerProcess> server;
+  stimloop::RigClientOptions options;
+  options.address = absl::GetFlag(FLAGS_server);
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (options.address.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(data_dir, ignored);
+    auto started = stimloop::ServerProcess::Start(stimloop::DefaultServerBinary(), data_dir,
+                                                  data_dir + "/server.log");
+    if (!started.ok()) return Fail(started.status());
+    server = *std::move(started);
+    options.address = server->address();
+    std::cout << "started stimloop-server on " << options.address << " (log: " << data_dir
+              << "/server.log)\n";
+  }
+  auto client = stimloop::RigClient::Connect(options);
+  if (!client.ok()) return Fail(client.status());
+  auto session = (*client)->CreateSession(config);
+  if (!session.ok()) return Fail(session.status());
+  std::cout << absl::StrFormat(
+      "session %s: %s in %s space, %dx%dx%d, %d neuron(s), simulated %s cell, %d responses\n",
+      session->id(), config.optimizer().name(), config.image_space().name(), spec.height,
+      spec.width, spec.channels, neurons, absl::GetFlag(FLAGS_cell),
+      absl::GetFlag(FLAGS_responses));
+  std::cout << " gen  responses  mean rate   max rate   best measured  true fraction   time\n";
+
+  stimloop::ClosedLoopOptions loop;
+  loop.responses = absl::GetFlag(FLAGS_responses);
+  loop.step = absl::GetFlag(FLAGS_step);
+  loop.on_generation = [](const stimloop::GenerationSummary& g) {
+    std::cout << absl::StrFormat("%4d  %9d  %9.1f  %9.1f  %13.1f  %13.3f  %5.0f ms\n",
+                                 g.generation, g.responses, g.mean_rate, g.max_rate,
+                                 g.best_measured, g.best_true_fraction,
+                                 absl::ToDoubleMilliseconds(g.elapsed));
+    std::cout.flush();
+  };
+  auto result = stimloop::RunClosedLoop(**client, rig, session->id(),
+                                        absl::GetFlag(FLAGS_target), loop);
+  if (!result.ok()) return Fail(result.status());
+
+  const v1::ScoredStimulus& best = result->session.best_measured();
+  const std::string best_path = absl::StrCat(data_dir, "/", session->id(), "-best.png");
+  std::ofstream(best_path, std::ios::binary) << best.stimulus().png();
+  std::cout << "\nsummary\n"
+            << absl::StrFormat("  session              %s (%d generations, %d responses)\n",
+                               session->id(), result->session.counts().generations(),
+                               result->session.counts().responses())
+            << absl::StrFormat("  best measured        %.1f spikes/s (stimulus %s, %d presentation(s))\n",
+                               best.mean_objective(), best.stimulus().id(),
+                               best.presentations())
+            << absl::StrFormat("  true fraction        %.3f of the neuron's optimum (%.1f spikes/s)\n",
+                               result->best_true_fraction,
+                               rig.population().neuron(absl::GetFlag(FLAGS_target)).optimum_rate())
+            << absl::StrFormat("  best image           %s\n", best_path)
+            << absl::StrFormat("  session written to   %s\n", data_dir);
+  if (server != nullptr) {
+    auto stopped = server->Stop();
+    if (!stopped.ok()) return Fail(stopped.status());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Runs an offline closed-loop session with simulated neurons over gRPC.");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}
