@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test (unit and integration) with ctest.
+# Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+cd build
+ctest --output-on-failure -j"$(nproc)" --timeout 600
