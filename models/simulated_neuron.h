@@ -8,13 +8,19 @@
 //   rate = peak_rate * (<w1, x-0.5>^2 + <w2, x-0.5>^2) / energy*.
 // Both reach exactly peak_rate at their optimum over the [0, 1] pixel box:
 //   simple: x = 1 where w > 0, else 0 (the sign pattern of the weights);
-//   complex: the best sign pattern of cos(t) w1 + sin(t) w2 over a fine
-//   sweep of the phase angle t in the pair's plane.
+//   complex: the best sign pattern of cos(t) w1 + sin(t) w2 over the phase
+//   angle t in the pair's plane, found exactly by visiting every interval
+//   between the angles where one weight changes sign.
 // Receptive field position, orientation, spatial frequency, phase and size
-// are drawn from the neuron's seed. For RGB images the cell sees luminance:
-// the same weights on every channel.
+// are drawn from the neuron's seed (a fixed generator: identical across runs
+// and platforms): center within the central 50% of each axis, sigma 0.06-0.12
+// of min(height, width), wavelength 2-3 sigma, any orientation and phase.
+// Weights are zero-mean, so any uniform image (gray included) gives rate 0.
+// For RGB images the cell sees luminance: the same weights on every channel.
 #ifndef STIMLOOP_MODELS_SIMULATED_NEURON_H_
 #define STIMLOOP_MODELS_SIMULATED_NEURON_H_
+
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>
@@ -23,7 +29,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include <torch/types.h>
 
 namespace stimloop {
 
@@ -53,10 +58,12 @@ struct SimulatedNeuronSpec {
 // Immutable, thread-safe.
 class SimulatedNeuron {
  public:
-  static absl::StatusOr<std::unique_ptr<SimulatedNeuron>> Create(
-      const SimulatedNeuronSpec& spec);
+  // INVALID_ARGUMENT naming the field unless channels is 1 or 3, height and
+  // width are in [16, 512], and peak_rate and exponent are positive.
+  static absl::StatusOr<std::unique_ptr<SimulatedNeuron>> Create(const SimulatedNeuronSpec& spec);
 
   // Noiseless rates: images [N, C, H, W] in [0, 1] -> [N] (float, spikes/s).
+  // REQUIRES: C, H, W match the spec (checked with TORCH_CHECK).
   torch::Tensor Rates(const torch::Tensor& images) const;
   // The exact optimum over the [0, 1] pixel box, [C, H, W] with values 0/1.
   const torch::Tensor& Optimum() const { return optimum_; }
@@ -66,13 +73,12 @@ class SimulatedNeuron {
   const GaborParams& gabor() const { return gabor_; }
 
  private:
-  SimulatedNeuron(SimulatedNeuronSpec spec, GaborParams gabor, torch::Tensor w1,
-                  torch::Tensor w2);
+  SimulatedNeuron(SimulatedNeuronSpec spec, GaborParams gabor, torch::Tensor w1, torch::Tensor w2);
   torch::Tensor Drive(const torch::Tensor& images) const;  // [N] or [N, 2]
 
   SimulatedNeuronSpec spec_;
   GaborParams gabor_;
-  torch::Tensor w1_, w2_;  // [C*H*W]; w2_ undefined for a simple cell
+  torch::Tensor w1_, w2_;  // [C*H*W] double; w2_ undefined for a simple cell
   double scale_ = 1;       // drive* (simple) or energy* (complex)
   torch::Tensor optimum_;
 };
@@ -81,7 +87,8 @@ class SimulatedNeuron {
 class SimulatedPopulation {
  public:
   // Neuron i gets seed derived from (seed, i); kinds alternate
-  // simple/complex when `mix` is true, else all are `kind`.
+  // simple/complex (even i simple) when `mix` is true, else all are `kind`.
+  // INVALID_ARGUMENT if num_neurons < 1 or `base` is invalid.
   static absl::StatusOr<SimulatedPopulation> Create(const SimulatedNeuronSpec& base,
                                                     int num_neurons, bool mix);
 
@@ -95,9 +102,9 @@ class SimulatedPopulation {
 };
 
 // Measured rates with Poisson spiking noise: spike counts drawn from
-// Poisson(rate * window_s), divided by window_s. Same shape as `rates`.
-torch::Tensor PoissonRates(const torch::Tensor& rates, double window_s,
-                           at::Generator& generator);
+// Poisson(rate * window_s), divided by window_s. Same shape and dtype as
+// `rates`; negative rates count as 0. REQUIRES: window_s > 0.
+torch::Tensor PoissonRates(const torch::Tensor& rates, double window_s, at::Generator& generator);
 
 }  // namespace stimloop
 

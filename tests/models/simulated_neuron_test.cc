@@ -99,7 +99,8 @@ TEST_P(BothKindsTest, OptimumBeatsRandomImages) {
     }
     for (size_t i = 0; i < neurons.size(); ++i) {
       EXPECT_GT(best[i], 0) << "neuron " << i << " smooth " << smooth;
-      EXPECT_LT(best[i], 0.9 * neurons[i]->optimum_rate()) << "neuron " << i << " smooth " << smooth;
+      EXPECT_LT(best[i], 0.9 * neurons[i]->optimum_rate())
+          << "neuron " << i << " smooth " << smooth;
     }
   }
 }
@@ -278,8 +279,7 @@ TEST(SimulatedNeuronTest, CreateRejectsBadSpecsNamingTheField) {
     auto neuron = SimulatedNeuron::Create(spec);
     ASSERT_FALSE(neuron.ok()) << c.field;
     EXPECT_EQ(neuron.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(neuron.status().message().find(c.field), absl::string_view::npos)
-        << neuron.status();
+    EXPECT_NE(neuron.status().message().find(c.field), absl::string_view::npos) << neuron.status();
     auto population = SimulatedPopulation::Create(spec, 2, true);
     ASSERT_FALSE(population.ok());
     EXPECT_NE(population.status().message().find(c.field), absl::string_view::npos);
