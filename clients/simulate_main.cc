@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "clients/closed_loop.h"
+#include "clients/named_numbers.h"
 #include "clients/rig_client.h"
 #include "clients/server_process.h"
 #include "clients/simulated_rig.h"
@@ -46,20 +47,6 @@ ABSL_FLAG(int, step, 0, "Stimuli per NextStimuli call; 0: whole generations");
 ABSL_FLAG(std::string, subject, "simulated", "metadata.subject of the session");
 
 namespace {
-
-absl::Status ParseParams(const std::string& text, stimloop::v1::OptimizerConfig* optimizer) {
-  if (text.empty()) return absl::OkStatus();
-  for (absl::string_view item : absl::StrSplit(text, ',')) {
-    std::vector<std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
-    double value = 0;
-    if (kv.size() != 2 || !absl::SimpleAtod(kv[1], &value)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--optimizer_params: '", item, "' is not name=number"));
-    }
-    (*optimizer->mutable_params())[kv[0]] = value;
-  }
-  return absl::OkStatus();
-}
 
 int Fail(const absl::Status& status) {
   std::cerr << "stimloop-simulate: " << status << "\n";
@@ -89,8 +76,8 @@ int Run() {
   config.set_num_neurons(neurons);
   config.mutable_objective()->mutable_single_neuron()->set_index(absl::GetFlag(FLAGS_target));
   config.mutable_optimizer()->set_name(absl::GetFlag(FLAGS_optimizer));
-  if (absl::Status s = ParseParams(absl::GetFlag(FLAGS_optimizer_params),
-                                   config.mutable_optimizer());
+  if (absl::Status s = stimloop::ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params),
+                                                   config.mutable_optimizer()->mutable_params());
       !s.ok()) {
     return Fail(s);
   }

@@ -1,0 +1,47 @@
+// Small helpers shared by the benchmarks: summaries of samples, parallel
+// runs.
+#ifndef STIMLOOP_BENCH_BENCH_UTIL_H_
+#define STIMLOOP_BENCH_BENCH_UTIL_H_
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+
+namespace stimloop {
+
+struct Summary {
+  double median = 0, p99 = 0, min = 0, max = 0;
+};
+
+// Median, 99th percentile (nearest rank), min and max; zeros when empty.
+inline Summary Summarize(std::vector<double> values) {
+  Summary s;
+  if (values.empty()) return s;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  s.median = n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+  s.p99 = values[std::min(n - 1, static_cast<size_t>(0.99 * n))];
+  s.min = values.front();
+  s.max = values.back();
+  return s;
+}
+
+// Calls body(i) for i in [0, n) on `threads` threads.
+inline void RunInParallel(size_t n, int threads, const std::function<void(size_t)>& body) {
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < std::max(1, threads); ++t) {
+    workers.emplace_back([&]() {
+      for (size_t i = next++; i < n; i = next++) body(i);
+    });
+  }
+  for (std::thread& w : workers) w.join();
+}
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_BENCH_BENCH_UTIL_H_

@@ -1,0 +1,184 @@
+// Sample efficiency: the fraction of the true optimum reached by the
+// session's best measured stimulus (what a scientist would be shown, not an
+// oracle pick) after a number of responses, median and spread over seeds.
+//
+// Sessions run in-process through the same Session code the server uses
+// (validation, 8-bit quantization, PNG round trip), with the simulated rig
+// measuring Poisson responses. No network: it measures the optimizers.
+//
+//   sample_efficiency --optimizers=random,genetic --spaces=pixel,spectral \
+//       --cells=simple,complex --seeds=8 --budgets=200,500,1000,3000
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/bench_util.h"
+#include "clients/named_numbers.h"
+#include "clients/simulated_rig.h"
+#include "server/session.h"
+#include "server/session_journal.h"
+#include "server/session_manager.h"
+#include "server/torch_threads.h"
+
+ABSL_FLAG(std::string, optimizers, "random,genetic", "Optimizers to compare");
+ABSL_FLAG(std::string, spaces, "pixel,spectral", "Image spaces");
+ABSL_FLAG(std::string, cells, "simple,complex", "Simulated cell kinds");
+ABSL_FLAG(int, seeds, 8, "Seeds per configuration (session and neuron)");
+ABSL_FLAG(std::string, budgets, "200,500,1000,3000", "Responses at which to measure");
+ABSL_FLAG(int, size, 64, "Image side, pixels (grayscale)");
+ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
+ABSL_FLAG(double, peak_rate, 50, "Rate at the optimum, spikes/s");
+ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
+ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for every optimizer");
+ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
+
+namespace stimloop {
+namespace {
+
+struct Job {
+  std::string optimizer, space, cell;
+  uint64_t seed;
+  std::vector<double> fractions;  // one per budget
+  std::string error;
+};
+
+absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
+  auto kind = ParseCellKind(job.cell);
+  if (!kind.ok()) return kind.status();
+  SimulatedNeuronSpec spec;
+  spec.kind = *kind;
+  spec.height = spec.width = absl::GetFlag(FLAGS_size);
+  spec.seed = job.seed;
+  spec.peak_rate = absl::GetFlag(FLAGS_peak_rate);
+  auto population = SimulatedPopulation::Create(spec, 1, false);
+  if (!population.ok()) return population.status();
+  SimulatedRig rig(*std::move(population), absl::GetFlag(FLAGS_window), job.seed);
+
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(spec.height);
+  config.mutable_image()->set_width(spec.width);
+  config.mutable_image()->set_channels(1);
+  config.set_num_neurons(1);
+  config.mutable_optimizer()->set_name(job.optimizer);
+  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params),
+                                         config.mutable_optimizer()->mutable_params());
+      !s.ok()) {
+    return s;
+  }
+  config.mutable_image_space()->set_name(job.space);
+  config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
+  config.set_seed(job.seed);
+
+  InMemoryJournal journal;
+  SessionManager manager(&journal, 1);
+  auto session = manager.Create(config);
+  if (!session.ok()) return session.status();
+
+  int64_t responses = 0;
+  int64_t report = 0;
+  for (int64_t budget : budgets) {
+    while (responses < budget) {
+      v1::StimulusBatch batch;
+      const int want = static_cast<int>(std::min<int64_t>(budget - responses, 1000));
+      if (absl::Status s = (*session)->Next(want, &batch); !s.ok()) return s;
+      google::protobuf::RepeatedPtrField<v1::Response> report_responses;
+      for (const v1::Stimulus& stimulus : batch.stimuli()) {
+        auto rates = rig.Measure(stimulus.png());
+        if (!rates.ok()) return rates.status();
+        v1::Response* r = report_responses.Add();
+        r->set_stimulus_id(stimulus.id());
+        r->mutable_rates()->Add(rates->begin(), rates->end());
+      }
+      v1::ReportResponsesAck ack;
+      if (absl::Status s = (*session)->Report(absl::StrCat(++report), report_responses, &ack);
+          !s.ok()) {
+        return s;
+      }
+      responses = ack.counts().responses();
+    }
+    v1::Session described;
+    (*session)->Describe(/*with_images=*/true, &described);
+    auto rates = rig.TrueRates(described.best_measured().stimulus().png());
+    if (!rates.ok()) return rates.status();
+    job.fractions.push_back((*rates)[0] / rig.population().neuron(0).optimum_rate());
+  }
+  return absl::OkStatus();
+}
+
+int Main() {
+  SetTorchThreads(1);
+  std::vector<int64_t> budgets;
+  for (absl::string_view b : absl::StrSplit(absl::GetFlag(FLAGS_budgets), ',')) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(b, &value) || value < 1) {
+      std::cerr << "--budgets: '" << b << "' is not a positive number\n";
+      return 2;
+    }
+    budgets.push_back(value);
+  }
+  std::sort(budgets.begin(), budgets.end());
+
+  std::vector<Job> jobs;
+  for (absl::string_view cell : absl::StrSplit(absl::GetFlag(FLAGS_cells), ','))
+    for (absl::string_view space : absl::StrSplit(absl::GetFlag(FLAGS_spaces), ','))
+      for (absl::string_view optimizer : absl::StrSplit(absl::GetFlag(FLAGS_optimizers), ','))
+        for (int seed = 1; seed <= absl::GetFlag(FLAGS_seeds); ++seed)
+          jobs.push_back({std::string(optimizer), std::string(space), std::string(cell),
+                          static_cast<uint64_t>(seed), {}, ""});
+
+  const absl::Time start = absl::Now();
+  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
+    absl::Status s = RunJob(jobs[i], budgets);
+    if (!s.ok()) jobs[i].error = std::string(s.message());
+  });
+
+  std::cout << absl::StrFormat(
+      "# fraction of the true optimum reached by the best measured stimulus\n"
+      "# %dx%d gray, Poisson noise, %.2f s window, peak %.0f spikes/s, generation %d, "
+      "%d seeds; median [min, max]\n",
+      absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_window),
+      absl::GetFlag(FLAGS_peak_rate), absl::GetFlag(FLAGS_generation_size),
+      absl::GetFlag(FLAGS_seeds));
+  std::string header = absl::StrFormat("| %-8s | %-9s | %-17s |", "cell", "space", "optimizer");
+  for (int64_t b : budgets) absl::StrAppendFormat(&header, " %19s |", absl::StrCat(b, " responses"));
+  std::cout << header << "\n|" << std::string(header.size() - 2, '-') << "|\n";
+  for (size_t first = 0; first < jobs.size(); first += absl::GetFlag(FLAGS_seeds)) {
+    const Job& j = jobs[first];
+    std::string row = absl::StrFormat("| %-8s | %-9s | %-17s |", j.cell, j.space, j.optimizer);
+    for (size_t b = 0; b < budgets.size(); ++b) {
+      std::vector<double> values;
+      for (int s = 0; s < absl::GetFlag(FLAGS_seeds); ++s) {
+        const Job& job = jobs[first + s];
+        if (!job.error.empty()) {
+          std::cerr << job.optimizer << "/" << job.space << "/" << job.cell << " seed "
+                    << job.seed << ": " << job.error << "\n";
+          continue;
+        }
+        values.push_back(job.fractions[b]);
+      }
+      const Summary m = Summarize(values);
+      absl::StrAppendFormat(&row, " %5.3f [%5.3f,%5.3f] |", m.median, m.min, m.max);
+    }
+    std::cout << row << "\n";
+  }
+  std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
+  return 0;
+}
+
+}  // namespace
+}  // namespace stimloop
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return stimloop::Main();
+}
