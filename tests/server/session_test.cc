@@ -1,0 +1,278 @@
+// The session core without the network: generations, imperfect trials,
+// reference images, limits, and that a failed call changes nothing.
+#include "server/session.h"
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "optimizers/image_io.h"
+#include "server/session_manager.h"
+
+namespace stimloop {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::SessionConfig Config(uint64_t seed = 1) {
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(16);
+  config.mutable_image()->set_width(16);
+  config.set_num_neurons(2);
+  config.mutable_optimizer()->set_name("genetic");
+  config.mutable_image_space()->set_name("spectral");
+  config.set_generation_size(6);
+  config.set_seed(seed);
+  return config;
+}
+
+google::protobuf::RepeatedPtrField<v1::Response> Responses(
+    const std::vector<std::pair<std::string, std::vector<double>>>& items) {
+  google::protobuf::RepeatedPtrField<v1::Response> out;
+  for (const auto& [id, rates] : items) {
+    v1::Response* r = out.Add();
+    r->set_stimulus_id(id);
+    if (rates.empty()) {
+      r->set_skipped(true);
+    } else {
+      r->mutable_rates()->Add(rates.begin(), rates.end());
+    }
+  }
+  return out;
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<Session> Create(const v1::SessionConfig& config) {
+    auto session = manager_.Create(config);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *session : nullptr;
+  }
+  v1::Session Describe(Session& session) {
+    v1::Session out;
+    session.Describe(/*with_images=*/true, &out);
+    return out;
+  }
+
+  InMemoryJournal journal_;
+  SessionManager manager_{&journal_, 4};
+};
+
+TEST_F(SessionTest, GenerationIsHandedOutInPiecesAndNeverSpansTwo) {
+  auto session = Create(Config());
+  v1::StimulusBatch a, b, c;
+  ASSERT_TRUE(session->Next(4, &a).ok());
+  ASSERT_TRUE(session->Next(4, &b).ok());
+  ASSERT_TRUE(session->Next(4, &c).ok());
+  EXPECT_EQ(a.stimuli_size(), 4);
+  EXPECT_EQ(b.stimuli_size(), 2);  // the rest of generation 1
+  EXPECT_EQ(b.generation(), 1);
+  EXPECT_EQ(c.generation(), 2);
+  EXPECT_EQ(Describe(*session).counts().pending(), 10);
+}
+
+TEST_F(SessionTest, ImagesAreEightBitPngsOfTheSessionSize) {
+  auto session = Create(Config());
+  v1::StimulusBatch batch;
+  ASSERT_TRUE(session->Next(0, &batch).ok());
+  ASSERT_EQ(batch.stimuli_size(), 6);
+  for (const auto& s : batch.stimuli()) {
+    auto image = DecodeImage(s.png());
+    ASSERT_TRUE(image.ok());
+    EXPECT_EQ(image->sizes(), (std::vector<int64_t>{1, 16, 16}));
+    EXPECT_EQ(s.origin(), "prior");  // generation 1 is drawn from the prior
+  }
+}
+
+TEST_F(SessionTest, SkippedAndUnansweredStimuliStopBeingPendingOnlyWhenReported) {
+  auto session = Create(Config());
+  v1::StimulusBatch batch;
+  ASSERT_TRUE(session->Next(0, &batch).ok());
+  v1::ReportResponsesAck ack;
+  // A fixation break on stimulus 0, a response for stimulus 1, nothing else.
+  ASSERT_TRUE(session
+                  ->Report("r1",
+                           Responses({{batch.stimuli(0).id(), {}},
+                                      {batch.stimuli(1).id(), {4, 1}}}),
+                           &ack)
+                  .ok());
+  EXPECT_EQ(ack.counts().skipped(), 1);
+  EXPECT_EQ(ack.counts().responses(), 1);
+  EXPECT_EQ(ack.counts().pending(), 4);
+  // The optimizer goes on with a partly answered generation.
+  v1::StimulusBatch next;
+  ASSERT_TRUE(session->Next(0, &next).ok());
+  EXPECT_EQ(next.generation(), 2);
+  // A skipped stimulus may still be answered later, out of order.
+  ASSERT_TRUE(session
+                  ->Report("r2",
+                           Responses({{next.stimuli(2).id(), {1, 1}},
+                                      {batch.stimuli(0).id(), {9, 0}}}),
+                           &ack)
+                  .ok());
+  v1::Session described = Describe(*session);
+  EXPECT_EQ(described.counts().responses(), 3);
+  EXPECT_EQ(described.best_measured().stimulus().id(), batch.stimuli(0).id());
+}
+
+TEST_F(SessionTest, LateRepeatChangesTheMeanTheOptimizerHears) {
+  auto session = Create(Config());
+  v1::StimulusBatch g1, g2, g3;
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(session->Next(0, &g1).ok());
+  ASSERT_TRUE(session->Report("a", Responses({{g1.stimuli(0).id(), {30, 0}}}), &ack).ok());
+  ASSERT_TRUE(session->Next(0, &g2).ok());
+  // A repeat of a generation-1 stimulus arrives during generation 2.
+  ASSERT_TRUE(session->Report("b", Responses({{g1.stimuli(0).id(), {0, 0}}}), &ack).ok());
+  ASSERT_TRUE(session->Next(0, &g3).ok());
+  v1::Session described = Describe(*session);
+  EXPECT_EQ(described.best_measured().presentations(), 2);
+  EXPECT_DOUBLE_EQ(described.best_measured().mean_objective(), 15.0);
+}
+
+TEST_F(SessionTest, ObjectiveFollowsTheConfig) {
+  v1::SessionConfig config = Config();
+  config.mutable_objective()->mutable_population_control()->set_target(1);
+  config.mutable_objective()->mutable_population_control()->set_others_weight(0.5);
+  auto session = Create(config);
+  v1::StimulusBatch batch;
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(session->Next(0, &batch).ok());
+  ASSERT_TRUE(session
+                  ->Report("r",
+                           Responses({{batch.stimuli(0).id(), {10, 8}},
+                                      {batch.stimuli(1).id(), {0, 6}}}),
+                           &ack)
+                  .ok());
+  v1::Session described = Describe(*session);
+  // 8 - 0.5 * 10 = 3 against 6 - 0.5 * 0 = 6.
+  EXPECT_EQ(described.best_measured().stimulus().id(), batch.stimuli(1).id());
+  EXPECT_DOUBLE_EQ(described.best_measured().mean_objective(), 6.0);
+}
+
+TEST_F(SessionTest, ReferenceImagesAreInterleavedAndNeverBest) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("stimloop-references-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (int i = 0; i < 3; ++i) {
+    torch::Tensor image = torch::full({3, 40, 30}, 60 * (i + 1), torch::kUInt8);
+    auto png = EncodePng(image);
+    ASSERT_TRUE(png.ok());
+    std::ofstream(dir / ("ref" + std::to_string(i) + ".png"), std::ios::binary) << *png;
+  }
+  v1::SessionConfig config = Config();
+  config.mutable_reference_images()->set_dir(dir.string());
+  config.mutable_reference_images()->set_per_generation(2);
+  auto session = Create(config);
+  v1::StimulusBatch batch;
+  ASSERT_TRUE(session->Next(0, &batch).ok());
+  ASSERT_EQ(batch.stimuli_size(), 8);
+  std::vector<int> reference_positions;
+  google::protobuf::RepeatedPtrField<v1::Response> responses;
+  for (int i = 0; i < batch.stimuli_size(); ++i) {
+    const auto& s = batch.stimuli(i);
+    if (s.is_reference()) {
+      reference_positions.push_back(i);
+      EXPECT_EQ(s.origin(), "reference");
+      auto image = DecodeImage(s.png());
+      ASSERT_TRUE(image.ok());
+      EXPECT_EQ(image->sizes(), (std::vector<int64_t>{1, 16, 16}));
+    }
+    v1::Response* r = responses.Add();
+    r->set_stimulus_id(s.id());
+    r->add_rates(s.is_reference() ? 100 : 1);  // references respond best
+    r->add_rates(0);
+  }
+  EXPECT_EQ(reference_positions, (std::vector<int>{2, 6}));
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(session->Report("r", responses, &ack).ok());
+  v1::Session described = Describe(*session);
+  EXPECT_FALSE(described.best_measured().stimulus().is_reference());
+  EXPECT_DOUBLE_EQ(described.best_measured().mean_objective(), 1.0);
+  // The optimizer never saw the references: the next generation still works.
+  v1::StimulusBatch next;
+  ASSERT_TRUE(session->Next(0, &next).ok());
+  EXPECT_EQ(next.stimuli_size(), 8);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(SessionTest, MissingReferenceFolderIsInvalid) {
+  v1::SessionConfig config = Config();
+  config.mutable_reference_images()->set_dir("/no/such/folder");
+  config.mutable_reference_images()->set_per_generation(1);
+  auto session = manager_.Create(config);
+  ASSERT_FALSE(session.ok());
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(session.status().message()),
+              HasSubstr("config.reference_images.dir: '/no/such/folder'"));
+}
+
+TEST_F(SessionTest, TooManyOpenSessionsIsResourceExhausted) {
+  for (int i = 0; i < 4; ++i) ASSERT_NE(Create(Config(i)), nullptr);
+  auto fifth = manager_.Create(Config(9));
+  ASSERT_FALSE(fifth.ok());
+  EXPECT_EQ(fifth.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(fifth.status().message()), HasSubstr("--max_open_sessions"));
+  // Closing one makes room.
+  ASSERT_TRUE(manager_.List().front()->Close().ok());
+  EXPECT_TRUE(manager_.Create(Config(9)).ok());
+}
+
+// A journal that fails on demand, to show a failed write changes nothing.
+class FailingJournal : public InMemoryJournal {
+ public:
+  bool fail = false;
+  absl::Status GenerationProposed(const std::string& a, int64_t b,
+                                  absl::Span<const StimulusEntry> c, const std::string& d,
+                                  int64_t e) override {
+    return fail ? absl::UnavailableError("disk full") : absl::OkStatus();
+  }
+  absl::Status ResponsesReported(const std::string&, const std::string&,
+                                 absl::Span<const ResponseEntry>, const v1::ReportResponsesAck&,
+                                 absl::Time) override {
+    return fail ? absl::UnavailableError("disk full") : absl::OkStatus();
+  }
+};
+
+TEST(SessionJournalTest, FailedWritesLeaveTheSessionUnchanged) {
+  FailingJournal journal;
+  SessionManager manager(&journal, 1);
+  auto session = manager.Create(Config(3));
+  ASSERT_TRUE(session.ok());
+  v1::StimulusBatch first;
+  ASSERT_TRUE((*session)->Next(0, &first).ok());
+  v1::ReportResponsesAck ack;
+
+  journal.fail = true;
+  EXPECT_EQ((*session)->Report("r", Responses({{first.stimuli(0).id(), {5, 0}}}), &ack).code(),
+            absl::StatusCode::kUnavailable);
+  v1::StimulusBatch failed;
+  EXPECT_EQ((*session)->Next(0, &failed).code(), absl::StatusCode::kUnavailable);
+  journal.fail = false;
+
+  // The same report and generation as a session that never failed.
+  InMemoryJournal clean_journal;
+  SessionManager clean_manager(&clean_journal, 1);
+  auto clean = clean_manager.Create(Config(3));
+  v1::StimulusBatch clean_first;
+  ASSERT_TRUE((*clean)->Next(0, &clean_first).ok());
+  ASSERT_TRUE((*session)->Report("r", Responses({{first.stimuli(0).id(), {5, 0}}}), &ack).ok());
+  EXPECT_EQ(ack.counts().responses(), 1);
+  ASSERT_TRUE(
+      (*clean)->Report("r", Responses({{clean_first.stimuli(0).id(), {5, 0}}}), &ack).ok());
+  v1::StimulusBatch second, clean_second;
+  ASSERT_TRUE((*session)->Next(0, &second).ok());
+  ASSERT_TRUE((*clean)->Next(0, &clean_second).ok());
+  ASSERT_EQ(second.stimuli_size(), clean_second.stimuli_size());
+  for (int i = 0; i < second.stimuli_size(); ++i) {
+    EXPECT_EQ(second.stimuli(i).png(), clean_second.stimuli(i).png()) << i;
+  }
+}
+
+}  // namespace
+}  // namespace stimloop
