@@ -40,6 +40,7 @@ ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
 ABSL_FLAG(double, peak_rate, 50, "Rate at the optimum, spikes/s");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
 ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for every optimizer");
+ABSL_FLAG(std::string, image_space_params, "", "name=value,... for every image space");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
 
 namespace stimloop {
@@ -76,6 +77,11 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
     return s;
   }
   config.mutable_image_space()->set_name(job.space);
+  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_image_space_params),
+                                         config.mutable_image_space()->mutable_params());
+      !s.ok()) {
+    return s;
+  }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.set_seed(job.seed);
 
