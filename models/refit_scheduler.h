@@ -1,0 +1,193 @@
+// Refits the surrogate online, off the request path, and hands out the newest
+// finished model version (a ModelSource).
+//
+// The session appends one training example per measured presentation (the
+// 8-bit image that was shown and the rates of every neuron) and marks each
+// generation boundary. At a boundary a refit is requested once at least
+// `refit_every` new examples arrived since the data of the previous request;
+// the request snapshots the first n examples (append order = journal order).
+// Fits run on ONE worker thread owned by the scheduler; LibTorch's intra-op
+// threads inside a fit are the process-wide pool the server bounds with
+// --torch_threads (server/torch_threads.h): the scheduler starts no others.
+//
+// Versions are numbered 1, 2, ... in the order fits finish; a fit is told
+// the number it will get if it finishes (its seed may depend on it). A
+// finished version is reported through `on_version` (on the worker, before
+// Latest() can return it, so a checkpoint is stored before any stimulus can
+// name the version) and then published: Latest() is a shared_ptr copy under
+// a tiny mutex and never waits for a fit. A failed fit publishes nothing;
+// its error is kept (last_error()) and the next request tries again.
+//
+// Never an unbounded queue: at most one fit runs and one request waits. A
+// new request replaces the waiting one (folded in: its snapshot holds all
+// the older one's data). With `cancel_superseded` it also cancels the
+// running fit (the fit function polls its cancel flag). Folding is the
+// default because cancelling starves when fits are slower than generations.
+// The destructor cancels the running fit and joins the worker.
+//
+// Determinism vs responsiveness ("refit_sync", default 1). Async refits make
+// the version an Ask sees depend on timing, so the mode is explicit:
+//   sync (1): generation g is proposed with exactly the newest version
+//     fitted on the data of the request made at the boundary of generation
+//     g - refit_lag. refit_lag 1 (default): the refit requested when
+//     generation g-1 was proposed must have finished before generation g is
+//     proposed; the rig showed all of generation g-1 meanwhile (40 stimuli
+//     at >= 0.25 s each is >= 10 s, more than a refit on a few thousand
+//     trials), so NextStimuli waits only when a fit is slower than a whole
+//     generation, and only at the generation boundary. refit_lag 0 fits
+//     synchronously on everything before each generation (offline runs).
+//     Same config, seed and responses then give the same stimuli bit for
+//     bit, which crash recovery and offline benchmarks rely on.
+//   async (0): generation g uses the newest version finished when it is
+//     proposed; NextStimuli never waits on training. Stimuli then depend on
+//     fit timing (each records the version that proposed it, so the run
+//     stays inspectable but not replayable).
+// The default is sync because determinism is a property the whole server
+// promises and lag 1 makes waiting rare; a lab that prefers never waiting
+// over reproducibility sets refit_sync 0.
+//
+// Thread-safe.
+#ifndef STIMLOOP_MODELS_REFIT_SCHEDULER_H_
+#define STIMLOOP_MODELS_REFIT_SCHEDULER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "models/response_model.h"
+#include <torch/types.h>
+
+namespace stimloop {
+
+// When refits start and which version an Ask sees. Parsed from
+// config.surrogate.params (see ParseRefitOptions).
+struct RefitOptions {
+  int64_t refit_every = 1;         // new examples needed to request a refit
+  bool sync = true;                // see "Determinism vs responsiveness"
+  int lag = 1;                     // sync mode: 0 or 1 generations
+  bool cancel_superseded = false;  // cancel a running fit that a request supersedes
+};
+
+// Reads the scheduler's keys of `params` and removes those the surrogate's
+// parser (models/surrogate_config.h) does not know; it also reads
+// refit_every, so that key stays:
+//   refit_every       (default 1: every generation boundary with new data,
+//                     [1, 1e9]): see RefitOptions.
+//   refit_sync        (default 1, {0, 1}).
+//   refit_lag         (default 1, {0, 1}).
+//   refit_cancel      (default 0, {0, 1}): cancel_superseded.
+// INVALID_ARGUMENT names "surrogate.params.<key>".
+absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* params);
+
+// The examples a fit learns from.
+struct RefitData {
+  torch::Tensor images;  // [N, C, H, W] float on the 8-bit grid, in [0, 1]
+  torch::Tensor rates;   // [N, num_neurons] float, >= 0
+  std::vector<int64_t> stimulus_ids;  // [N]: equal ids showed the same stimulus
+};
+
+// What a finished fit hands back.
+struct FitOutcome {
+  std::shared_ptr<const ResponseModel> model;  // REQUIRES: version() == the version asked
+  std::map<std::string, double> metrics;       // e.g. held-out correlation
+  std::string checkpoint;                      // serialized model (torch::save)
+};
+
+// Fits a model version on `data`. Must return promptly (CANCELLED or any
+// error) once `cancel` becomes true. Called on the worker thread only.
+using FitFunction = std::function<absl::StatusOr<FitOutcome>(
+    const RefitData& data, int64_t version, const std::atomic<bool>& cancel)>;
+
+// Told about every finished version, on the worker thread, before Latest()
+// returns it. Must not call back into the scheduler.
+using VersionCallback = std::function<void(int64_t version,
+                                           const std::map<std::string, double>& metrics,
+                                           const std::string& checkpoint)>;
+
+class RefitScheduler : public ModelSource {
+ public:
+  // `on_version` may be empty. REQUIRES: fit is callable.
+  RefitScheduler(RefitOptions options, FitFunction fit, VersionCallback on_version);
+  // Cancels the running fit and joins the worker (returns once the fit
+  // function has returned).
+  ~RefitScheduler() override;
+
+  RefitScheduler(const RefitScheduler&) = delete;
+  RefitScheduler& operator=(const RefitScheduler&) = delete;
+
+  // Appends one presentation of stimulus `stimulus_id`: `image` [C, H, W]
+  // (uint8, or float in [0, 1] on the 8-bit grid) and one rate per neuron.
+  // INVALID_ARGUMENT when the shape or the number of rates differs from the
+  // first example's.
+  absl::Status Append(const torch::Tensor& image, absl::Span<const double> rates,
+                      int64_t stimulus_id);
+
+  // Generation boundary, before the optimizer's Ask. Sync mode makes the
+  // version for this generation final: lag 0 requests a refit and waits for
+  // it; lag 1 waits for the refit requested at the previous boundary. Async
+  // mode returns at once.
+  void BeforeAsk();
+  // Generation boundary, after a successful Ask: requests a refit on
+  // everything appended so far (sync lag 1 and async; lag 0 did it in
+  // BeforeAsk). Returns whether a refit was requested.
+  bool AfterAsk();
+
+  // Requests a refit on everything appended so far if at least refit_every
+  // examples are new since the last request; true when requested.
+  bool RequestRefit();
+  // Blocks until no fit runs or waits.
+  void WaitIdle();
+
+  std::shared_ptr<const ResponseModel> Latest() const override;
+
+  const RefitOptions& options() const { return options_; }
+  int64_t num_examples() const;
+  // Fits started, cancelled (superseded or shut down), finished (versions).
+  int64_t fits_started() const;
+  int64_t fits_cancelled() const;
+  // The error of the newest failed fit; OK when none failed.
+  absl::Status last_error() const;
+
+ private:
+  void WorkerLoop();
+  RefitData Snapshot(int64_t n) const;  // REQUIRES: mu_ not held
+
+  const RefitOptions options_;
+  const FitFunction fit_;
+  const VersionCallback on_version_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // wakes the worker and WaitIdle
+  std::vector<torch::Tensor> images_;       // uint8 [C, H, W]
+  std::vector<std::vector<float>> rates_;
+  std::vector<int64_t> stimulus_ids_;
+  int64_t requested_examples_ = 0;          // snapshot size of the newest request
+  std::optional<int64_t> pending_;          // snapshot size waiting to run
+  bool running_ = false;
+  bool stopping_ = false;
+  std::atomic<bool> cancel_{false};         // the running fit's cancel flag
+  int64_t finished_versions_ = 0;
+  int64_t fits_started_ = 0;
+  int64_t fits_cancelled_ = 0;
+  absl::Status last_error_;
+
+  mutable std::mutex latest_mu_;
+  std::shared_ptr<const ResponseModel> latest_;
+
+  std::thread worker_;  // last: starts after every member is ready
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_MODELS_REFIT_SCHEDULER_H_
