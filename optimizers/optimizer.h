@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "models/response_model.h"
 #include "optimizers/image_space.h"
 #include "optimizers/objective.h"
 #include <torch/types.h>
@@ -89,6 +90,9 @@ struct OptimizerContext {
   std::shared_ptr<const ImageSpace> image_space;
   std::shared_ptr<const Objective> objective;
   uint64_t seed = 0;  // the session seed: the only source of randomness
+  // The surrogate's fitted versions, for model-based optimizers
+  // (gradient_ascent, adaptive_sampling); nullptr for the others.
+  std::shared_ptr<const ModelSource> models;
 };
 
 // Builds the optimizer `spec` names. INVALID_ARGUMENT names the field

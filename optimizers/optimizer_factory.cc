@@ -2,8 +2,10 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "optimizers/adaptive_sampling.h"
 #include "optimizers/cmaes.h"
 #include "optimizers/genetic.h"
+#include "optimizers/gradient_ascent.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/random_search.h"
 #include <ATen/CPUGeneratorImpl.h>
@@ -18,6 +20,8 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& sp
   if (spec.name == "random") return MakeRandomSearch(spec, context);
   if (spec.name == "genetic") return MakeGenetic(spec, context);
   if (spec.name == "cmaes") return MakeCmaes(spec, context);
+  if (spec.name == "gradient_ascent") return MakeGradientAscent(spec, context);
+  if (spec.name == "adaptive_sampling") return MakeAdaptiveSampling(spec, context);
   return absl::InvalidArgumentError(absl::StrCat(
       "optimizer.name: unknown optimizer '", spec.name,
       "' (known: random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));

@@ -1,0 +1,163 @@
+// Gradient ascent on the surrogate (optimizer name "gradient_ascent"): the
+// "inception loop" of Walker et al. 2019 (Nat Neurosci 22:2060) and the
+// model-driven synthesis of Bashivan, Kar & DiCarlo 2019 (Science 364:6439),
+// composed of the named parts of optimizers/mei_parts.h like the sinzlab
+// `mei` library.
+//
+// One Ask is one generation of `count` candidates:
+//   - From the prior (origin "prior") for the first `prior_generations`
+//     Asks, and whenever the model source has no fitted version yet.
+//   - Otherwise (origin "gradient_ascent"), with the newest version M of the
+//     model source, taken once at the start of Ask:
+//       initial guess  the `count` best (by score, below) of
+//                      init_candidates * count codes drawn from the image
+//                      space's prior: one start per candidate, optimized
+//                      together (starts where a rectifying model is flat
+//                      would never move);
+//       each step      images = constraint(Decode(codes)) with the image
+//                      gradient blurred (precondition); the model sees
+//                      jitter(images); the ascent maximizes
+//                        sum_i score_i / s  -  diversity * N * mean_{i!=j} cos_ij
+//                      score = ensemble mean + ucb_beta * ensemble std of
+//                      the predicted objective, s = mean |score| (held
+//                      constant within a step, so the objective term is
+//                      scale-free), cos_ij the cosine similarity of images
+//                      i, j around mid-gray (so the term's gradient, ~2x the
+//                      mean over j, does not grow with N);
+//                      the codes take an Adam step (Kingma & Ba 2015;
+//                      per-coordinate normalized, so weakly weighted pixels
+//                      reach the box too) of size learning_rate * range_k
+//                      for coordinate k, decaying linearly to a tenth over
+//                      the steps, where range_k is how far code k must move
+//                      to sweep some pixel across the [0, 1] box (1 in the
+//                      pixel space; large for the spectral space's faint
+//                      high frequencies): a diagonal preconditioner in
+//                      pixel-box units; then codes = Project(codes);
+//       stopper        after `steps` steps.
+//     Images are QuantizeImages(constraint(Decode(codes))); each candidate's
+//     code is Encode(its shown image); model_version is M's version and
+//     predicted_objective the ensemble mean objective of the shown image.
+//   - Prior candidates get a predicted_objective too when a model exists.
+// Tell checks the ids (INVALID_ARGUMENT for unknown ones) and otherwise
+// learns nothing: the surrogate learns from the responses, through the
+// session's refit scheduler. Unanswered candidates are irrelevant here.
+// BestGuess: the optimum of the newest model: the best (by predicted
+// objective) of 8 ascents from fixed starts (their own generator, so it
+// never changes what Ask proposes), cached per model version; undefined
+// before the first version.
+// Randomness: MakeGenerator(seed, "gradient_ascent"); Save/Load capture the
+// generator, the ids handed out and the number of Asks. The model versions
+// live in the model source, not in this state.
+//
+// Parameters ("optimizer.params"), defaults and where they come from:
+//   prior_generations 1    [0, 1e6]  Asks from the prior before the model
+//                                     is used (it needs data first).
+//   init_candidates   4    [1, 1000]  prior draws per start (best kept).
+//   steps             100  [1, 10000] Walker et al. ran 1000 steps on a big
+//                                     CNN; 100 normalized steps reach the
+//                                     box corners of a 64x64 image.
+//   learning_rate     0.06 (0, 10]    Adam step in pixel-box units (see
+//                                     range_k): 100 decaying steps move a
+//                                     coordinate ~3 boxes; on a Gabor
+//                                     template model 0.06 reaches 98% of
+//                                     the pixel optimum, 0.03 ~90%.
+//   jitter            0    [0, 64]    max shift in pixels. Walker et al.
+//                                     jitter by a few px on large images;
+//                                     on 64x64 images the simulated cells'
+//                                     wavelengths go down to ~8 px, where
+//                                     1 px is 45 degrees of phase: on a
+//                                     Gabor template model 1 px cost ~20%
+//                                     of the predicted optimum, so it is
+//                                     off by default.
+//   blur_sigma        1    [0, 16]    gradient blur in pixels (Walker et al.
+//                                     blur the gradient, sigma decaying from
+//                                     a few px; 1 px keeps optima sharp).
+//   max_rms_contrast  0    [0, 0.5]   RMS-contrast budget; 0: only the box
+//                                     (Walker et al. fix the norm to that
+//                                     of natural images, Bashivan et al.
+//                                     bound it too).
+//   diversity         0.1  [0, 100]   weight of the within-batch similarity
+//                                     penalty (Cowley et al. 2017 penalize
+//                                     similarity within a batch the same
+//                                     way; 0 lets starts collapse together).
+//   ucb_beta          0    [0, 100]   ensemble upper-confidence bonus.
+#ifndef STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
+#define STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "optimizers/mei_parts.h"
+#include "optimizers/optimizer.h"
+#include "optimizers/proposals.h"
+
+namespace stimloop {
+
+struct GradientAscentParams {
+  int64_t prior_generations = 1;
+  int64_t init_candidates = 4;
+  int64_t steps = 100;
+  double learning_rate = 0.06;
+  int64_t jitter = 0;
+  double blur_sigma = 1.0;
+  double max_rms_contrast = 0.0;
+  double diversity = 0.1;
+  double ucb_beta = 0.0;
+};
+
+class GradientAscent : public Optimizer {
+ public:
+  // REQUIRES: space, objective and models are non-null.
+  GradientAscent(std::shared_ptr<const ImageSpace> space,
+                 std::shared_ptr<const Objective> objective,
+                 std::shared_ptr<const ModelSource> models, const GradientAscentParams& params,
+                 uint64_t seed);
+
+  absl::string_view name() const override { return "gradient_ascent"; }
+  absl::StatusOr<std::vector<Candidate>> Ask(int count, int64_t first_id) override;
+  absl::Status Tell(absl::Span<const Observation> observations) override;
+  torch::Tensor BestGuess() const override;
+  void Save(torch::serialize::OutputArchive& archive) const override;
+  absl::Status Load(torch::serialize::InputArchive& archive) override;
+
+  // The ascent itself: starting codes [N, D] -> optimized codes [N, D],
+  // drawing jitter from `generator`. Exposed for tests and BestGuess.
+  torch::Tensor Ascend(const ResponseModel& model, const torch::Tensor& start_codes,
+                       at::Generator& generator) const;
+  // The initial guess: the `n` best of init_candidates * n prior codes.
+  torch::Tensor InitialGuess(const ResponseModel& model, int64_t n,
+                             at::Generator& generator) const;
+  // The shown images of codes [N, D]: QuantizeImages(constraint(Decode)).
+  torch::Tensor Render(const torch::Tensor& codes) const;
+
+ private:
+  std::shared_ptr<const ImageSpace> space_;
+  std::shared_ptr<const Objective> objective_;
+  std::shared_ptr<const ModelSource> models_;
+  GradientAscentParams params_;
+  uint64_t seed_;
+  torch::Tensor code_range_;  // [D], see range_k above
+  Jitter jitter_;
+  GradientBlur blur_;
+  ImageConstraint constraint_;
+  FixedSteps stopper_;
+
+  at::Generator generator_;
+  IdLedger ledger_;
+  int64_t asks_ = 0;
+
+  mutable int64_t best_guess_version_ = 0;  // cache of BestGuess
+  mutable torch::Tensor best_guess_;
+};
+
+// Reads the parameters above; INVALID_ARGUMENT names
+// "optimizer.params.<key>", and FAILED_PRECONDITION when the context has no
+// model source.
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeGradientAscent(const OptimizerSpec& spec,
+                                                              const OptimizerContext& context);
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
