@@ -80,7 +80,7 @@ absl::StatusOr<std::shared_ptr<const ImageSpace>> MakeSpectralSpace(
     const ImageSpaceSpec& spec, const ImageShape& shape) {
   ParamReader params(spec.params, "image_space.params");
   const int64_t cutoff = params.GetInt("cutoff", 16, 1, 512);
-  const double contrast = params.Get("contrast", 0.15, 0.01, 1.0);
+  const double contrast = params.Get("contrast", 0.5, 0.01, 1.0);
   const double falloff = params.Get("falloff", 1.0, 0.0, 3.0);
   if (absl::Status s = params.Finish(); !s.ok()) return s;
   return std::make_shared<const SpectralSpace>(shape, cutoff, contrast, falloff);

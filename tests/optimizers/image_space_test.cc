@@ -88,7 +88,7 @@ TEST(PixelSpaceTest, EncodeIsExactAndProjectClamps) {
 }
 
 TEST(SpectralSpaceTest, EncodeInvertsDecodeWhereNothingClips) {
-  auto space = MakeSpace("spectral", {2, 24, 20}, {{"cutoff", 6}});
+  auto space = MakeSpace("spectral", {2, 24, 20}, {{"cutoff", 6}, {"contrast", 0.15}});
   ASSERT_EQ(space->code_size(), 2 * 6 * 6);
   at::Generator generator = MakeGenerator(2, "test");
   // Small codes: every pixel stays well inside (0, 1).
@@ -127,7 +127,7 @@ TEST(SpectralSpaceTest, PriorImagesHaveTheRequestedContrastAndAreSmooth) {
 }
 
 TEST(SpectralSpaceTest, DecodeIsDifferentiable) {
-  auto space = MakeSpace("spectral", {1, 16, 16}, {{"cutoff", 4}});
+  auto space = MakeSpace("spectral", {1, 16, 16}, {{"cutoff", 4}, {"contrast", 0.15}});
   at::Generator generator = MakeGenerator(4, "test");
   const torch::Tensor codes = (0.5 * space->SamplePrior(2, generator)).requires_grad_(true);
   const torch::Tensor images = space->Decode(codes);
