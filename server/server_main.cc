@@ -5,6 +5,11 @@
 // Prints "stimloop-server listening on HOST:PORT" once it accepts calls
 // (with --listen=127.0.0.1:0 the kernel picks a free port). SIGINT or
 // SIGTERM shut it down gracefully: in-flight calls finish, then it exits 0.
+//
+// Sessions are journaled to <data_dir>/stimloop.sqlite (server/session_store.h).
+// On start the store is checked and every open session in it is resumed, so
+// a server killed at any moment goes on where it was. A store that is corrupt,
+// foreign or in use by another server is a clear message and exit status 1.
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -22,8 +27,11 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/session.h"
 #include "server/session_journal.h"
 #include "server/session_manager.h"
+#include "server/session_restore.h"
+#include "server/session_store.h"
 #include "server/stimloop_service.h"
 #include "server/torch_threads.h"
 
@@ -35,8 +43,53 @@ ABSL_FLAG(int, torch_threads, 1,
           "LibTorch intra-op threads for refits and image generation; keep it below the "
           "number of cores so RPC threads stay responsive.");
 ABSL_FLAG(int, max_open_sessions, 64, "Open sessions allowed at once.");
+ABSL_FLAG(std::string, store_sync, "full",
+          "SQLite synchronous mode of the session store: 'full' (every commit fsync'ed: "
+          "survives SIGKILL and power loss) or 'normal' (survives SIGKILL; the newest "
+          "commits may roll back on power loss).");
 
 namespace {
+
+// Resumes every open session of `store` into `sessions`. A session that
+// cannot be rebuilt is reported, logged as an event and left out; the others
+// still resume. Returns how many resumed.
+int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& sessions) {
+  auto ids = store.OpenSessionIds();
+  if (!ids.ok()) {
+    std::cerr << "stimloop-server: cannot list open sessions: " << ids.status() << "\n";
+    return 0;
+  }
+  int resumed = 0;
+  for (const std::string& id : *ids) {
+    absl::Status status;
+    auto journaled = store.LoadSession(id);
+    if (journaled.ok()) {
+      auto session = stimloop::Session::Restore(*journaled, &store);
+      if (session.ok()) {
+        const std::shared_ptr<stimloop::Session> shared = *std::move(session);
+        status = sessions.Adopt(shared);
+      } else {
+        status = session.status();
+      }
+    } else {
+      status = journaled.status();
+    }
+    if (status.ok()) {
+      ++resumed;
+      status = store.RecordEvent(id, stimloop::kEventResumed, "", absl::Now());
+      if (!status.ok()) {
+        std::cerr << "stimloop-server: session " << id << ": " << status << "\n";
+      }
+    } else {
+      std::cerr << "stimloop-server: cannot resume session " << id << ": " << status << "\n";
+      store
+          .RecordEvent(id, stimloop::kEventError,
+                       absl::StrCat("cannot resume: ", status.ToString()), absl::Now())
+          .IgnoreError();
+    }
+  }
+  return resumed;
+}
 
 int Run() {
   const std::string listen = absl::GetFlag(FLAGS_listen);
@@ -55,8 +108,27 @@ int Run() {
     return 2;
   }
 
-  stimloop::InMemoryJournal journal;
-  stimloop::SessionManager sessions(&journal, absl::GetFlag(FLAGS_max_open_sessions));
+  stimloop::StoreOptions store_options;
+  const std::string sync = absl::GetFlag(FLAGS_store_sync);
+  if (sync == "full") {
+    store_options.sync = stimloop::StoreOptions::Sync::kFull;
+  } else if (sync == "normal") {
+    store_options.sync = stimloop::StoreOptions::Sync::kNormal;
+  } else {
+    std::cerr << "stimloop-server: --store_sync must be 'full' or 'normal', got '" << sync
+              << "'\n";
+    return 2;
+  }
+  auto store = stimloop::SessionStore::Open(absl::GetFlag(FLAGS_data_dir), store_options);
+  if (!store.ok()) {
+    std::cerr << "stimloop-server: cannot open the session store: " << store.status().message()
+              << "\n";
+    return 1;
+  }
+  stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions));
+  const int resumed = ResumeOpenSessions(**store, sessions);
+  std::cout << "stimloop-server: session store " << (*store)->path() << ", resumed " << resumed
+            << " open session(s)" << std::endl;
   stimloop::StimLoopService service(&sessions);
 
   grpc::EnableDefaultHealthCheckService(true);

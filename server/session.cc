@@ -26,6 +26,18 @@ absl::Status InConfig(const absl::Status& status) {
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, ResolvedConfig config,
                                                          absl::Time created,
                                                          SessionJournal* journal) {
+  auto session = Build(std::move(id), std::move(config), created, journal);
+  if (!session.ok()) return session.status();
+  if (absl::Status s = journal->SessionCreated((*session)->id_, (*session)->config_.proto, created);
+      !s.ok()) {
+    return s;
+  }
+  return session;
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, ResolvedConfig config,
+                                                        absl::Time created,
+                                                        SessionJournal* journal) {
   std::unique_ptr<Session> session(
       new Session(std::move(id), std::move(config), created, journal));
   const ResolvedConfig& c = session->config_;
@@ -48,10 +60,6 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, Resolve
         LoadImageFolder(c.proto.reference_images().dir(), c.shape, "config.reference_images.dir");
     if (!references.ok()) return references.status();
     session->references_ = *std::move(references);
-  }
-
-  if (absl::Status s = journal->SessionCreated(session->id_, c.proto, created); !s.ok()) {
-    return s;
   }
   return session;
 }

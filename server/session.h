@@ -32,6 +32,8 @@
 
 namespace stimloop {
 
+struct JournaledSession;  // server/session_restore.h
+
 inline constexpr int kMaxStimuliPerRequest = 1000;
 inline constexpr int kMaxResponsesPerReport = 10000;
 inline constexpr size_t kMaxRequestIdLength = 128;
@@ -45,6 +47,15 @@ class Session {
                                                          ResolvedConfig config,
                                                          absl::Time created,
                                                          SessionJournal* journal);
+
+  // Rebuilds a session from what the journal holds (see
+  // server/session_restore.h), so that it goes on exactly as the session that
+  // wrote it would have: same counts, acks, hand-out queue and optimizer
+  // state. Journals nothing. INVALID_ARGUMENT naming the field for a config
+  // that no longer builds; DATA_LOSS when the journal contradicts itself.
+  // `journal` must outlive the session.
+  static absl::StatusOr<std::unique_ptr<Session>> Restore(const JournaledSession& journaled,
+                                                          SessionJournal* journal);
 
   // Hands out up to `max_count` stimuli (0: the rest of the current
   // generation); a batch never spans two generations.
@@ -76,6 +87,12 @@ class Session {
   };
 
   Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal);
+
+  // Everything Create does but journaling: image space, objective,
+  // optimizer (fresh, from the seed) and reference images.
+  static absl::StatusOr<std::unique_ptr<Session>> Build(std::string id, ResolvedConfig config,
+                                                        absl::Time created,
+                                                        SessionJournal* journal);
 
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reference images for generation `generation`, cycling through the folder.

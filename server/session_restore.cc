@@ -1,0 +1,114 @@
+// Session::Restore: rebuilds a session from its journal (see
+// server/session_restore.h for what is rebuilt and how).
+#include "server/session_restore.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "optimizers/optimizer_state.h"
+#include "server/session.h"
+#include "server/session_config.h"
+
+namespace stimloop {
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession& journaled,
+                                                          SessionJournal* journal) {
+  auto config = ResolveConfig(journaled.config);
+  if (!config.ok()) return config.status();
+  auto built = Build(journaled.id, *std::move(config), journaled.created, journal);
+  if (!built.ok()) return built.status();
+  std::unique_ptr<Session> session = *std::move(built);
+  Session& s = *session;
+  const std::string where = absl::StrCat("journal of session '", journaled.id, "': ");
+
+  absl::MutexLock lock(&s.mu_);
+  s.closed_ = journaled.closed;
+  s.generation_ = journaled.generation;
+  if (journaled.generation > 0) {
+    if (absl::Status loaded = LoadOptimizerState(*s.optimizer_, journaled.optimizer_state);
+        !loaded.ok()) {
+      return absl::DataLossError(absl::StrCat(where, "optimizer_state of generation ",
+                                              journaled.generation, ": ", loaded.message()));
+    }
+  }
+
+  // Records, by sequence; the last generation's unhanded stimuli queue up in
+  // hand-out order.
+  s.records_.resize(journaled.stimuli.size());
+  std::vector<const JournaledStimulus*> queue;
+  for (size_t i = 0; i < journaled.stimuli.size(); ++i) {
+    const JournaledStimulus& stimulus = journaled.stimuli[i];
+    const StimulusEntry& e = stimulus.entry;
+    if (e.sequence != static_cast<int64_t>(i) + 1 ||
+        e.id != absl::StrCat(journaled.id, "-", e.sequence) || e.generation < 1 ||
+        e.generation > journaled.generation) {
+      return absl::DataLossError(absl::StrCat(where, "stimulus '", e.id, "' (sequence ",
+                                              e.sequence, ", generation ", e.generation,
+                                              ") is out of order"));
+    }
+    Record& record = s.records_[i];
+    record.entry = e;
+    record.handed_out = stimulus.handed_out;
+    if (!stimulus.handed_out) {
+      if (e.generation != journaled.generation) {
+        return absl::DataLossError(absl::StrCat(where, "stimulus '", e.id, "' of generation ",
+                                                e.generation,
+                                                " was never handed out, yet generation ",
+                                                journaled.generation, " was proposed"));
+      }
+      queue.push_back(&stimulus);
+    }
+  }
+  std::stable_sort(queue.begin(), queue.end(),
+                   [](const JournaledStimulus* a, const JournaledStimulus* b) {
+                     return a->position < b->position;
+                   });
+  for (const JournaledStimulus* stimulus : queue) {
+    s.not_handed_out_.push_back(static_cast<size_t>(stimulus->entry.sequence - 1));
+  }
+
+  // Responses in journal order, exactly as Report applied them.
+  int64_t non_skipped = 0;
+  for (size_t k = 0; k < journaled.responses.size(); ++k) {
+    const ResponseEntry& response = journaled.responses[k];
+    auto index = s.FindRecord(response.stimulus_id, absl::StrCat("responses[", k, "]"));
+    if (!index.ok()) return absl::DataLossError(absl::StrCat(where, index.status().message()));
+    Record& record = s.records_[*index];
+    if (!record.handed_out) {
+      return absl::DataLossError(absl::StrCat(where, "response ", k, " answers stimulus '",
+                                              response.stimulus_id,
+                                              "', which was never handed out"));
+    }
+    if (response.skipped) {
+      ++record.skipped;
+      ++s.skipped_;
+      continue;
+    }
+    if (response.rates.size() != static_cast<size_t>(s.config_.proto.num_neurons())) {
+      return absl::DataLossError(absl::StrCat(where, "response ", k, " has ",
+                                              response.rates.size(), " rates, expected ",
+                                              s.config_.proto.num_neurons()));
+    }
+    ++record.presentations;
+    record.objective_sum += s.objective_->Evaluate(response.rates);
+    if (non_skipped < journaled.responses_told && !record.entry.is_reference) {
+      ++record.told_presentations;
+    }
+    ++non_skipped;
+  }
+  s.responses_ = non_skipped;
+  if (journaled.responses_told > non_skipped) {
+    return absl::DataLossError(absl::StrCat(where, "generation ", journaled.generation,
+                                            " was told ", journaled.responses_told,
+                                            " responses, but only ", non_skipped,
+                                            " are journaled"));
+  }
+  for (const Record& record : s.records_) {
+    if (record.handed_out && record.presentations == 0 && record.skipped == 0) ++s.pending_;
+  }
+  for (const auto& [request_id, ack] : journaled.acks) s.acks_.emplace(request_id, ack);
+  return session;
+}
+
+}  // namespace stimloop

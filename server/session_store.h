@@ -1,0 +1,149 @@
+// The durable session journal: one SQLite file, <data_dir>/stimloop.sqlite.
+// The schema is documented in server/store_schema.md (read that to query the
+// store from elsewhere, e.g. the inspection tools).
+//
+// Durability: every journal call is one transaction, committed before the
+// call returns. The file runs in WAL mode; with the default
+// synchronous=FULL the WAL is fsync'ed at every commit, so an acknowledged
+// response survives SIGKILL of the server and, as far as the disk honours
+// fsync, power loss too. With synchronous=NORMAL (StoreOptions::sync) a
+// commit survives SIGKILL (the WAL write has reached the kernel before the
+// call returns) but the newest commits may roll back on power loss; the file
+// stays consistent either way.
+//
+// Integrity: Open refuses (FAILED_PRECONDITION / DATA_LOSS with a message
+// naming the file) a file that is not SQLite, a SQLite file of another
+// application (application_id), a schema newer than this build, and a file
+// that fails PRAGMA quick_check. It never repairs or overwrites such a file.
+// An older schema is migrated in one transaction.
+//
+// Confinement: the store writes only inside the data directory (the
+// database, its -wal and -shm files and a lock file); temporary tables live
+// in memory. A lock file (flock) keeps a second server off the same
+// directory; readers that open the SQLite file directly (inspection tools)
+// are not blocked.
+//
+// Thread-safe: one connection, every call serialized by a mutex.
+#ifndef STIMLOOP_SERVER_SESSION_STORE_H_
+#define STIMLOOP_SERVER_SESSION_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/session_journal.h"
+#include "server/session_restore.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace stimloop {
+
+struct StoreOptions {
+  enum class Sync { kFull, kNormal };
+  Sync sync = Sync::kFull;
+  // How long a write waits for a lock held by another connection (a reader
+  // checkpointing, an inspection tool) before it fails.
+  absl::Duration busy_timeout = absl::Seconds(10);
+  // Runs PRAGMA quick_check on open (cost: one pass over the file).
+  bool check_integrity = true;
+};
+
+// Event kinds of the events table.
+inline constexpr char kEventCreated[] = "created";
+inline constexpr char kEventResumed[] = "resumed";
+inline constexpr char kEventRefitStarted[] = "refit_started";
+inline constexpr char kEventRefitFinished[] = "refit_finished";
+inline constexpr char kEventClosed[] = "closed";
+inline constexpr char kEventError[] = "error";
+
+class SessionStore : public SessionJournal {
+ public:
+  static constexpr char kFileName[] = "stimloop.sqlite";
+  static constexpr char kLockFileName[] = "stimloop.lock";
+  // PRAGMA application_id of a stimloop store: "STLP".
+  static constexpr int32_t kApplicationId = 0x53544C50;
+  // PRAGMA user_version this build writes; older files are migrated.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens <data_dir>/stimloop.sqlite, creating it (and its schema) when
+  // missing. REQUIRES: data_dir exists. Errors name the file and say what is
+  // wrong: FAILED_PRECONDITION for a foreign or newer file or a directory in
+  // use by another server, DATA_LOSS for a corrupt file, and the I/O error
+  // otherwise.
+  static absl::StatusOr<std::unique_ptr<SessionStore>> Open(const std::string& data_dir,
+                                                            const StoreOptions& options = {});
+  ~SessionStore() override;
+
+  SessionStore(const SessionStore&) = delete;
+  SessionStore& operator=(const SessionStore&) = delete;
+
+  // SessionJournal. Each is one committed transaction. SessionCreated and
+  // SessionClosed also log an event. A request_id journaled twice for one
+  // session is ALREADY_EXISTS (the Session answers retries from its acks).
+  absl::Status SessionCreated(const std::string& session_id, const v1::SessionConfig& config,
+                              absl::Time created) override;
+  absl::Status GenerationProposed(const std::string& session_id, int64_t generation,
+                                  absl::Span<const StimulusEntry> stimuli,
+                                  const std::string& optimizer_state,
+                                  int64_t responses_told) override;
+  absl::Status StimuliHandedOut(const std::string& session_id,
+                                absl::Span<const std::string> stimulus_ids) override;
+  absl::Status ResponsesReported(const std::string& session_id, const std::string& request_id,
+                                 absl::Span<const ResponseEntry> responses,
+                                 const v1::ReportResponsesAck& ack,
+                                 absl::Time received) override;
+  absl::Status SessionClosed(const std::string& session_id, absl::Time closed) override;
+
+  // A fitted surrogate version with its metrics (a JSON object, e.g.
+  // {"heldout_r": 0.61}) and its checkpoint bytes (may be empty).
+  // ALREADY_EXISTS when the session already has this version; NOT_FOUND for
+  // an unknown session.
+  absl::Status RecordModelVersion(const std::string& session_id, int64_t version,
+                                  absl::string_view metrics_json,
+                                  absl::string_view checkpoint, absl::Time created);
+
+  // Appends to the event log; `kind` is one of kEvent*, `detail` free text
+  // or JSON. An empty session_id logs a server-wide event.
+  absl::Status RecordEvent(const std::string& session_id, absl::string_view kind,
+                           absl::string_view detail, absl::Time time);
+
+  // Ids of the sessions whose status is open, oldest first.
+  absl::StatusOr<std::vector<std::string>> OpenSessionIds();
+
+  // Everything journaled about one session (see server/session_restore.h).
+  // NOT_FOUND for an unknown id; DATA_LOSS when a row cannot be decoded.
+  absl::StatusOr<JournaledSession> LoadSession(const std::string& session_id);
+
+  // <data_dir>/stimloop.sqlite.
+  const std::string& path() const { return path_; }
+
+ private:
+  SessionStore(std::string path, sqlite3* db, int lock_fd);
+
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
+  absl::Status InTransaction(absl::string_view what, absl::FunctionRef<absl::Status()> body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The prepared statement for `sql` (a string literal), prepared once.
+  absl::StatusOr<sqlite3_stmt*> Prepared(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertEvent(const std::string& session_id, absl::string_view kind,
+                           absl::string_view detail, absl::Time time)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string path_;
+  const int lock_fd_;
+  absl::Mutex mu_;
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+  absl::flat_hash_map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_SERVER_SESSION_STORE_H_

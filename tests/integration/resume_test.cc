@@ -1,0 +1,326 @@
+// Crash-safe resume: the real server is killed with SIGKILL at random
+// (seeded) moments during a simulated session and restarted on the same data
+// directory. Checks that no acknowledged response is lost, that stimuli
+// handed out before a crash can still be answered, that a retried report is
+// answered from the store, and that every stimulus equals, byte for byte,
+// the one an uninterrupted run with the same seed and responses gives.
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "absl/time/clock.h"
+#include "clients/simulated_rig.h"
+#include "optimizers/image_io.h"
+#include "tests/integration/test_server.h"
+
+namespace stimloop {
+namespace {
+
+constexpr int64_t kStimuli = 200;  // stimuli the rig works through (20 generations)
+constexpr int kMinKills = 24;
+
+int64_t Sequence(const std::string& stimulus_id) {
+  return std::stoll(stimulus_id.substr(stimulus_id.rfind('-') + 1));
+}
+
+// The simulated rig's measurement, computed in plain double arithmetic from
+// the PNG the server sent: a simple cell's response, peak_rate *
+// max(0, <x - 0.5, optimum - 0.5> / <optimum - 0.5, optimum - 0.5>)^2, with
+// the simulated neuron's exact optimum as its template. (The test needs the
+// same rates for the same image in every run and process, whatever the BLAS
+// does; SimulatedRig::TrueRates goes through LibTorch's matmul.)
+class NeuronRates {
+ public:
+  explicit NeuronRates(const SimulatedNeuron& neuron) : peak_(neuron.optimum_rate()) {
+    const torch::Tensor optimum = neuron.Optimum().to(torch::kDouble).contiguous().flatten();
+    template_.assign(optimum.data_ptr<double>(), optimum.data_ptr<double>() + optimum.numel());
+    for (double& t : template_) {
+      t -= 0.5;
+      norm_ += t * t;
+    }
+  }
+
+  absl::StatusOr<std::vector<double>> Rates(const std::string& png) const {
+    auto image = DecodeImage(png);
+    if (!image.ok()) return image.status();
+    const torch::Tensor pixels = image->contiguous().flatten();
+    if (pixels.numel() != static_cast<int64_t>(template_.size())) {
+      return absl::InvalidArgumentError("png: wrong size");
+    }
+    const uint8_t* p = pixels.data_ptr<uint8_t>();
+    double drive = 0;
+    for (size_t i = 0; i < template_.size(); ++i) drive += (p[i] / 255.0 - 0.5) * template_[i];
+    const double x = std::max(0.0, drive / norm_);
+    return std::vector<double>{peak_ * x * x};
+  }
+
+ private:
+  double peak_;
+  std::vector<double> template_;
+  double norm_ = 0;
+};
+
+// A server on one data directory that can be killed and started again, and
+// a client connected to the current incarnation.
+class CrashableServer {
+ public:
+  explicit CrashableServer(std::string dir) : dir_(std::move(dir)) {}
+
+  void Start() {
+    auto server = ServerProcess::Start(DefaultServerBinary(), dir_ + "/data",
+                                       dir_ + "/server-" + std::to_string(starts_++) + ".log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    RigClientOptions options;
+    options.address = server_->address();
+    options.report_attempts = 1;  // this test retries across restarts itself
+    auto client = RigClient::Connect(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+
+  // SIGKILL (now, or already sent by another thread), reap, start again.
+  void KillAndRestart() {
+    server_->Kill();
+    client_.reset();
+    Start();
+  }
+
+  RigClient& client() { return *client_; }
+  ServerProcess& process() { return *server_; }
+  int starts() const { return starts_; }
+
+ private:
+  std::string dir_;
+  int starts_ = 0;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<RigClient> client_;
+};
+
+struct RunResult {
+  int64_t end_sequence = 0;  // the first sequence never handed out, at the end
+  std::map<int64_t, std::string> pngs;  // by sequence: every stimulus the rig received
+  std::set<int64_t> lost;  // handed out by a NextStimuli whose reply a crash swallowed
+  v1::SessionCounts counts;  // at the end
+  int kills = 0;
+  int answered_after_restart = 0;  // reports of stimuli received before a crash
+  std::string kill_log;  // where each kill hit, for failure messages
+};
+
+// Plays the rig for one session of SmallConfig(seed) until at least
+// `min_sequence` stimuli were handed out. With `kill`, SIGKILLs the server
+// every few calls, between calls or during one, and restarts it, until at
+// least kMinKills kills. Batches that start with a stimulus in `ignore` are
+// dropped unanswered and asked again: the reference run does this for the
+// batches a crash swallowed in the killed run, so that both runs make the
+// same calls to the server.
+void PlayRig(const std::string& name, uint64_t seed, bool kill, int64_t min_sequence,
+             const std::set<int64_t>& ignore, RunResult* out) {
+  RunResult& result = *out;
+  CrashableServer server(FreshTempDir(name));
+  server.Start();
+  if (::testing::Test::HasFatalFailure()) return;
+  auto session = server.client().CreateSession(SmallConfig(seed));
+  ASSERT_TRUE(session.ok()) << session.status();
+  const std::string id = session->id();
+
+  SimulatedNeuronSpec spec;
+  spec.height = spec.width = 32;
+  spec.seed = seed;
+  auto neuron = SimulatedNeuron::Create(spec);
+  ASSERT_TRUE(neuron.ok()) << neuron.status();
+  const NeuronRates rig(**neuron);
+
+  // Separate streams, so that the calls do not depend on the kills.
+  std::mt19937_64 step_plan(seed);
+  std::mt19937_64 kill_plan(seed + 1);
+  const int steps[] = {0, 1, 3, 4, 10};  // max_count per NextStimuli; 0: rest of generation
+  int calls_until_kill = 1 + static_cast<int>(kill_plan() % 6);
+  int repeat_max_count = -1;  // asks again with this after an ignored batch
+  int64_t next_sequence = 1;
+  int64_t acknowledged = 0;  // responses counted in the last ack received
+  std::vector<v1::Stimulus> batch;  // received, not yet reported
+  bool batch_survived_crash = false;
+  int reports = 0;
+  std::string last_request_id;
+  std::vector<v1::Response> last_responses;
+  v1::ReportResponsesAck last_ack;
+
+  while (next_sequence < min_sequence || (kill && result.kills < kMinKills) || !batch.empty()) {
+    // The next call: ask for stimuli, or report the ones received.
+    const bool asking = batch.empty();
+    int max_count = 0;
+    if (asking) {
+      max_count = repeat_max_count >= 0 ? repeat_max_count
+                                        : steps[step_plan() % std::size(steps)];
+      repeat_max_count = -1;
+    }
+    std::vector<v1::Response> responses;
+    int64_t counted = 0;
+    for (const v1::Stimulus& s : batch) {
+      // Every 7th stimulus is skipped (an aborted trial), every 4th shown
+      // twice; rates are the simulated neuron's, deterministic per image.
+      const int64_t sequence = Sequence(s.id());
+      auto rates = rig.Rates(s.png());
+      ASSERT_TRUE(rates.ok()) << rates.status();
+      for (int p = 0; p < (sequence % 4 == 0 ? 2 : 1); ++p) {
+        v1::Response r;
+        r.set_stimulus_id(s.id());
+        if (sequence % 7 == 0 && p == 0) {
+          r.set_skipped(true);
+        } else {
+          for (double rate : *rates) r.add_rates(rate * (p + 1));
+          ++counted;
+        }
+        responses.push_back(std::move(r));
+      }
+    }
+    const std::string request_id = "report-" + std::to_string(reports);
+
+    const bool kill_now = kill && --calls_until_kill == 0;
+    const bool during_call = kill_now && kill_plan() % 2 == 0;
+    const auto delay =
+        absl::Microseconds(kill_now ? static_cast<int64_t>(kill_plan() % 3000) : 0);
+    absl::StatusOr<v1::StimulusBatch> got_batch;
+    absl::StatusOr<v1::ReportResponsesAck> got_ack;
+    for (int attempt = 0;; ++attempt) {
+      ASSERT_LT(attempt, 2) << "a call failed after a restart";
+      std::thread killer;
+      if (during_call && attempt == 0) {
+        // The crash moment, drawn from the seed: somewhere in this call.
+        const pid_t pid = server.process().pid();
+        killer = std::thread([pid, delay] {
+          absl::SleepFor(delay);
+          ::kill(pid, SIGKILL);
+        });
+      }
+      bool ok;
+      if (asking) {
+        got_batch = server.client().NextStimuli(id, max_count);
+        ok = got_batch.ok();
+      } else {
+        got_ack = server.client().ReportResponses(id, request_id, responses);
+        ok = got_ack.ok();
+      }
+      if (killer.joinable()) killer.join();
+      if (!ok) {
+        ASSERT_TRUE(during_call && attempt == 0)
+            << "call failed without a crash: "
+            << (asking ? got_batch.status() : got_ack.status());
+      }
+      if (kill_now && attempt == 0) {
+        server.KillAndRestart();
+        if (::testing::Test::HasFatalFailure()) return;
+        ++result.kills;
+        result.kill_log += (asking ? " next" : " report") + std::string(during_call ? "-during" : "-after") +
+                           (ok ? "" : "-failed") + "@" + std::to_string(next_sequence);
+        calls_until_kill = 1 + static_cast<int>(kill_plan() % 6);
+        if (!batch.empty()) batch_survived_crash = true;
+
+        // Nothing acknowledged is lost; an unacknowledged report is there
+        // whole or not at all.
+        auto now = server.client().GetSession(id);
+        ASSERT_TRUE(now.ok()) << now.status();
+        const int64_t stored = now->counts().responses();
+        if (asking) {
+          EXPECT_EQ(stored, acknowledged) << "after kill " << result.kills;
+        } else if (ok) {  // just acknowledged
+          EXPECT_EQ(stored, acknowledged + counted) << "after kill " << result.kills;
+        } else {  // in flight: there whole or not at all
+          EXPECT_TRUE(stored == acknowledged || stored == acknowledged + counted)
+              << "after kill " << result.kills << ": " << stored << " responses stored, "
+              << acknowledged << " acknowledged, " << counted << " in flight";
+        }
+        // A retry of the last acknowledged report is answered from the store.
+        if (!last_request_id.empty()) {
+          auto retried = server.client().ReportResponses(id, last_request_id, last_responses);
+          ASSERT_TRUE(retried.ok()) << retried.status();
+          EXPECT_TRUE(retried->duplicate());
+          EXPECT_EQ(retried->counts().SerializeAsString(),
+                    last_ack.counts().SerializeAsString());
+        }
+      }
+      if (ok) break;
+    }
+
+    if (asking) {
+      std::vector<v1::Stimulus> received(got_batch->stimuli().begin(),
+                                         got_batch->stimuli().end());
+      ASSERT_FALSE(received.empty());
+      const int64_t first = Sequence(received.front().id());
+      if (ignore.count(first) > 0) {
+        for (const auto& s : received) EXPECT_EQ(ignore.count(Sequence(s.id())), 1u) << s.id();
+        next_sequence = Sequence(received.back().id()) + 1;
+        repeat_max_count = max_count;
+        continue;
+      }
+      for (int64_t lost = next_sequence; lost < first; ++lost) result.lost.insert(lost);
+      for (const auto& s : received) {
+        EXPECT_EQ(s.id(), id + "-" + std::to_string(Sequence(s.id())));
+        result.pngs[Sequence(s.id())] = s.png();
+      }
+      next_sequence = Sequence(received.back().id()) + 1;
+      batch = std::move(received);
+      batch_survived_crash = false;
+    } else {
+      EXPECT_EQ(got_ack->counts().responses(), acknowledged + counted)
+          << "report " << request_id << " (duplicate: " << got_ack->duplicate() << ")";
+      acknowledged = got_ack->counts().responses();
+      if (batch_survived_crash) ++result.answered_after_restart;
+      last_request_id = request_id;
+      last_responses = responses;
+      last_ack = *got_ack;
+      ++reports;
+      batch.clear();
+    }
+  }
+
+  auto end = server.client().GetSession(id);
+  EXPECT_TRUE(end.ok()) << end.status();
+  if (end.ok()) result.counts = end->counts();
+  EXPECT_EQ(result.counts.responses(), acknowledged);
+  result.end_sequence = next_sequence;
+  auto stopped = server.process().Stop();
+  EXPECT_TRUE(stopped.ok() && *stopped == 0) << "graceful stop after the run";
+}
+
+TEST(ResumeTest, SessionSurvivesRepeatedSigkillsUnchanged) {
+  constexpr uint64_t kSeed = 20240611;
+  RunResult killed, reference;
+  PlayRig("resume-killed", kSeed, /*kill=*/true, kStimuli, {}, &killed);
+  ASSERT_FALSE(HasFatalFailure());
+  PlayRig("resume-reference", kSeed, /*kill=*/false, killed.end_sequence, killed.lost,
+          &reference);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(reference.end_sequence, killed.end_sequence);
+
+  EXPECT_GE(killed.kills, kMinKills);
+  EXPECT_GT(killed.answered_after_restart, 0)
+      << "no stimulus handed out before a crash was answered after it";
+  EXPECT_EQ(killed.counts.SerializeAsString(), reference.counts.SerializeAsString())
+      << "killed: " << killed.counts.ShortDebugString()
+      << "\nreference: " << reference.counts.ShortDebugString();
+  ASSERT_EQ(killed.pngs.size(), reference.pngs.size());
+  std::vector<int64_t> differ;
+  for (const auto& [sequence, png] : reference.pngs) {
+    auto it = killed.pngs.find(sequence);
+    ASSERT_NE(it, killed.pngs.end()) << "stimulus " << sequence;
+    if (it->second != png) differ.push_back(sequence);
+  }
+  EXPECT_TRUE(differ.empty()) << differ.size() << " stimuli differ after resume, the first "
+                              << (differ.empty() ? 0 : differ.front()) << " of " << reference.pngs.size() << "; kills:" << killed.kill_log
+                              << "; lost: " << killed.lost.size();
+}
+
+}  // namespace
+}  // namespace stimloop

@@ -1,0 +1,237 @@
+// Session::Restore from a SessionStore: a restored session goes on exactly as
+// the original does; and 16 sessions journaling at once lose and mix nothing.
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "server/session.h"
+#include "server/session_config.h"
+#include "server/session_restore.h"
+#include "server/session_store.h"
+
+namespace stimloop {
+namespace {
+
+std::string FreshDir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("stimloop-restore-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+v1::SessionConfig Config(uint64_t seed) {
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(32);
+  config.mutable_image()->set_width(32);
+  config.mutable_image()->set_channels(1);
+  config.set_num_neurons(2);
+  config.mutable_optimizer()->set_name("genetic");
+  config.mutable_image_space()->set_name("spectral");
+  config.set_generation_size(10);
+  config.set_seed(seed);
+  return config;
+}
+
+std::unique_ptr<Session> NewSession(const std::string& id, uint64_t seed,
+                                    SessionJournal* journal) {
+  auto resolved = ResolveConfig(Config(seed));
+  EXPECT_TRUE(resolved.ok()) << resolved.status();
+  auto session = Session::Create(id, *std::move(resolved), absl::Now(), journal);
+  EXPECT_TRUE(session.ok()) << session.status();
+  return session.ok() ? *std::move(session) : nullptr;
+}
+
+// Deterministic "measured" rates from the PNG bytes: mean byte value and a
+// second neuron scaled by `scale`.
+std::vector<double> Rates(const std::string& png, double scale) {
+  double sum = 0;
+  for (unsigned char c : png) sum += c;
+  const double mean = sum / static_cast<double>(png.size());
+  return {mean / 7.0, scale * mean};
+}
+
+// One step of a rig: asks for `max_count` stimuli, then reports a response
+// for each (every third stimulus twice, every fifth skipped). Returns the
+// PNGs received.
+std::vector<std::string> Step(Session& session, int max_count, const std::string& request_id,
+                              double scale) {
+  v1::StimulusBatch batch;
+  absl::Status next = session.Next(max_count, &batch);
+  EXPECT_TRUE(next.ok()) << next;
+  google::protobuf::RepeatedPtrField<v1::Response> responses;
+  std::vector<std::string> pngs;
+  for (const v1::Stimulus& s : batch.stimuli()) {
+    pngs.push_back(s.png());
+    const int64_t sequence = std::stoll(s.id().substr(s.id().rfind('-') + 1));
+    const int presentations = sequence % 3 == 0 ? 2 : 1;
+    for (int p = 0; p < presentations; ++p) {
+      v1::Response* r = responses.Add();
+      r->set_stimulus_id(s.id());
+      if (sequence % 5 == 0 && p == 0) {
+        r->set_skipped(true);
+      } else {
+        for (double rate : Rates(s.png(), scale * (p + 1))) r->add_rates(rate);
+      }
+    }
+  }
+  v1::ReportResponsesAck ack;
+  absl::Status report = session.Report(request_id, responses, &ack);
+  EXPECT_TRUE(report.ok()) << report;
+  return pngs;
+}
+
+TEST(SessionRestoreTest, RestoredSessionGoesOnExactlyAsTheOriginal) {
+  auto store = SessionStore::Open(FreshDir("same"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::unique_ptr<Session> original = NewSession("orig", 11, store->get());
+  ASSERT_NE(original, nullptr);
+  // Walk into the middle of generation 4 in uneven steps; leave 3 stimuli
+  // handed out but unanswered.
+  const int steps[] = {10, 4, 6, 3, 7, 10, 2};
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    Step(*original, steps[i], "r" + std::to_string(i), 1.0);
+  }
+  v1::StimulusBatch unanswered;
+  ASSERT_TRUE(original->Next(3, &unanswered).ok());
+
+  auto journaled = (*store)->LoadSession("orig");
+  ASSERT_TRUE(journaled.ok()) << journaled.status();
+  InMemoryJournal scratch;
+  auto restored = Session::Restore(*journaled, &scratch);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+
+  v1::Session a, b;
+  original->Describe(/*with_images=*/true, &a);
+  (*restored)->Describe(/*with_images=*/true, &b);
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_EQ(b.counts().pending(), 3);
+
+  // A retried report gets its first ack from the restored session.
+  google::protobuf::RepeatedPtrField<v1::Response> any;
+  v1::ReportResponsesAck first, retried;
+  ASSERT_TRUE(original->Report("r3", any, &first).ok());
+  ASSERT_TRUE((*restored)->Report("r3", any, &retried).ok());
+  EXPECT_TRUE(retried.duplicate());
+  EXPECT_EQ(first.SerializeAsString(), retried.SerializeAsString());
+
+  // The unanswered stimuli can be answered in both; then both go on alike.
+  for (Session* s : {original.get(), restored->get()}) {
+    google::protobuf::RepeatedPtrField<v1::Response> late;
+    for (const v1::Stimulus& stimulus : unanswered.stimuli()) {
+      v1::Response* r = late.Add();
+      r->set_stimulus_id(stimulus.id());
+      for (double rate : Rates(stimulus.png(), 0.5)) r->add_rates(rate);
+    }
+    v1::ReportResponsesAck ack;
+    ASSERT_TRUE(s->Report("late", late, &ack).ok());
+  }
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = "after" + std::to_string(i);
+    EXPECT_EQ(Step(*original, 4, id, 1.0), Step(**restored, 4, id, 1.0)) << "step " << i;
+  }
+  original->Describe(true, &a);
+  (*restored)->Describe(true, &b);
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+}
+
+TEST(SessionRestoreTest, FreshSessionWithoutGenerationsRestores) {
+  auto store = SessionStore::Open(FreshDir("fresh"));
+  ASSERT_TRUE(store.ok());
+  std::unique_ptr<Session> original = NewSession("f", 3, store->get());
+  auto journaled = (*store)->LoadSession("f");
+  ASSERT_TRUE(journaled.ok());
+  InMemoryJournal scratch;
+  auto restored = Session::Restore(*journaled, &scratch);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(Step(*original, 0, "a", 1.0), Step(**restored, 0, "a", 1.0));
+}
+
+TEST(SessionRestoreTest, InconsistentJournalIsDataLossNotACrash) {
+  auto store = SessionStore::Open(FreshDir("inconsistent"));
+  ASSERT_TRUE(store.ok());
+  std::unique_ptr<Session> original = NewSession("x", 3, store->get());
+  Step(*original, 0, "a", 1.0);
+  auto journaled = (*store)->LoadSession("x");
+  ASSERT_TRUE(journaled.ok());
+  InMemoryJournal scratch;
+
+  JournaledSession bad_state = *journaled;
+  bad_state.optimizer_state = "not an archive";
+  EXPECT_TRUE(absl::IsDataLoss(Session::Restore(bad_state, &scratch).status()));
+
+  JournaledSession bad_response = *journaled;
+  bad_response.responses[0].stimulus_id = "x-999";
+  EXPECT_TRUE(absl::IsDataLoss(Session::Restore(bad_response, &scratch).status()));
+
+  JournaledSession bad_watermark = *journaled;
+  bad_watermark.responses_told = 1000;
+  EXPECT_TRUE(absl::IsDataLoss(Session::Restore(bad_watermark, &scratch).status()));
+}
+
+TEST(SessionStoreConcurrencyTest, SixteenSessionsJournalingAtOnceLoseAndMixNothing) {
+  constexpr int kSessions = 16;
+  constexpr int kSteps = 8;
+  auto store = SessionStore::Open(FreshDir("sixteen"));
+  ASSERT_TRUE(store.ok());
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(NewSession("s" + std::to_string(i), 100 + i, store->get()));
+    ASSERT_NE(sessions.back(), nullptr);
+  }
+  std::vector<std::vector<std::string>> seen(kSessions);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSessions; ++i) {
+    threads.emplace_back([&, i] {
+      for (int step = 0; step < kSteps; ++step) {
+        // Each session reports its own scale on neuron 2: a mixed-up row
+        // would show another session's scale.
+        for (std::string& png : Step(*sessions[i], 5, "r" + std::to_string(step), i + 1.0)) {
+          seen[i].push_back(std::move(png));
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  for (int i = 0; i < kSessions; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    auto journaled = (*store)->LoadSession(id);
+    ASSERT_TRUE(journaled.ok()) << journaled.status();
+    ASSERT_EQ(journaled->stimuli.size(), 40u) << id;  // 8 steps of 5 = 4 generations
+    for (size_t k = 0; k < seen[i].size(); ++k) {
+      EXPECT_EQ(journaled->stimuli[k].entry.png, seen[i][k]) << id << " stimulus " << k;
+      EXPECT_TRUE(journaled->stimuli[k].handed_out);
+    }
+    EXPECT_EQ(journaled->acks.size(), static_cast<size_t>(kSteps));
+    int64_t responses = 0;
+    for (const ResponseEntry& r : journaled->responses) {
+      EXPECT_EQ(r.stimulus_id.substr(0, id.size() + 1), id + "-");
+      if (r.skipped) continue;
+      ++responses;
+      const size_t k = std::stoul(r.stimulus_id.substr(id.size() + 1)) - 1;
+      const std::vector<double> once = Rates(seen[i][k], i + 1.0);
+      const std::vector<double> twice = Rates(seen[i][k], 2 * (i + 1.0));
+      EXPECT_TRUE(r.rates == once || r.rates == twice) << id << " " << r.stimulus_id;
+    }
+    v1::Session described;
+    sessions[i]->Describe(false, &described);
+    EXPECT_EQ(responses, described.counts().responses()) << id;
+
+    InMemoryJournal scratch;
+    auto restored = Session::Restore(*journaled, &scratch);
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    v1::Session again;
+    (*restored)->Describe(false, &again);
+    EXPECT_EQ(again.SerializeAsString(), described.SerializeAsString()) << id;
+  }
+}
+
+}  // namespace
+}  // namespace stimloop

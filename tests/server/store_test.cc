@@ -1,0 +1,311 @@
+// SessionStore: the schema, round trips of every journal call, and the
+// checks on open (foreign, garbage, corrupt, newer, locked).
+#include "server/session_store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace stimloop {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string FreshDir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("stimloop-store-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs `sql` on a plain SQLite connection to `path`; returns the first
+// column of the first row, if any.
+std::string Sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  std::string out;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (out.empty() && sqlite3_column_text(stmt, 0) != nullptr) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+  }
+  EXPECT_EQ(rc, SQLITE_DONE) << sqlite3_errmsg(db);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+v1::SessionConfig Config() {
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(16);
+  config.mutable_image()->set_width(16);
+  config.mutable_image()->set_channels(1);
+  config.set_num_neurons(2);
+  config.mutable_optimizer()->set_name("genetic");
+  config.mutable_image_space()->set_name("spectral");
+  config.set_generation_size(3);
+  config.set_seed(7);
+  (*config.mutable_metadata())["subject"] = "M1 \"quoted\"";
+  return config;
+}
+
+std::vector<StimulusEntry> Generation(const std::string& session, int64_t generation,
+                                      int64_t first_sequence, int count) {
+  std::vector<StimulusEntry> out;
+  for (int i = 0; i < count; ++i) {
+    StimulusEntry e;
+    e.sequence = first_sequence + i;
+    e.id = session + "-" + std::to_string(e.sequence);
+    e.generation = generation;
+    e.origin = i == count - 1 ? "reference" : "genetic";
+    e.is_reference = i == count - 1;
+    e.png = std::string("\x89PNG\0bytes", 10) + std::to_string(e.sequence);
+    if (!e.is_reference) e.code = {0.5f, -1.25f, static_cast<float>(e.sequence)};
+    e.model_version = i;
+    e.predicted_objective = i == 0 ? std::numeric_limits<double>::quiet_NaN() : 1.5 * i;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+v1::ReportResponsesAck Ack(int accepted, int64_t responses) {
+  v1::ReportResponsesAck ack;
+  ack.set_accepted(accepted);
+  ack.mutable_counts()->set_responses(responses);
+  return ack;
+}
+
+TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
+  const std::string dir = FreshDir("schema");
+  {
+    auto store = SessionStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->path(), dir + "/stimloop.sqlite");
+  }
+  const std::string path = dir + "/stimloop.sqlite";
+  EXPECT_EQ(Sql(path, "PRAGMA application_id"), std::to_string(SessionStore::kApplicationId));
+  EXPECT_EQ(Sql(path, "PRAGMA user_version"), std::to_string(SessionStore::kSchemaVersion));
+  EXPECT_EQ(Sql(path, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(Sql(path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), "7");
+  // Reopening an existing store works and keeps it.
+  auto again = SessionStore::Open(dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+}
+
+TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
+  const std::string dir = FreshDir("roundtrip");
+  auto opened = SessionStore::Open(dir);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  SessionStore& store = **opened;
+  const absl::Time created = absl::FromUnixNanos(1700000000123456789);
+  ASSERT_TRUE(store.SessionCreated("s1", Config(), created).ok());
+  const auto g1 = Generation("s1", 1, 1, 3);
+  const auto g2 = Generation("s1", 2, 4, 3);
+  ASSERT_TRUE(store.GenerationProposed("s1", 1, g1, "state-1", 0).ok());
+  ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-1", "s1-2", "s1-3"}).ok());
+  std::vector<ResponseEntry> responses = {{"s1-1", {1.0, 2.5}, false},
+                                          {"s1-2", {}, true},
+                                          {"s1-1", {0.1, 1e-300}, false}};
+  ASSERT_TRUE(store.ResponsesReported("s1", "r1", responses, Ack(3, 2), absl::Now()).ok());
+  ASSERT_TRUE(store.GenerationProposed("s1", 2, g2, std::string("state\0two", 9), 2).ok());
+  ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-4"}).ok());
+
+  auto loaded = store.LoadSession("s1");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->id, "s1");
+  EXPECT_FALSE(loaded->closed);
+  EXPECT_EQ(loaded->created, created);
+  EXPECT_EQ(loaded->config.SerializeAsString(), Config().SerializeAsString());
+  EXPECT_EQ(loaded->generation, 2);
+  EXPECT_EQ(loaded->optimizer_state, std::string("state\0two", 9));
+  EXPECT_EQ(loaded->responses_told, 2);
+  ASSERT_EQ(loaded->stimuli.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    const StimulusEntry& want = i < 3 ? g1[i] : g2[i - 3];
+    const JournaledStimulus& got = loaded->stimuli[i];
+    EXPECT_EQ(got.entry.id, want.id);
+    EXPECT_EQ(got.entry.sequence, want.sequence);
+    EXPECT_EQ(got.entry.generation, want.generation);
+    EXPECT_EQ(got.position, static_cast<int>(i % 3));
+    EXPECT_EQ(got.entry.origin, want.origin);
+    EXPECT_EQ(got.entry.is_reference, want.is_reference);
+    EXPECT_EQ(got.entry.png, want.png);
+    EXPECT_EQ(got.entry.code, want.code);
+    EXPECT_EQ(got.entry.model_version, want.model_version);
+    if (std::isnan(want.predicted_objective)) {
+      EXPECT_TRUE(std::isnan(got.entry.predicted_objective));
+    } else {
+      EXPECT_EQ(got.entry.predicted_objective, want.predicted_objective);
+    }
+    EXPECT_EQ(got.handed_out, i < 4) << i;
+  }
+  ASSERT_EQ(loaded->responses.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(loaded->responses[i].stimulus_id, responses[i].stimulus_id);
+    EXPECT_EQ(loaded->responses[i].rates, responses[i].rates);  // bit for bit
+    EXPECT_EQ(loaded->responses[i].skipped, responses[i].skipped);
+  }
+  ASSERT_EQ(loaded->acks.size(), 1u);
+  EXPECT_EQ(loaded->acks[0].first, "r1");
+  EXPECT_EQ(loaded->acks[0].second.SerializeAsString(), Ack(3, 2).SerializeAsString());
+
+  const std::string path = store.path();
+  EXPECT_EQ(Sql(path, "SELECT metadata_json FROM sessions"),
+            R"({"subject":"M1 \"quoted\""})");
+  EXPECT_EQ(Sql(path, "SELECT json_extract(config_json, '$.optimizer.name') FROM sessions"),
+            "genetic");
+}
+
+TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
+  auto store = SessionStore::Open(FreshDir("closed"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->SessionCreated("a", Config(), absl::FromUnixSeconds(1)).ok());
+  ASSERT_TRUE((*store)->SessionCreated("b", Config(), absl::FromUnixSeconds(2)).ok());
+  ASSERT_TRUE((*store)->SessionClosed("a", absl::FromUnixSeconds(3)).ok());
+  auto open = (*store)->OpenSessionIds();
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(*open, std::vector<std::string>{"b"});
+  auto a = (*store)->LoadSession("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->closed);
+  EXPECT_TRUE(absl::IsNotFound((*store)->SessionClosed("nope", absl::Now())));
+  EXPECT_TRUE(absl::IsNotFound((*store)->LoadSession("nope").status()));
+  EXPECT_EQ(Sql((*store)->path(), "SELECT group_concat(kind) FROM events WHERE session_id='a'"),
+            "created,closed");
+}
+
+TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
+  auto store = SessionStore::Open(FreshDir("repeat"));
+  ASSERT_TRUE(store.ok());
+  SessionStore& s = **store;
+  ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
+  ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
+  ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1"}).ok());
+  std::vector<ResponseEntry> r = {{"s-1", {1, 2}, false}};
+  ASSERT_TRUE(s.ResponsesReported("s", "r", r, Ack(1, 1), absl::Now()).ok());
+  absl::Status again = s.ResponsesReported("s", "r", r, Ack(1, 2), absl::Now());
+  EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
+  EXPECT_THAT(std::string(again.message()), HasSubstr("request_id"));
+  auto loaded = s.LoadSession("s");
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->responses.size(), 1u);
+  ASSERT_EQ(loaded->acks.size(), 1u);
+  EXPECT_EQ(loaded->acks[0].second.counts().responses(), 1);
+  // A stimulus of no session is refused, and the transaction rolled back.
+  EXPECT_FALSE(s.StimuliHandedOut("s", {"s-2", "other-1"}).ok());
+  loaded = s.LoadSession("s");
+  EXPECT_FALSE(loaded->stimuli[1].handed_out);
+}
+
+TEST(SessionStoreTest, ModelVersionsAndEventsAreRecorded) {
+  auto store = SessionStore::Open(FreshDir("models"));
+  ASSERT_TRUE(store.ok());
+  SessionStore& s = **store;
+  ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
+  ASSERT_TRUE(s.RecordModelVersion("s", 1, R"({"heldout_r":0.5})", "ckpt", absl::Now()).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(s.RecordModelVersion("s", 1, "{}", "", absl::Now())));
+  EXPECT_TRUE(absl::IsNotFound(s.RecordModelVersion("zz", 1, "{}", "", absl::Now())));
+  ASSERT_TRUE(s.RecordEvent("s", kEventRefitStarted, "", absl::Now()).ok());
+  ASSERT_TRUE(s.RecordEvent("", kEventError, "server-wide", absl::Now()).ok());
+  EXPECT_EQ(Sql(s.path(), "SELECT json_extract(metrics_json, '$.heldout_r') FROM model_versions"),
+            "0.5");
+  EXPECT_EQ(Sql(s.path(), "SELECT group_concat(kind) FROM events"),
+            "created,refit_started,error");
+}
+
+TEST(SessionStoreTest, ForeignSqliteFileIsRefusedAndLeftUntouched) {
+  const std::string dir = FreshDir("foreign");
+  const std::string path = dir + "/stimloop.sqlite";
+  Sql(path, "CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)");
+  const std::string before = ReadBytes(path);
+  auto store = SessionStore::Open(dir);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store.status())) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("another application"));
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(path));
+  EXPECT_EQ(ReadBytes(path), before);
+}
+
+TEST(SessionStoreTest, NonSqliteFileIsRefused) {
+  const std::string dir = FreshDir("garbage");
+  std::ofstream(dir + "/stimloop.sqlite") << std::string(8192, 'x');
+  auto store = SessionStore::Open(dir);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("not a SQLite database"));
+  EXPECT_EQ(ReadBytes(dir + "/stimloop.sqlite"), std::string(8192, 'x'));
+}
+
+TEST(SessionStoreTest, CorruptStoreIsRefused) {
+  const std::string dir = FreshDir("corrupt");
+  {
+    auto store = SessionStore::Open(dir);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->SessionCreated("s", Config(), absl::Now()).ok());
+    ASSERT_TRUE((*store)->GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
+  }  // closing checkpoints the WAL into the main file
+  const std::string path = dir + "/stimloop.sqlite";
+  std::string bytes = ReadBytes(path);
+  const size_t page = std::stoul(Sql(path, "PRAGMA page_size"));
+  ASSERT_GE(bytes.size(), 4 * page);
+  // Scribble over every page but the first (the header stays valid).
+  for (size_t p = 1; p * page < bytes.size(); ++p) {
+    for (size_t i = 0; i < 64; ++i) bytes[p * page + i] = static_cast<char>(0xA5 ^ i);
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  auto store = SessionStore::Open(dir);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("corrupt"));
+}
+
+TEST(SessionStoreTest, NewerSchemaIsRefused) {
+  const std::string dir = FreshDir("newer");
+  { ASSERT_TRUE(SessionStore::Open(dir).ok()); }
+  Sql(dir + "/stimloop.sqlite", "PRAGMA user_version = 99");
+  auto store = SessionStore::Open(dir);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store.status()));
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("schema version 99"));
+}
+
+TEST(SessionStoreTest, SecondStoreOnOneDirectoryIsRefused) {
+  const std::string dir = FreshDir("locked");
+  auto first = SessionStore::Open(dir);
+  ASSERT_TRUE(first.ok());
+  auto second = SessionStore::Open(dir);
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status()));
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("in use"));
+  first->reset();
+  EXPECT_TRUE(SessionStore::Open(dir).ok());
+}
+
+TEST(SessionStoreTest, MissingDataDirIsAnErrorNamingIt) {
+  auto store = SessionStore::Open(FreshDir("missing") + "/not-there");
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("data_dir"));
+}
+
+}  // namespace
+}  // namespace stimloop
