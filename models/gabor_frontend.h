@@ -1,0 +1,70 @@
+// The default surrogate front end: a fixed bank of Gabor filters in
+// quadrature at several scales and orientations, applied as strided
+// convolutions with fixed weights (buffers, never parameters).
+//
+// For each scale s (wavelengths spaced geometrically from min_wavelength to
+// max_wavelength, as fractions of min(H, W)) and orientation
+// theta_o = pi * o / O, an even (cosine) and an odd (sine) Gabor with
+// envelope sigma = sigma_ratio * wavelength, zero mean and unit L2 norm, are
+// convolved with the luminance (channel mean) of images - 0.5 on a grid of
+// stride `stride` (output ceil(H / stride) x ceil(W / stride)). Channels,
+// scale by scale: O even ("linear"), O odd ("linear"), O energy
+// (even^2 + odd^2, the phase-invariant complex-cell channel): F = 3 * S * O.
+// A simple cell is a rectified mix of the linear channels at its position, a
+// complex cell an energy channel, so a few hundred trials suffice to fit the
+// readout on top.
+#ifndef STIMLOOP_MODELS_GABOR_FRONTEND_H_
+#define STIMLOOP_MODELS_GABOR_FRONTEND_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "models/surrogate_config.h"
+#include "models/surrogate_frontend.h"
+
+namespace stimloop {
+
+class GaborBankImpl : public torch::nn::Module {
+ public:
+  // REQUIRES: channels >= 1, height, width >= 1, spec values in the ranges
+  // of models/surrogate_config.h (checked with TORCH_CHECK).
+  GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_t height, int64_t width);
+
+  // images [N, C, H, W] in [0, 1] -> [N, 3 * S * O, ceil(H/stride), ceil(W/stride)].
+  torch::Tensor forward(const torch::Tensor& images) const;
+
+  int64_t num_features() const;
+  // Wavelength of each scale, pixels.
+  const std::vector<double>& wavelengths() const { return wavelengths_; }
+
+ private:
+  GaborBankSpec spec_;
+  int64_t channels_;
+  std::vector<double> wavelengths_;
+  std::vector<int64_t> paddings_;
+  std::vector<torch::Tensor> kernels_;  // per scale [2 * O, C, k, k], buffers
+};
+TORCH_MODULE(GaborBank);
+
+// FrontEnd adapter over a GaborBank. Thread-safe.
+class GaborFrontEnd : public FrontEnd {
+ public:
+  GaborFrontEnd(const GaborBankSpec& spec, int64_t channels, int64_t height, int64_t width);
+
+  torch::Tensor Forward(const torch::Tensor& images) const override;
+  const FeatureShape& feature_shape() const override { return shape_; }
+  std::string Describe() const override { return "gabor"; }
+  const GaborBank& bank() const { return bank_; }
+
+ private:
+  GaborBank bank_;
+  FeatureShape shape_;
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_MODELS_GABOR_FRONTEND_H_

@@ -1,0 +1,229 @@
+#include "models/surrogate.h"
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace stimloop {
+namespace {
+
+constexpr char kFormat[] = "stimloop.surrogate.v1";
+
+int64_t ReadInt(torch::serialize::InputArchive& archive, const std::string& key) {
+  torch::Tensor t;
+  archive.read(key, t);
+  return t.item<int64_t>();
+}
+
+absl::StatusOr<std::shared_ptr<const Surrogate>> ReadArchive(
+    torch::serialize::InputArchive& archive, std::shared_ptr<const FrontEnd> front_end,
+    const std::string& where) {
+  c10::IValue format, frontend;
+  if (!archive.try_read("format", format) || !format.isString() ||
+      format.toStringRef() != kFormat) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": not a stimloop surrogate checkpoint"));
+  }
+  archive.read("frontend", frontend);
+  SurrogateHeadOptions options;
+  options.features.channels = ReadInt(archive, "feature_channels");
+  options.features.height = ReadInt(archive, "feature_height");
+  options.features.width = ReadInt(archive, "feature_width");
+  options.core_channels = ReadInt(archive, "core_channels");
+  options.num_neurons = ReadInt(archive, "num_neurons");
+  options.output = static_cast<RateNonlinearity>(ReadInt(archive, "output"));
+  const int64_t version = ReadInt(archive, "version");
+  const int64_t members = ReadInt(archive, "num_members");
+  const FeatureShape& shape = front_end->feature_shape();
+  if (frontend.toStringRef() != front_end->Describe() ||
+      shape.channels != options.features.channels || shape.height != options.features.height ||
+      shape.width != options.features.width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": saved with front end '", frontend.toStringRef(), "' giving [",
+        options.features.channels, ", ", options.features.height, ", ", options.features.width,
+        "] features; this session's front end is '", front_end->Describe(), "' giving [",
+        shape.channels, ", ", shape.height, ", ", shape.width, "]"));
+  }
+  std::vector<SurrogateHead> heads;
+  for (int64_t m = 0; m < members; ++m) {
+    SurrogateHead head(options);
+    torch::serialize::InputArchive sub;
+    archive.read(absl::StrCat("member_", m), sub);
+    head->load(sub);
+    heads.push_back(std::move(head));
+  }
+  return std::make_shared<const Surrogate>(version, std::move(front_end), std::move(heads));
+}
+
+void WriteArchive(const Surrogate& model, torch::serialize::OutputArchive& archive) {
+  const SurrogateHeadOptions& o = model.members().front()->options();
+  auto put = [&](const char* key, int64_t value) {
+    archive.write(key, torch::tensor(value, torch::kLong));
+  };
+  archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write("frontend", c10::IValue(model.front_end()->Describe()));
+  put("version", model.version());
+  put("num_members", model.num_members());
+  put("feature_channels", o.features.channels);
+  put("feature_height", o.features.height);
+  put("feature_width", o.features.width);
+  put("core_channels", o.core_channels);
+  put("num_neurons", o.num_neurons);
+  put("output", static_cast<int64_t>(o.output));
+  for (int64_t m = 0; m < model.num_members(); ++m) {
+    torch::serialize::OutputArchive sub;
+    model.members()[m]->save(sub);
+    archive.write(absl::StrCat("member_", m), sub);
+  }
+}
+
+}  // namespace
+
+SurrogateHeadImpl::SurrogateHeadImpl(const SurrogateHeadOptions& options) : options_(options) {
+  const FeatureShape& f = options.features;
+  TORCH_CHECK(f.channels >= 1 && f.height >= 1 && f.width >= 1 && options.core_channels >= 0 &&
+                  options.num_neurons >= 1,
+              "SurrogateHead: bad options");
+  if (options.core_channels > 0) {
+    core_ = register_module(
+        "core", torch::nn::Conv2d(torch::nn::Conv2dOptions(f.channels, options.core_channels, 1)));
+  }
+  readout_ = register_module(
+      "readout", FactorizedReadout(f.channels + options.core_channels, f.height, f.width,
+                                   options.num_neurons));
+  feature_mean_ = register_buffer("feature_mean", torch::zeros({1, f.channels, 1, 1}));
+  feature_scale_ = register_buffer("feature_scale", torch::ones({1, f.channels, 1, 1}));
+}
+
+torch::Tensor SurrogateHeadImpl::forward(const torch::Tensor& features) const {
+  torch::Tensor x = (features - feature_mean_) / feature_scale_;
+  if (options_.core_channels > 0) {
+    x = torch::cat({x, torch::elu(torch::conv2d(x, core_->weight, core_->bias))}, 1);
+  }
+  const torch::Tensor z = readout_->forward(x);
+  if (options_.output == RateNonlinearity::kExp) return torch::exp(z.clamp_max(20));
+  return torch::softplus(z);
+}
+
+void SurrogateHeadImpl::Reset(const torch::Tensor& feature_mean,
+                              const torch::Tensor& feature_scale,
+                              const torch::Tensor& initial_rates, at::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  feature_mean_.copy_(feature_mean.reshape({1, -1, 1, 1}));
+  feature_scale_.copy_(feature_scale.reshape({1, -1, 1, 1}));
+  if (options_.core_channels > 0) {
+    const double fan_in = static_cast<double>(options_.features.channels);
+    core_->weight.normal_(0, 1.0 / std::sqrt(fan_in), generator);
+    core_->bias.zero_();
+  }
+  const torch::Tensor rates = initial_rates.to(torch::kFloat).clamp_min(1e-3);
+  // Inverse of the output nonlinearity at the initial rates.
+  const torch::Tensor bias = options_.output == RateNonlinearity::kExp
+                                 ? rates.log()
+                                 : rates + torch::log(-torch::expm1(-rates));
+  readout_->ResetParameters(0.01, bias, generator);
+}
+
+torch::Tensor SurrogateHeadImpl::Regularization(double l1_mask, double l1_features) const {
+  return readout_->Regularization(l1_mask, l1_features);
+}
+
+std::vector<torch::Tensor> SurrogateHeadImpl::CoreParameters() const {
+  if (options_.core_channels == 0) return {};
+  return {core_->weight, core_->bias};
+}
+
+Surrogate::Surrogate(int64_t version, std::shared_ptr<const FrontEnd> front_end,
+                     std::vector<SurrogateHead> members)
+    : version_(version), front_end_(std::move(front_end)), members_(std::move(members)) {
+  TORCH_CHECK(front_end_ != nullptr && !members_.empty(), "Surrogate: empty");
+  const FeatureShape& shape = front_end_->feature_shape();
+  for (SurrogateHead& head : members_) {
+    const SurrogateHeadOptions& o = head->options();
+    TORCH_CHECK(o.features.channels == shape.channels && o.features.height == shape.height &&
+                    o.features.width == shape.width &&
+                    o.num_neurons == members_.front()->options().num_neurons,
+                "Surrogate: member does not match the front end");
+    head->eval();
+    for (torch::Tensor& p : head->parameters()) {
+      p.mutable_grad() = torch::Tensor();  // drop the trainer's last gradients
+      p.set_requires_grad(false);
+    }
+  }
+}
+
+torch::Tensor Surrogate::PredictMembersFromFeatures(const torch::Tensor& features) const {
+  std::vector<torch::Tensor> rates;
+  rates.reserve(members_.size());
+  for (const SurrogateHead& head : members_) rates.push_back(head->forward(features));
+  return torch::stack(rates, 0);
+}
+
+torch::Tensor Surrogate::PredictMembers(const torch::Tensor& images) const {
+  return PredictMembersFromFeatures(front_end_->Forward(images));
+}
+
+torch::Tensor Surrogate::PredictMean(const torch::Tensor& images) const {
+  return PredictMembers(images).mean(0);
+}
+
+absl::Status SaveSurrogate(const Surrogate& model, const std::string& path) {
+  try {
+    torch::serialize::OutputArchive archive;
+    WriteArchive(model, archive);
+    archive.save_to(path);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot write surrogate checkpoint '", path, "': ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SerializeSurrogate(const Surrogate& model) {
+  std::ostringstream out;
+  try {
+    torch::serialize::OutputArchive archive;
+    WriteArchive(model, archive);
+    archive.save_to(out);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize surrogate: ", e.what_without_backtrace()));
+  }
+  return out.str();
+}
+
+absl::StatusOr<std::shared_ptr<const Surrogate>> LoadSurrogate(
+    const std::string& path, std::shared_ptr<const FrontEnd> front_end) {
+  if (!std::ifstream(path).good()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("surrogate checkpoint '", path, "': cannot open the file"));
+  }
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    return ReadArchive(archive, std::move(front_end),
+                       absl::StrCat("surrogate checkpoint '", path, "'"));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat("surrogate checkpoint '", path,
+                                                   "': unreadable: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const Surrogate>> DeserializeSurrogate(
+    const std::string& bytes, std::shared_ptr<const FrontEnd> front_end) {
+  try {
+    std::istringstream in(bytes);
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    return ReadArchive(archive, std::move(front_end), "surrogate checkpoint");
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("surrogate checkpoint: unreadable: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace stimloop

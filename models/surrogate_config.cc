@@ -1,0 +1,108 @@
+#include "models/surrogate_config.h"
+
+#include <cmath>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace stimloop {
+namespace {
+
+constexpr char kPrefix[] = "surrogate.params";
+
+// The subset of optimizers/ParamReader that models/ needs, with the same
+// messages (models/ sits below optimizers/ and cannot link it).
+class Reader {
+ public:
+  explicit Reader(const std::map<std::string, double>& params) : params_(params) {}
+
+  double Get(const std::string& key, double default_value, double min, double max) {
+    read_.insert(key);
+    auto it = params_.find(key);
+    if (it == params_.end()) return default_value;
+    const double value = it->second;
+    if (!std::isfinite(value) || value < min || value > max) {
+      Fail(absl::StrCat(kPrefix, ".", key, ": ", value, " is outside [", min, ", ", max, "]"));
+      return default_value;
+    }
+    return value;
+  }
+
+  int64_t GetInt(const std::string& key, int64_t default_value, int64_t min, int64_t max) {
+    const double value = Get(key, static_cast<double>(default_value), static_cast<double>(min),
+                             static_cast<double>(max));
+    if (value != std::floor(value)) {
+      Fail(absl::StrCat(kPrefix, ".", key, ": ", value, " is not a whole number"));
+      return default_value;
+    }
+    return static_cast<int64_t>(value);
+  }
+
+  void Fail(std::string message) {
+    if (status_.ok()) status_ = absl::InvalidArgumentError(std::move(message));
+  }
+
+  absl::Status Finish() const {
+    if (!status_.ok()) return status_;
+    for (const auto& [key, value] : params_) {
+      if (read_.count(key) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            kPrefix, ".", key, ": unknown parameter (known: ", absl::StrJoin(read_, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::map<std::string, double>& params_;
+  std::set<std::string> read_;
+  absl::Status status_;
+};
+
+}  // namespace
+
+absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, double>& params,
+                                                 std::string frontend_path,
+                                                 std::string model_path) {
+  SurrogateSpec s;
+  Reader r(params);
+  s.ensemble_size = r.GetInt("ensemble_size", s.ensemble_size, 1, 32);
+  s.max_epochs = r.GetInt("max_epochs", s.max_epochs, 1, 100000);
+  s.patience = r.GetInt("patience", s.patience, 1, 100000);
+  s.batch_size = r.GetInt("batch_size", s.batch_size, 1, 65536);
+  s.learning_rate = r.Get("learning_rate", s.learning_rate, 1e-6, 1);
+  s.weight_decay = r.Get("weight_decay", s.weight_decay, 0, 1);
+  s.l1_mask = r.Get("l1_mask", s.l1_mask, 0, 100);
+  s.l1_features = r.Get("l1_features", s.l1_features, 0, 100);
+  s.holdout_fraction = r.Get("holdout_fraction", s.holdout_fraction, 0.05, 0.5);
+  s.loss = static_cast<SurrogateLoss>(r.GetInt("loss", 0, 0, 1));
+  s.output = static_cast<RateNonlinearity>(r.GetInt("output", 0, 0, 1));
+  s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);
+  s.min_trials = r.GetInt("min_trials", s.min_trials, 8, 1000000000);
+  s.refit_every = r.GetInt("refit_every", s.refit_every, 1, 1000000000);
+  GaborBankSpec& g = s.gabor;
+  g.scales = r.GetInt("gabor_scales", g.scales, 1, 8);
+  g.orientations = r.GetInt("gabor_orientations", g.orientations, 2, 16);
+  g.min_wavelength = r.Get("gabor_min_wavelength", g.min_wavelength, 0.02, 1);
+  g.max_wavelength = r.Get("gabor_max_wavelength", g.max_wavelength, 0.02, 2);
+  g.sigma_ratio = r.Get("gabor_sigma_ratio", g.sigma_ratio, 0.1, 2);
+  g.stride = r.GetInt("gabor_stride", g.stride, 1, 16);
+  if (g.max_wavelength < g.min_wavelength) {
+    r.Fail(absl::StrCat(kPrefix, ".gabor_max_wavelength: ", g.max_wavelength,
+                        " is below gabor_min_wavelength ", g.min_wavelength));
+  }
+  if (absl::Status status = r.Finish(); !status.ok()) return status;
+  if (!frontend_path.empty() && !model_path.empty()) {
+    return absl::InvalidArgumentError(
+        "config.surrogate.model_path: set either model_path (a whole TorchScript model) or "
+        "frontend_path (a TorchScript front end), not both");
+  }
+  s.frontend_path = std::move(frontend_path);
+  s.model_path = std::move(model_path);
+  return s;
+}
+
+}  // namespace stimloop

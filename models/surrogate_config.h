@@ -1,0 +1,94 @@
+// What a session config says about its surrogate, parsed and validated.
+//
+// Numeric parameters come from the map "surrogate.params" (all optional):
+//
+//   key                 default  range          meaning
+//   ensemble_size       5        [1, 32]        ensemble members M
+//   max_epochs          200      [1, 100000]    passes over the training split
+//   patience            20       [1, 100000]    epochs without a better held-out
+//                                               loss before training stops
+//   batch_size          64       [1, 65536]     trials per Adam step
+//   learning_rate       0.01     [1e-6, 1]      Adam step size
+//   weight_decay        0        [0, 1]         L2 on the trainable core
+//   l1_mask             1        [0, 100]       L1 on the readout's spatial masks
+//   l1_features         0.1      [0, 100]       L1 on the readout's feature weights
+//   holdout_fraction    0.2      [0.05, 0.5]    share of distinct stimuli held
+//                                               out for early stopping/metrics
+//   loss                0        {0, 1}         0 Poisson NLL, 1 mean squared error
+//   output              0        {0, 1}         rate nonlinearity: 0 softplus, 1 exp
+//   core_channels       16       [0, 256]       hidden channels of the trainable
+//                                               1x1 core (0: readout sees the
+//                                               front end's features directly)
+//   min_trials          50       [8, 1e9]       FitSurrogate refuses fewer trials
+//   refit_every         40       [1, 1e9]       NOT used by models/: read for the
+//                                               refit scheduler (refit after this
+//                                               many new responses)
+//   gabor_scales        4        [1, 8]         Gabor front end: number of scales
+//   gabor_orientations  8        [2, 16]        orientations over [0, pi)
+//   gabor_min_wavelength 0.1     [0.02, 1]      shortest wavelength, fraction of
+//                                               min(height, width)
+//   gabor_max_wavelength 0.4     [0.02, 2]      longest (>= the shortest)
+//   gabor_sigma_ratio   0.45     [0.1, 2]       envelope sigma / wavelength
+//   gabor_stride        4        [1, 16]        feature grid stride in pixels
+//
+// Unknown keys and values out of range are INVALID_ARGUMENT naming
+// "surrogate.params.<key>" (the same messages as optimizers/ParamReader,
+// which models/ cannot depend on).
+//
+// Paths (strings of the session config, checked when the surrogate is made,
+// see models/torchscript_model.h): frontend_path replaces the Gabor front
+// end with a TorchScript module; model_path replaces the whole surrogate
+// (then nothing is ever refit). At most one of them may be set.
+#ifndef STIMLOOP_MODELS_SURROGATE_CONFIG_H_
+#define STIMLOOP_MODELS_SURROGATE_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace stimloop {
+
+enum class SurrogateLoss { kPoisson = 0, kMse = 1 };
+enum class RateNonlinearity { kSoftplus = 0, kExp = 1 };
+
+struct GaborBankSpec {
+  int64_t scales = 4;
+  int64_t orientations = 8;
+  double min_wavelength = 0.1;  // fraction of min(height, width)
+  double max_wavelength = 0.4;
+  double sigma_ratio = 0.45;
+  int64_t stride = 4;
+};
+
+struct SurrogateSpec {
+  int64_t ensemble_size = 5;
+  int64_t max_epochs = 200;
+  int64_t patience = 20;
+  int64_t batch_size = 64;
+  double learning_rate = 0.01;
+  double weight_decay = 0;
+  double l1_mask = 1;
+  double l1_features = 0.1;
+  double holdout_fraction = 0.2;
+  SurrogateLoss loss = SurrogateLoss::kPoisson;
+  RateNonlinearity output = RateNonlinearity::kSoftplus;
+  int64_t core_channels = 16;
+  int64_t min_trials = 50;
+  int64_t refit_every = 40;  // for the refit scheduler only
+  GaborBankSpec gabor;
+  std::string frontend_path;  // TorchScript front end, or empty
+  std::string model_path;     // TorchScript whole model, or empty
+};
+
+// Reads `params` (the "surrogate.params" map) over the defaults above.
+// INVALID_ARGUMENT names the first bad field; "config.surrogate.model_path"
+// when both paths are set. The paths are not opened here.
+absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, double>& params,
+                                                 std::string frontend_path = "",
+                                                 std::string model_path = "");
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_MODELS_SURROGATE_CONFIG_H_
