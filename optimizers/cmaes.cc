@@ -117,6 +117,9 @@ double PriorScale(const ImageSpace& space, at::Generator& generator) {
 
 }  // namespace
 
+// The automatic initial step, in units of the prior's scale (see cmaes.h).
+constexpr double kAutoSigmaInPriorScales = 3.0;
+
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeCmaes(const OptimizerSpec& spec,
                                                      const OptimizerContext& context) {
   if (context.image_space == nullptr) {
@@ -131,7 +134,7 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeCmaes(const OptimizerSpec& spec,
   const ImageSpace& space = *context.image_space;
   at::Generator generator = MakeGenerator(context.seed, "cmaes");
   torch::Tensor mean = space.Project(space.SamplePrior(1, generator))[0];
-  if (sigma0 == 0) sigma0 = 0.5 * PriorScale(space, generator);
+  if (sigma0 == 0) sigma0 = kAutoSigmaInPriorScales * PriorScale(space, generator);
   const bool separable = space.code_size() > full_cov_max_dim;
   return std::make_unique<Cmaes>(context.image_space, std::move(generator),
                                  CmaesCore(mean, sigma0, separable));
