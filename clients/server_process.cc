@@ -104,8 +104,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     }
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
+      // Read the log again: the server may have written its reason between
+      // the read above and its exit.
       return absl::InternalError(absl::StrCat(binary, " exited before listening (status ",
-                                              status, "):\n", Tail(log)));
+                                              status, "):\n", Tail(ReadFile(log_path))));
     }
     if (absl::Now() >= deadline) {
       kill(pid, SIGKILL);
