@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "models/session_models.h"
 #include "optimizers/optimizer_state.h"
 
 namespace stimloop {
@@ -51,6 +52,23 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
   session->objective_ = std::make_shared<const Objective>(*std::move(objective));
 
   OptimizerContext context{session->image_space_, session->objective_, c.proto.seed()};
+  // Issue 4: model-based optimizers see the surrogate through a ModelSource.
+  if (c.optimizer.name == "gradient_ascent" || c.optimizer.name == "adaptive_sampling") {
+    SessionModelsSpec models_spec;
+    models_spec.params.insert(c.proto.surrogate().params().begin(),
+                              c.proto.surrogate().params().end());
+    models_spec.frontend_path = c.proto.surrogate().frontend_path();
+    models_spec.model_path = c.proto.surrogate().model_path();
+    models_spec.channels = c.shape.channels;
+    models_spec.height = c.shape.height;
+    models_spec.width = c.shape.width;
+    models_spec.num_neurons = c.proto.num_neurons();
+    models_spec.seed = c.proto.seed();
+    auto models = MakeSessionModels(models_spec, /*on_version=*/nullptr);
+    if (!models.ok()) return models.status();
+    session->refits_ = models->refits;
+    context.models = models->source;
+  }
   auto optimizer = MakeOptimizer(c.optimizer, context);
   if (!optimizer.ok()) return InConfig(optimizer.status());
   session->optimizer_ = *std::move(optimizer);
@@ -124,6 +142,7 @@ absl::Status Session::ProposeGeneration() {
   const int64_t generation = generation_ + 1;
   const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
   const int optimizer_count = config_.proto.generation_size();
+  if (refits_ != nullptr) refits_->BeforeAsk();  // sync mode: fixes the model version
   auto candidates = optimizer_->Ask(optimizer_count, first_id);
   if (!candidates.ok()) return undo(candidates.status());
   if (static_cast<int>(candidates->size()) != optimizer_count) {
@@ -182,6 +201,7 @@ absl::Status Session::ProposeGeneration() {
   }
 
   for (size_t i : told) records_[i].told_presentations = records_[i].presentations;
+  if (refits_ != nullptr) refits_->AfterAsk();  // refit on everything measured so far
   generation_ = generation;
   records_.resize(records_.size() + entries.size());
   for (StimulusEntry& e : entries) {
@@ -303,6 +323,18 @@ absl::Status Session::Report(const std::string& request_id,
   new_ack.set_accepted(static_cast<int32_t>(entries.size()));
   *new_ack.mutable_counts() = counts;
 
+  // The surrogate learns from the 8-bit images shown (decoded before the
+  // commit, so a failure changes nothing).
+  std::vector<torch::Tensor> shown;
+  if (refits_ != nullptr) {
+    for (size_t k = 0; k < entries.size(); ++k) {
+      if (entries[k].skipped) continue;
+      auto image = DecodeImage(records_[indices[k]].entry.png);
+      if (!image.ok()) return absl::InternalError(absl::StrCat("stored stimulus: ", image.status().message()));
+      shown.push_back(*std::move(image));
+    }
+  }
+
   if (absl::Status s =
           journal_->ResponsesReported(id_, request_id, entries, new_ack, absl::Now());
       !s.ok()) {
@@ -322,6 +354,16 @@ absl::Status Session::Report(const std::string& request_id,
   }
   pending_ -= static_cast<int64_t>(answered.size());
   acks_.emplace(request_id, new_ack);
+  if (refits_ != nullptr) {
+    size_t next_shown = 0;
+    for (size_t k = 0; k < entries.size(); ++k) {
+      if (entries[k].skipped) continue;
+      // Cannot fail: every stimulus has the session's shape and neuron count.
+      absl::Status appended = refits_->Append(shown[next_shown++], entries[k].rates,
+                                              records_[indices[k]].entry.sequence);
+      if (!appended.ok()) return absl::InternalError(appended.message());
+    }
+  }
   *ack = new_ack;
   return absl::OkStatus();
 }

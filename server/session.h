@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "models/refit_scheduler.h"
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer.h"
 #include "server/session_config.h"
@@ -115,6 +116,11 @@ class Session {
 
   mutable absl::Mutex mu_;
   std::unique_ptr<Optimizer> optimizer_ ABSL_GUARDED_BY(mu_);
+  // Surrogate refits (issue 4): set for model-based optimizers whose
+  // surrogate is trained (not a fixed TorchScript model). Thread-safe
+  // itself; fed in Report after the journal commit, told of generation
+  // boundaries in ProposeGeneration (see models/refit_scheduler.h).
+  std::shared_ptr<RefitScheduler> refits_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1

@@ -1,0 +1,126 @@
+#include "models/session_models.h"
+
+#include <limits>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "models/surrogate.h"
+#include "models/surrogate_config.h"
+#include "models/torchscript_model.h"
+#include "models/trainer.h"
+
+namespace stimloop {
+namespace {
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Errors name fields from the session config's root.
+absl::Status InConfig(const absl::Status& status) {
+  if (status.ok() || status.code() != absl::StatusCode::kInvalidArgument ||
+      absl::StartsWith(status.message(), "config.")) {
+    return status;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("config.", status.message()));
+}
+
+// Hands out one model that never changes.
+class FixedModelSource : public ModelSource {
+ public:
+  explicit FixedModelSource(std::shared_ptr<const ResponseModel> model)
+      : model_(std::move(model)) {}
+  std::shared_ptr<const ResponseModel> Latest() const override { return model_; }
+
+ private:
+  std::shared_ptr<const ResponseModel> model_;
+};
+
+std::map<std::string, double> FlattenMetrics(const FitMetrics& m) {
+  std::map<std::string, double> out{
+      {"num_trials", static_cast<double>(m.num_trials)},
+      {"num_train_trials", static_cast<double>(m.num_train_trials)},
+      {"num_heldout_trials", static_cast<double>(m.num_heldout_trials)},
+      {"num_stimuli", static_cast<double>(m.num_stimuli)},
+      {"heldout_loss", m.heldout_loss},
+      {"steps", static_cast<double>(m.steps)},
+  };
+  for (size_t i = 0; i < m.heldout_correlation.size(); ++i) {
+    out[absl::StrCat("heldout_correlation.", i)] = m.heldout_correlation[i];
+  }
+  for (size_t i = 0; i < m.heldout_feve.size(); ++i) {
+    out[absl::StrCat("heldout_feve.", i)] = m.heldout_feve[i];
+  }
+  return out;
+}
+
+std::mutex override_mu;
+FitFunction* fit_override = nullptr;  // guarded by override_mu
+
+}  // namespace
+
+ScopedFitFunctionForTesting::ScopedFitFunctionForTesting(FitFunction fit) {
+  std::lock_guard<std::mutex> lock(override_mu);
+  fit_override = new FitFunction(std::move(fit));
+}
+
+ScopedFitFunctionForTesting::~ScopedFitFunctionForTesting() {
+  std::lock_guard<std::mutex> lock(override_mu);
+  delete fit_override;
+  fit_override = nullptr;
+}
+
+absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
+                                                VersionCallback on_version) {
+  std::map<std::string, double> params = spec.params;
+  absl::StatusOr<RefitOptions> options = ParseRefitOptions(&params);
+  if (!options.ok()) return InConfig(options.status());
+  absl::StatusOr<SurrogateSpec> surrogate =
+      ParseSurrogateSpec(params, spec.frontend_path, spec.model_path);
+  if (!surrogate.ok()) return InConfig(surrogate.status());
+  const ModelImageShape shape{spec.channels, spec.height, spec.width};
+
+  SessionModels models;
+  if (!surrogate->model_path.empty()) {
+    auto fixed = TorchScriptSurrogate::Load(surrogate->model_path, shape, spec.num_neurons);
+    if (!fixed.ok()) return InConfig(fixed.status());
+    models.source = std::make_shared<FixedModelSource>(*std::move(fixed));
+    return models;
+  }
+  absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
+  if (!front_end.ok()) return InConfig(front_end.status());
+
+  FitFunction fit = [surrogate = *surrogate, front_end = *std::move(front_end),
+                     seed = spec.seed](const RefitData& data, int64_t version,
+                                       const std::atomic<bool>& cancel)
+      -> absl::StatusOr<FitOutcome> {
+    TrainingData training{data.images, data.rates, data.stimulus_ids};
+    FitMetrics metrics;
+    absl::StatusOr<std::shared_ptr<const Surrogate>> model =
+        FitSurrogate(training, surrogate, front_end, version,
+                     SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(version))), &cancel,
+                     &metrics);
+    if (!model.ok()) return model.status();
+    absl::StatusOr<std::string> checkpoint = SerializeSurrogate(**model);
+    if (!checkpoint.ok()) return checkpoint.status();
+    FitOutcome outcome;
+    outcome.model = *std::move(model);
+    outcome.metrics = FlattenMetrics(metrics);
+    outcome.checkpoint = *std::move(checkpoint);
+    return outcome;
+  };
+  {
+    std::lock_guard<std::mutex> lock(override_mu);
+    if (fit_override != nullptr) fit = *fit_override;
+  }
+  models.refits = std::make_shared<RefitScheduler>(*options, std::move(fit), std::move(on_version));
+  models.source = models.refits;
+  return models;
+}
+
+}  // namespace stimloop

@@ -1,0 +1,61 @@
+// The model source of a session with a model-based optimizer, built from
+// its config.surrogate: either a fixed TorchScript surrogate (model_path;
+// version 1, never refit) or the trained ensemble (models/surrogate.h),
+// refit online by a RefitScheduler (models/refit_scheduler.h) with the
+// trainer's FitSurrogate (models/trainer.h).
+//
+// Fit seeds: version v of a session with seed s is fitted with seed
+// SplitMix64(s ^ SplitMix64(v)), so refits are reproducible and versions
+// draw independent initializations and resamples.
+// Metrics reported per version (VersionCallback): num_trials,
+// num_train_trials, num_heldout_trials, num_stimuli, heldout_loss, steps,
+// and per neuron i heldout_correlation.<i> and heldout_feve.<i> (NaN where
+// undefined). The checkpoint is SerializeSurrogate's bytes.
+#ifndef STIMLOOP_MODELS_SESSION_MODELS_H_
+#define STIMLOOP_MODELS_SESSION_MODELS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "models/refit_scheduler.h"
+#include "models/response_model.h"
+
+namespace stimloop {
+
+struct SessionModelsSpec {
+  std::map<std::string, double> params;  // config.surrogate.params
+  std::string frontend_path;             // config.surrogate.frontend_path
+  std::string model_path;                // config.surrogate.model_path
+  int64_t channels = 1, height = 0, width = 0;
+  int64_t num_neurons = 1;
+  uint64_t seed = 0;  // the session seed
+};
+
+struct SessionModels {
+  std::shared_ptr<const ModelSource> source;  // never null
+  std::shared_ptr<RefitScheduler> refits;     // null for a fixed model
+};
+
+// INVALID_ARGUMENT naming the config field ("config.surrogate.params.x",
+// "config.surrogate.model_path", ...) for bad parameters, files or tensor
+// contracts. `on_version` may be empty.
+absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
+                                                VersionCallback on_version);
+
+// For tests of code that builds sessions (e.g. a fit the test can hold):
+// while an instance lives, MakeSessionModels fits with `fit` instead of
+// FitSurrogate. Not nestable; create and destroy on one thread.
+class ScopedFitFunctionForTesting {
+ public:
+  explicit ScopedFitFunctionForTesting(FitFunction fit);
+  ~ScopedFitFunctionForTesting();
+  ScopedFitFunctionForTesting(const ScopedFitFunctionForTesting&) = delete;
+  ScopedFitFunctionForTesting& operator=(const ScopedFitFunctionForTesting&) = delete;
+};
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_MODELS_SESSION_MODELS_H_

@@ -1,0 +1,172 @@
+// The session with a model-based optimizer: refits run off the request
+// path, and every stimulus records the model version that proposed it.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "models/session_models.h"
+#include "server/session.h"
+#include "server/session_manager.h"
+
+namespace stimloop {
+namespace {
+
+// Predicts the mean brightness for every neuron; version as given.
+class BrightnessModel : public ResponseModel {
+ public:
+  explicit BrightnessModel(int64_t version) : version_(version) {}
+  int64_t version() const override { return version_; }
+  int64_t num_members() const override { return 1; }
+  torch::Tensor PredictMembers(const torch::Tensor& images) const override {
+    return (images.flatten(1).mean(1) * 50).view({1, -1, 1});
+  }
+
+ private:
+  int64_t version_;
+};
+
+// A fit that holds until the test releases it (or a deadline passes).
+struct HeldFit {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, released = false, timed_out = false;
+  std::vector<int64_t> sizes;
+
+  FitFunction Function() {
+    return [this](const RefitData& data, int64_t version,
+                  const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
+      std::unique_lock<std::mutex> lock(mu);
+      started = true;
+      sizes.push_back(data.images.size(0));
+      cv.notify_all();
+      if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return released || cancel.load(); })) {
+        timed_out = true;
+      }
+      if (!released) return absl::CancelledError("refit cancelled");
+      FitOutcome out;
+      out.model = std::make_shared<BrightnessModel>(version);
+      return out;
+    };
+  }
+  bool WaitStarted() {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(60), [&] { return started; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+};
+
+v1::SessionConfig Config(const std::string& optimizer, int refit_sync) {
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(16);
+  config.mutable_image()->set_width(16);
+  config.set_num_neurons(1);
+  config.mutable_optimizer()->set_name(optimizer);
+  (*config.mutable_optimizer()->mutable_params())["prior_generations"] = 1;
+  if (optimizer == "gradient_ascent") (*config.mutable_optimizer()->mutable_params())["steps"] = 5;
+  config.mutable_image_space()->set_name("pixel");
+  (*config.mutable_surrogate()->mutable_params())["refit_sync"] = refit_sync;
+  config.set_generation_size(4);
+  config.set_seed(3);
+  return config;
+}
+
+void ReportAll(Session& session, const v1::StimulusBatch& batch, const std::string& request_id) {
+  google::protobuf::RepeatedPtrField<v1::Response> responses;
+  for (const v1::Stimulus& s : batch.stimuli()) {
+    v1::Response* r = responses.Add();
+    r->set_stimulus_id(s.id());
+    r->add_rates(5.0);
+  }
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(session.Report(request_id, responses, &ack).ok());
+}
+
+TEST(SessionRefitTest, NextStimuliIsAnsweredWhileARefitRuns) {
+  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"}) {
+    SCOPED_TRACE(optimizer);
+    HeldFit fit;
+    ScopedFitFunctionForTesting scoped(fit.Function());
+    InMemoryJournal journal;
+    SessionManager manager(&journal, 4);
+    auto session = manager.Create(Config(optimizer, /*refit_sync=*/0));
+    ASSERT_TRUE(session.ok()) << session.status();
+
+    v1::StimulusBatch first;
+    ASSERT_TRUE((*session)->Next(0, &first).ok());
+    EXPECT_EQ(first.stimuli(0).model_version(), 0);
+    EXPECT_EQ(first.stimuli(0).origin(), "prior");
+    ReportAll(**session, first, "r1");
+
+    // Generation 2 starts a refit on generation 1's responses...
+    v1::StimulusBatch second;
+    ASSERT_TRUE((*session)->Next(0, &second).ok());
+    ASSERT_TRUE(fit.WaitStarted());
+    ReportAll(**session, second, "r2");
+    // ...which is held: NextStimuli is answered all the same, from no model.
+    v1::StimulusBatch third;
+    ASSERT_TRUE((*session)->Next(0, &third).ok());
+    EXPECT_EQ(third.stimuli_size(), 4);
+    EXPECT_EQ(third.stimuli(0).model_version(), 0);
+
+    fit.Release();
+    ReportAll(**session, third, "r3");
+    // Finished versions show up eventually; wait on the condition.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    int64_t version = 0;
+    for (int g = 4; version == 0 && std::chrono::steady_clock::now() < deadline; ++g) {
+      v1::StimulusBatch next;
+      ASSERT_TRUE((*session)->Next(0, &next).ok());
+      version = next.stimuli(0).model_version();
+      ReportAll(**session, next, "r" + std::to_string(g));
+    }
+    EXPECT_GE(version, 1);
+    EXPECT_FALSE(fit.timed_out);
+    EXPECT_EQ(fit.sizes.front(), 4) << "the first refit saw generation 1's responses";
+  }
+}
+
+TEST(SessionRefitTest, SyncModeUsesTheVersionFittedOneGenerationEarlier) {
+  HeldFit fit;
+  fit.Release();  // fits finish at once
+  ScopedFitFunctionForTesting scoped(fit.Function());
+  InMemoryJournal journal;
+  SessionManager manager(&journal, 4);
+  auto session = manager.Create(Config("gradient_ascent", /*refit_sync=*/1));
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<int64_t> versions;
+  for (int g = 1; g <= 4; ++g) {
+    v1::StimulusBatch batch;
+    ASSERT_TRUE((*session)->Next(0, &batch).ok());
+    versions.push_back(batch.stimuli(0).model_version());
+    ReportAll(**session, batch, "r" + std::to_string(g));
+  }
+  // Gen 1: prior; gen 2: refit 1 requested now, not waited for; gen 3 uses
+  // version 1 (generation 1's data), gen 4 version 2.
+  EXPECT_EQ(versions, (std::vector<int64_t>{0, 0, 1, 2}));
+  EXPECT_EQ(fit.sizes, (std::vector<int64_t>{4, 8, 12}));
+}
+
+TEST(SessionRefitTest, BadSurrogateParamsNameTheField) {
+  InMemoryJournal journal;
+  SessionManager manager(&journal, 4);
+  v1::SessionConfig config = Config("gradient_ascent", 1);
+  (*config.mutable_surrogate()->mutable_params())["refit_lag"] = 5;
+  auto session = manager.Create(config);
+  ASSERT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(session.status().message().find("config.surrogate.params.refit_lag"),
+            std::string::npos)
+      << session.status();
+}
+
+}  // namespace
+}  // namespace stimloop
