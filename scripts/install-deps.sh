@@ -12,6 +12,7 @@ packages=(
   libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev
   python3-grpcio python3-protobuf python3-numpy
   openssl
+  chromium  # headless Chromium renders the inspect report in tests/inspect
 )
 
 missing=()

@@ -1,0 +1,250 @@
+#include "clients/inspect/store_reader.h"
+
+#include <sqlite3.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace stimloop {
+namespace inspect {
+namespace {
+
+// The store's PRAGMA application_id ("STLP", server/session_store.h).
+constexpr int64_t kApplicationId = 0x53544C50;
+
+// A prepared statement, finalized on destruction.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  absl::Status status(absl::string_view what) const {
+    if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE) return absl::OkStatus();
+    return absl::InternalError(
+        absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db_)));
+  }
+  void BindText(int i, const std::string& v) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(stmt_, i, v.data(), v.size(), SQLITE_STATIC);
+  }
+  // True when a row is ready; false when done or on error (see status()).
+  bool Step() {
+    if (rc_ != SQLITE_OK && rc_ != SQLITE_ROW) return false;
+    rc_ = sqlite3_step(stmt_);
+    return rc_ == SQLITE_ROW;
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  double Double(int col) const {
+    return IsNull(col) ? std::numeric_limits<double>::quiet_NaN()
+                       : sqlite3_column_double(stmt_, col);
+  }
+  std::string Text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
+  }
+  std::string Blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
+  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db)));
+  }
+  return absl::OkStatus();
+}
+
+// A read transaction: every query inside sees one snapshot.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(sqlite3* db) : db_(db) {
+    status_ = Exec(db, "BEGIN DEFERRED", "begin read");
+  }
+  ~ReadTransaction() {
+    if (status_.ok()) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  sqlite3* db_;
+  absl::Status status_;
+};
+
+absl::Time FromNanos(int64_t ns) { return absl::FromUnixNanos(ns); }
+
+constexpr const char* kSummarySql =
+    "SELECT s.id, s.status, s.created_ns, s.optimizer, s.image_space, s.config, "
+    "(SELECT COUNT(*) FROM generations g WHERE g.session_id = s.id), "
+    "(SELECT COUNT(*) FROM stimuli t WHERE t.session_id = s.id), "
+    "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped = 0), "
+    "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped != 0) "
+    "FROM sessions s";
+
+absl::Status ReadSummary(const Statement& q, SessionSummary* out, v1::SessionConfig* config) {
+  out->id = q.Text(0);
+  out->status = q.Text(1);
+  out->created = FromNanos(q.Int(2));
+  out->optimizer = q.Text(3);
+  out->image_space = q.Text(4);
+  if (!config->ParseFromString(q.Blob(5))) {
+    return absl::DataLossError(
+        absl::StrCat("store: session '", out->id, "': config does not parse"));
+  }
+  auto find = [&](const char* key) {
+    auto it = config->metadata().find(key);
+    return it == config->metadata().end() ? std::string() : it->second;
+  };
+  out->subject = find("subject");
+  out->site = find("site");
+  out->generations = q.Int(6);
+  out->stimuli = q.Int(7);
+  out->responses = q.Int(8);
+  out->skipped = q.Int(9);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& data_dir) {
+  const std::string path = (std::filesystem::path(data_dir) / "stimloop.sqlite").string();
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return absl::NotFoundError(absl::StrCat("--data_dir: no store '", path, "'"));
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("store: cannot open '", path, "': ", message));
+  }
+  std::unique_ptr<StoreReader> reader(new StoreReader(path, db));
+  sqlite3_busy_timeout(db, 10000);
+  Statement q(db, "PRAGMA application_id");
+  const bool row = q.Step();
+  if (absl::Status s = q.status("reading the application_id"); !s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", path, "' is not a readable SQLite store: ", s.message()));
+  }
+  if (!row || q.Int(0) != kApplicationId) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", path, "' is not a stimloop store (application_id)"));
+  }
+  return reader;
+}
+
+StoreReader::~StoreReader() { sqlite3_close(db_); }
+
+absl::StatusOr<std::vector<SessionSummary>> StoreReader::ListSessions() {
+  ReadTransaction txn(db_);
+  if (!txn.status().ok()) return txn.status();
+  Statement q(db_, absl::StrCat(kSummarySql, " ORDER BY s.created_ns, s.id").c_str());
+  std::vector<SessionSummary> out;
+  while (q.Step()) {
+    SessionSummary summary;
+    v1::SessionConfig config;
+    if (absl::Status s = ReadSummary(q, &summary, &config); !s.ok()) return s;
+    out.push_back(std::move(summary));
+  }
+  if (absl::Status s = q.status("listing sessions"); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_id) {
+  ReadTransaction txn(db_);
+  if (!txn.status().ok()) return txn.status();
+  SessionData data;
+  {
+    Statement q(db_, absl::StrCat(kSummarySql, " WHERE s.id = ?").c_str());
+    q.BindText(1, session_id);
+    if (!q.Step()) {
+      if (absl::Status s = q.status("reading the session"); !s.ok()) return s;
+      return absl::NotFoundError(absl::StrCat("SESSION: no session '", session_id, "' in '",
+                                              path_, "'"));
+    }
+    if (absl::Status s = ReadSummary(q, &data.summary, &data.config); !s.ok()) return s;
+  }
+  {
+    Statement q(db_, "SELECT config_json FROM sessions WHERE id = ?");
+    q.BindText(1, session_id);
+    if (q.Step()) data.config_json = q.Text(0);
+    if (absl::Status s = q.status("reading the config"); !s.ok()) return s;
+  }
+  {
+    Statement q(db_,
+                "SELECT id, sequence, generation, position, origin, is_reference, png, "
+                "model_version, predicted_objective FROM stimuli WHERE session_id = ? "
+                "ORDER BY sequence");
+    q.BindText(1, session_id);
+    while (q.Step()) {
+      StoredStimulus s;
+      s.id = q.Text(0);
+      s.sequence = q.Int(1);
+      s.generation = q.Int(2);
+      s.position = q.Int(3);
+      s.origin = q.Text(4);
+      s.is_reference = q.Int(5) != 0;
+      s.png = q.Blob(6);
+      s.model_version = q.Int(7);
+      s.predicted_objective = q.Double(8);
+      data.stimuli.push_back(std::move(s));
+    }
+    if (absl::Status s = q.status("reading stimuli"); !s.ok()) return s;
+  }
+  {
+    Statement q(db_,
+                "SELECT seq, stimulus_id, request_id, received_ns, skipped, rates FROM "
+                "responses WHERE session_id = ? ORDER BY seq");
+    q.BindText(1, session_id);
+    while (q.Step()) {
+      StoredResponse r;
+      r.seq = q.Int(0);
+      r.stimulus_id = q.Text(1);
+      r.request_id = q.Text(2);
+      r.received = FromNanos(q.Int(3));
+      r.skipped = q.Int(4) != 0;
+      if (!r.skipped) {
+        const std::string bytes = q.Blob(5);
+        if (bytes.size() % sizeof(double) != 0) {
+          return absl::DataLossError(absl::StrCat("store: response ", r.seq,
+                                                  ": rates blob of ", bytes.size(),
+                                                  " bytes is not an array of doubles"));
+        }
+        r.rates.resize(bytes.size() / sizeof(double));  // little-endian, as written
+        if (!bytes.empty()) std::memcpy(r.rates.data(), bytes.data(), bytes.size());
+      }
+      data.responses.push_back(std::move(r));
+    }
+    if (absl::Status s = q.status("reading responses"); !s.ok()) return s;
+  }
+  {
+    Statement q(db_,
+                "SELECT version, created_ns, metrics_json FROM model_versions "
+                "WHERE session_id = ? ORDER BY version");
+    q.BindText(1, session_id);
+    while (q.Step()) {
+      data.model_versions.push_back({q.Int(0), FromNanos(q.Int(1)), q.Text(2)});
+    }
+    if (absl::Status s = q.status("reading model versions"); !s.ok()) return s;
+  }
+  return data;
+}
+
+}  // namespace inspect
+}  // namespace stimloop
