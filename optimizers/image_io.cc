@@ -31,7 +31,9 @@ torch::Tensor FromMat(cv::Mat mat) {
   if (!mat.isContinuous()) mat = mat.clone();
   torch::Tensor hwc = torch::from_blob(mat.data, {mat.rows, mat.cols, mat.channels()},
                                        torch::kUInt8);
-  return hwc.permute({2, 0, 1}).contiguous();  // copies out of the Mat
+  // clone(), not contiguous(): for one channel the permuted view is already
+  // contiguous and would still point into the Mat, freed on return.
+  return hwc.permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
 }
 
 }  // namespace
