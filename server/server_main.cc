@@ -10,6 +10,10 @@
 // On start the store is checked and every open session in it is resumed, so
 // a server killed at any moment goes on where it was. A store that is corrupt,
 // foreign or in use by another server is a clear message and exit status 1.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -32,6 +36,7 @@
 #include "server/session_manager.h"
 #include "server/session_restore.h"
 #include "server/session_store.h"
+#include "server/remote_access_flags.h"
 #include "server/stimloop_service.h"
 #include "server/torch_threads.h"
 
@@ -49,6 +54,25 @@ ABSL_FLAG(std::string, store_sync, "full",
           "commits may roll back on power loss).");
 
 namespace {
+
+// Self-pipe for SIGINT/SIGTERM: libraries start threads before main() (e.g.
+// OpenBLAS), so signals cannot be confined to one thread by masking them.
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int signal) {
+  const int saved_errno = errno;
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &signal, sizeof(signal));
+  errno = saved_errno;
+}
+
+bool InstallSignalHandlers() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return false;
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  return sigaction(SIGINT, &action, nullptr) == 0 && sigaction(SIGTERM, &action, nullptr) == 0;
+}
 
 // Resumes every open session of `store` into `sessions`. A session that
 // cannot be rebuilt is reported, logged as an event and left out; the others
@@ -93,6 +117,12 @@ int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& 
 
 int Run() {
   const std::string listen = absl::GetFlag(FLAGS_listen);
+  // Remote access policy (server/remote_access.h): refuse before touching anything.
+  auto security = stimloop::ServerSecurityFromFlags(listen);
+  if (!security.ok()) {
+    std::cerr << "stimloop-server: " << security.status().message() << "\n";
+    return 2;
+  }
   const int torch_threads = absl::GetFlag(FLAGS_torch_threads);
   if (torch_threads < 1) {
     std::cerr << "stimloop-server: --torch_threads must be >= 1\n";
@@ -135,7 +165,7 @@ int Run() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, security->credentials, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -144,19 +174,17 @@ int Run() {
     return 1;
   }
   const std::string host = listen.substr(0, listen.rfind(':'));
+  std::cout << "stimloop-server: " << security->Describe() << std::endl;
   std::cout << "stimloop-server listening on " << host << ":" << port << std::endl;
 
-  // SIGINT/SIGTERM were blocked in main() before any thread started, so only
-  // this thread receives them.
+  // The signal handler only writes the signal number to a pipe; this thread
+  // does the shutdown outside signal context.
   std::thread waiter([&server]() {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
     int signal = 0;
-    sigwait(&signals, &signal);
+    while (read(g_signal_pipe[0], &signal, sizeof(signal)) < 0 && errno == EINTR) {
+    }
     std::cout << "stimloop-server: signal " << signal << ", shutting down" << std::endl;
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   });
   server->Wait();
   waiter.join();
@@ -166,12 +194,10 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+  if (!InstallSignalHandlers()) {
+    std::cerr << "stimloop-server: cannot install signal handlers\n";
+    return 1;
+  }
   absl::SetProgramUsageMessage("Closed-loop stimulus optimization server (gRPC).");
   absl::ParseCommandLine(argc, argv);
   return Run();
