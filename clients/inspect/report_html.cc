@@ -50,6 +50,7 @@ table { border-collapse:collapse; width:100%; font-size:13px; }
 th, td { text-align:right; padding:4px 8px; border-bottom:1px solid var(--line); }
 th { color:var(--muted); font-weight:600; }
 th:first-child, td:first-child { text-align:left; }
+table.compact { width:auto; min-width:340px; align-self:flex-start; }
 .note { color:var(--muted); font-style:italic; }
 pre { background:var(--bg); border-radius:8px; padding:12px; overflow:auto; font-size:12px; margin:0; }
 footer { color:var(--muted); font-size:12px; text-align:center; padding-bottom:24px; }
@@ -149,15 +150,16 @@ std::string ModelSection(const SessionData& data, const SessionStats& stats) {
     r.x.push_back(m.version);
     r.y.push_back(m.heldout_r);
   }
+  out += "<div class=\"charts\">";
   out += RenderLineChart({r}, {"Held-out correlation by model version", "model version",
                                "correlation"});
-  out += "<table><tr><th>version</th><th>created</th><th>held-out r</th></tr>";
+  out += "<table class=\"compact\"><tr><th>version</th><th>created</th><th>held-out r</th></tr>";
   for (size_t i = 0; i < stats.models.size(); ++i) {
     absl::StrAppend(&out, "<tr><td>", stats.models[i].version, "</td><td>",
                     FormatUtc(data.model_versions[i].created), "</td><td>",
                     FormatNumber(stats.models[i].heldout_r), "</td></tr>");
   }
-  return out + "</table></section>";
+  return out + "</table></div></section>";
 }
 
 std::string GenerationTable(const SessionStats& stats) {

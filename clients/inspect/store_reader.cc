@@ -233,7 +233,14 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
     }
     if (absl::Status s = q.status("reading responses"); !s.ok()) return s;
   }
+  bool has_model_versions = false;
   {
+    Statement q(db_,
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_versions'");
+    has_model_versions = q.Step();
+    if (absl::Status s = q.status("looking for model_versions"); !s.ok()) return s;
+  }
+  if (has_model_versions) {
     Statement q(db_,
                 "SELECT version, created_ns, metrics_json FROM model_versions "
                 "WHERE session_id = ? ORDER BY version");

@@ -71,7 +71,9 @@ struct SessionData {
   std::string config_json;  // as the server stored it
   std::vector<StoredStimulus> stimuli;    // by sequence
   std::vector<StoredResponse> responses;  // by journal order
-  std::vector<StoredModelVersion> model_versions;  // by version
+  // By version; empty when none, or when the store has no model_versions
+  // table.
+  std::vector<StoredModelVersion> model_versions;
 };
 
 class StoreReader {
