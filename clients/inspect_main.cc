@@ -40,7 +40,8 @@ constexpr char kUsage[] =
     "  stimloop-inspect report --data_dir=D SESSION --out=FILE.html";
 
 absl::Status Run(const std::vector<std::string>& args) {
-  if (args.empty()) return absl::InvalidArgumentError("missing command (list, show, top, export, report)");
+  if (args.empty())
+    return absl::InvalidArgumentError("missing command (list, show, top, export, report)");
   const std::string& command = args[0];
   auto reader = StoreReader::Open(absl::GetFlag(FLAGS_data_dir));
   if (!reader.ok()) return reader.status();
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   absl::Status status = stimloop::inspect::Run(args);
   if (!status.ok()) {
-    std::cerr << "stimloop-inspect: " << status.message() << "\n" << stimloop::inspect::kUsage << "\n";
+    std::cerr << "stimloop-inspect: " << status.message() << "\n"
+              << stimloop::inspect::kUsage << "\n";
     return 1;
   }
   return 0;

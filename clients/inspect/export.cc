@@ -1,10 +1,10 @@
 #include "clients/inspect/export.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -94,7 +94,8 @@ std::string ObjectiveText(const v1::SessionConfig& config) {
     case v1::Objective::kWeightedSum:
       return "weighted sum of the rates (config.objective.weighted_sum.weights)";
     case v1::Objective::kPopulationControl:
-      return absl::StrCat("population control: rate_", config.objective().population_control().target(),
+      return absl::StrCat("population control: rate_",
+                          config.objective().population_control().target(),
                           " - others_weight * mean of the other rates");
     default:
       return absl::StrCat("rate_", config.objective().single_neuron().index());
@@ -132,14 +133,13 @@ absl::Status WriteTopStimuli(const SessionData& data, const SessionStats& stats,
   int rank = 0;
   for (const ScoredStimulus* s : TopStimuli(stats, k)) {
     ++rank;
-    const std::string file =
-        absl::StrFormat("%03d_%s.png", rank, SafeFileName(s->stimulus->id));
+    const std::string file = absl::StrFormat("%03d_%s.png", rank, SafeFileName(s->stimulus->id));
     if (absl::Status st = WriteFile(std::filesystem::path(out_dir) / file, s->stimulus->png);
         !st.ok()) {
       return st;
     }
-    absl::StrAppend(&csv, rank, ",", CsvField(s->stimulus->id), ",", s->stimulus->generation,
-                    ",", CsvField(s->stimulus->origin), ",", Num(s->mean_objective), ",",
+    absl::StrAppend(&csv, rank, ",", CsvField(s->stimulus->id), ",", s->stimulus->generation, ",",
+                    CsvField(s->stimulus->origin), ",", Num(s->mean_objective), ",",
                     s->presentations, ",", file, "\n");
   }
   return WriteFile(std::filesystem::path(out_dir) / "top.csv", csv);
@@ -163,8 +163,8 @@ absl::Status ExportSession(const SessionData& data, const SessionStats& stats,
     if (absl::Status w = WriteFile(dir / file, st.png); !w.ok()) return w;
     absl::StrAppend(&stimuli_csv, CsvField(st.id), ",", st.sequence, ",", st.generation, ",",
                     st.position, ",", CsvField(st.origin), ",", st.is_reference ? 1 : 0, ",",
-                    st.model_version, ",", Num(st.predicted_objective), ",", s.presentations,
-                    ",", Num(s.mean_objective), ",", file, "\n");
+                    st.model_version, ",", Num(st.predicted_objective), ",", s.presentations, ",",
+                    Num(s.mean_objective), ",", file, "\n");
   }
   if (absl::Status w = WriteFile(dir / "stimuli.csv", stimuli_csv); !w.ok()) return w;
 
@@ -176,14 +176,14 @@ absl::Status ExportSession(const SessionData& data, const SessionStats& stats,
   for (const StoredResponse& r : data.responses) {
     auto it = by_id.find(r.stimulus_id);
     if (it == by_id.end()) {
-      return absl::DataLossError(absl::StrCat("response ", r.seq, ": unknown stimulus '",
-                                              r.stimulus_id, "'"));
+      return absl::DataLossError(
+          absl::StrCat("response ", r.seq, ": unknown stimulus '", r.stimulus_id, "'"));
     }
     const StoredStimulus& st = *it->second;
-    absl::StrAppend(&responses_csv, CsvField(st.id), ",", st.generation, ",",
-                    CsvField(st.origin), ",", st.is_reference ? 1 : 0, ",",
-                    CsvField(r.request_id), ",", IsoTime(r.received), ",", r.skipped ? 1 : 0,
-                    ",", r.skipped ? "" : Num(objective->Evaluate(r.rates)));
+    absl::StrAppend(&responses_csv, CsvField(st.id), ",", st.generation, ",", CsvField(st.origin),
+                    ",", st.is_reference ? 1 : 0, ",", CsvField(r.request_id), ",",
+                    IsoTime(r.received), ",", r.skipped ? 1 : 0, ",",
+                    r.skipped ? "" : Num(objective->Evaluate(r.rates)));
     for (int n = 0; n < neurons; ++n) {
       absl::StrAppend(&responses_csv, ",",
                       n < static_cast<int>(r.rates.size()) ? Num(r.rates[n]) : "");
@@ -196,8 +196,7 @@ absl::Status ExportSession(const SessionData& data, const SessionStats& stats,
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
-  if (auto s = google::protobuf::util::MessageToJsonString(data.config, &json, options);
-      !s.ok()) {
+  if (auto s = google::protobuf::util::MessageToJsonString(data.config, &json, options); !s.ok()) {
     return absl::InternalError(absl::StrCat("config as JSON: ", s.ToString()));
   }
   if (absl::Status w = WriteFile(dir / "config.json", json + "\n"); !w.ok()) return w;

@@ -1,8 +1,8 @@
 #include "clients/inspect/report_html.h"
 
-#include <cmath>
-
 #include <google/protobuf/util/json_util.h>
+
+#include <cmath>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -66,7 +66,8 @@ std::string ObjectiveLabel(const v1::SessionConfig& c) {
     case v1::Objective::kWeightedSum:
       return "weighted sum";
     case v1::Objective::kPopulationControl:
-      return absl::StrCat("population control, target ", c.objective().population_control().target());
+      return absl::StrCat("population control, target ",
+                          c.objective().population_control().target());
     default:
       return absl::StrCat("neuron ", c.objective().single_neuron().index());
   }
@@ -101,8 +102,9 @@ std::string ProgressSection(const SessionStats& stats) {
   out += RenderLineChart({mean, max, best},
                          {"Measured objective per generation", "generation", "objective"});
   if (!any_reference) {
-    return out + "</div><p class=\"note\">No reference images in this session "
-                 "(config.reference_images.per_generation is 0).</p></section>";
+    return out +
+           "</div><p class=\"note\">No reference images in this session "
+           "(config.reference_images.per_generation is 0).</p></section>";
   }
   ChartSeries optimized = mean;
   optimized.name = "optimized mean";
@@ -151,8 +153,8 @@ std::string ModelSection(const SessionData& data, const SessionStats& stats) {
     r.y.push_back(m.heldout_r);
   }
   out += "<div class=\"charts\">";
-  out += RenderLineChart({r}, {"Held-out correlation by model version", "model version",
-                               "correlation"});
+  out += RenderLineChart({r},
+                         {"Held-out correlation by model version", "model version", "correlation"});
   out += "<table class=\"compact\"><tr><th>version</th><th>created</th><th>held-out r</th></tr>";
   for (size_t i = 0; i < stats.models.size(); ++i) {
     absl::StrAppend(&out, "<tr><td>", stats.models[i].version, "</td><td>",
@@ -186,12 +188,23 @@ std::string HtmlEscape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -214,8 +227,8 @@ std::string RenderReportHtml(const SessionData& data, const SessionStats& stats,
   out += Fact("subject", s.subject.empty() ? "-" : s.subject);
   out += Fact("site", s.site.empty() ? "-" : s.site);
   out += Fact("neurons", absl::StrCat(c.num_neurons()));
-  out += Fact("image", absl::StrCat(c.image().height(), "×", c.image().width(), "×",
-                                    c.image().channels()));
+  out += Fact("image",
+              absl::StrCat(c.image().height(), "×", c.image().width(), "×", c.image().channels()));
   out += Fact("generations", absl::StrCat(s.generations));
   out += Fact("stimuli", absl::StrCat(s.stimuli));
   out += Fact("responses", absl::StrCat(s.responses));

@@ -1,12 +1,12 @@
 #include "clients/inspect/session_stats.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
-
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
@@ -67,8 +67,9 @@ absl::StatusOr<Objective> ObjectiveFromConfig(const v1::SessionConfig& config) {
     case v1::Objective::kPopulationControl:
       spec.kind = ObjectiveSpec::Kind::kPopulationControl;
       spec.index = o.population_control().target();
-      spec.others_weight =
-          o.population_control().others_weight() == 0 ? 1.0 : o.population_control().others_weight();
+      spec.others_weight = o.population_control().others_weight() == 0
+                               ? 1.0
+                               : o.population_control().others_weight();
       break;
   }
   return Objective::Create(spec, config.num_neurons());
@@ -92,8 +93,8 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
   for (const StoredResponse& r : data.responses) {
     auto it = index.find(r.stimulus_id);
     if (it == index.end()) {
-      return absl::DataLossError(absl::StrCat("response ", r.seq, ": unknown stimulus '",
-                                              r.stimulus_id, "'"));
+      return absl::DataLossError(
+          absl::StrCat("response ", r.seq, ": unknown stimulus '", r.stimulus_id, "'"));
     }
     ScoredStimulus& s = stats.stimuli[it->second];
     if (r.skipped) {

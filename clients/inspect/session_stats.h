@@ -27,21 +27,21 @@ struct ScoredStimulus {
   const StoredStimulus* stimulus = nullptr;  // points into SessionData
   int presentations = 0;                     // responses with rates
   int skipped = 0;
-  double mean_objective = 0;                 // NaN when presentations == 0
-  std::vector<double> mean_rates;            // per neuron; empty when none
+  double mean_objective = 0;       // NaN when presentations == 0
+  std::vector<double> mean_rates;  // per neuron; empty when none
 };
 
 struct GenerationStats {
   int64_t generation = 0;
-  int stimuli = 0;           // optimizer stimuli (not reference)
-  int measured = 0;          // optimizer stimuli with >= 1 presentation
-  int presentations = 0;     // responses with rates, optimizer stimuli
+  int stimuli = 0;            // optimizer stimuli (not reference)
+  int measured = 0;           // optimizer stimuli with >= 1 presentation
+  int presentations = 0;      // responses with rates, optimizer stimuli
   double mean_objective = 0;  // over measured stimuli' means; NaN if none
   double max_objective = 0;   // best measured stimulus mean; NaN if none
   double best_so_far = 0;     // max over this and earlier generations; NaN if none
   // Stimuli with a predicted objective and a measurement.
   int predicted = 0;
-  double mean_predicted = 0;            // NaN when predicted == 0
+  double mean_predicted = 0;              // NaN when predicted == 0
   double mean_measured_of_predicted = 0;  // NaN when predicted == 0
   double predicted_measured_r = 0;        // Pearson r; NaN when < 3 or degenerate
   int64_t model_version = 0;              // newest version among its stimuli; 0: none
@@ -56,9 +56,9 @@ struct ModelQuality {
 };
 
 struct SessionStats {
-  std::vector<ScoredStimulus> stimuli;          // parallel to SessionData::stimuli
-  std::vector<GenerationStats> generations;     // by generation, 1..last
-  std::vector<ModelQuality> models;             // by version
+  std::vector<ScoredStimulus> stimuli;       // parallel to SessionData::stimuli
+  std::vector<GenerationStats> generations;  // by generation, 1..last
+  std::vector<ModelQuality> models;          // by version
 };
 
 // REQUIRES: `data` outlives the result (ScoredStimulus points into it).

@@ -29,8 +29,7 @@ class Statement {
 
   absl::Status status(absl::string_view what) const {
     if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE) return absl::OkStatus();
-    return absl::InternalError(
-        absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db_)));
+    return absl::InternalError(absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db_)));
   }
   void BindText(int i, const std::string& v) {
     if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(stmt_, i, v.data(), v.size(), SQLITE_STATIC);
@@ -127,8 +126,7 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string
     return absl::NotFoundError(absl::StrCat("--data_dir: no store '", path, "'"));
   }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -175,8 +173,8 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
     q.BindText(1, session_id);
     if (!q.Step()) {
       if (absl::Status s = q.status("reading the session"); !s.ok()) return s;
-      return absl::NotFoundError(absl::StrCat("SESSION: no session '", session_id, "' in '",
-                                              path_, "'"));
+      return absl::NotFoundError(
+          absl::StrCat("SESSION: no session '", session_id, "' in '", path_, "'"));
     }
     if (absl::Status s = ReadSummary(q, &data.summary, &data.config); !s.ok()) return s;
   }
@@ -222,8 +220,8 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
       if (!r.skipped) {
         const std::string bytes = q.Blob(5);
         if (bytes.size() % sizeof(double) != 0) {
-          return absl::DataLossError(absl::StrCat("store: response ", r.seq,
-                                                  ": rates blob of ", bytes.size(),
+          return absl::DataLossError(absl::StrCat("store: response ", r.seq, ": rates blob of ",
+                                                  bytes.size(),
                                                   " bytes is not an array of doubles"));
         }
         r.rates.resize(bytes.size() / sizeof(double));  // little-endian, as written

@@ -68,7 +68,7 @@ struct StoredModelVersion {
 struct SessionData {
   SessionSummary summary;
   v1::SessionConfig config;
-  std::string config_json;  // as the server stored it
+  std::string config_json;                // as the server stored it
   std::vector<StoredStimulus> stimuli;    // by sequence
   std::vector<StoredResponse> responses;  // by journal order
   // By version; empty when none, or when the store has no model_versions

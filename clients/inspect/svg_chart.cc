@@ -51,8 +51,7 @@ std::string RenderLineChart(const std::vector<ChartSeries>& series, const ChartO
       "width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"%s\">"
       "<text class=\"chart-title\" x=\"%g\" y=\"18\">%s</text>",
       o.width, o.height, o.width, o.height, HtmlEscape(o.title), kLeft, HtmlEscape(o.title));
-  absl::StrAppendFormat(&svg,
-                        "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"plot\"/>",
+  absl::StrAppendFormat(&svg, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"plot\"/>",
                         kLeft, kTop, plot_w, plot_h);
   const bool empty = !std::isfinite(x0);
   if (empty) {
@@ -72,10 +71,11 @@ std::string RenderLineChart(const std::vector<ChartSeries>& series, const ChartO
   auto py = [&](double y) { return kTop + (1 - (y - y0) / (y1 - y0)) * plot_h; };
 
   for (double t : Ticks(y0, y1, 5)) {
-    absl::StrAppendFormat(&svg,
-                          "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                          "<text class=\"tick\" text-anchor=\"end\" x=\"%.1f\" y=\"%.1f\">%s</text>",
-                          kLeft, kLeft + plot_w, py(t), py(t), kLeft - 6, py(t) + 4, TickLabel(t));
+    absl::StrAppendFormat(
+        &svg,
+        "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
+        "<text class=\"tick\" text-anchor=\"end\" x=\"%.1f\" y=\"%.1f\">%s</text>",
+        kLeft, kLeft + plot_w, py(t), py(t), kLeft - 6, py(t) + 4, TickLabel(t));
   }
   for (double t : Ticks(x0, x1, 8)) {
     if (x1 - x0 >= 2 && std::abs(t - std::round(t)) > 1e-9) continue;  // integer generations
@@ -88,8 +88,8 @@ std::string RenderLineChart(const std::vector<ChartSeries>& series, const ChartO
                         "<text class=\"axis\" text-anchor=\"middle\" x=\"%.1f\" y=\"%d\">%s</text>"
                         "<text class=\"axis\" text-anchor=\"middle\" transform=\"translate(14 "
                         "%.1f) rotate(-90)\">%s</text>",
-                        kLeft + plot_w / 2, o.height - 6, HtmlEscape(o.x_label),
-                        kTop + plot_h / 2, HtmlEscape(o.y_label));
+                        kLeft + plot_w / 2, o.height - 6, HtmlEscape(o.x_label), kTop + plot_h / 2,
+                        HtmlEscape(o.y_label));
 
   // The legend: one row under the title, left to right.
   double legend_x = kLeft;

@@ -12,7 +12,7 @@ namespace inspect {
 
 struct ChartSeries {
   std::string name;
-  std::string color;  // CSS color
+  std::string color;         // CSS color
   std::vector<double> x, y;  // same length; NaN y values are gaps
   bool dashed = false;
   bool markers = false;  // a dot at every point

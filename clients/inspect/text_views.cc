@@ -34,20 +34,17 @@ std::string FormatUtc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
 }
 
-std::string FormatNumber(double v) {
-  return std::isnan(v) ? "-" : absl::StrFormat("%.4g", v);
-}
+std::string FormatNumber(double v) { return std::isnan(v) ? "-" : absl::StrFormat("%.4g", v); }
 
 std::string FormatSessionList(const std::vector<SessionSummary>& sessions) {
   constexpr char kRow[] = "%-24s %-23s %-10s %-12s %-17s %-11s %-6s %5s %7s %9s %7s\n";
-  std::string out = absl::StrFormat(kRow, "session", "created", "subject", "site", "optimizer",
-                                    "image_space", "status", "gens", "stimuli", "responses",
-                                    "skipped");
+  std::string out =
+      absl::StrFormat(kRow, "session", "created", "subject", "site", "optimizer", "image_space",
+                      "status", "gens", "stimuli", "responses", "skipped");
   for (const SessionSummary& s : sessions) {
     absl::StrAppendFormat(&out, kRow, s.id, FormatUtc(s.created), Fit(OrDash(s.subject), 10),
                           Fit(OrDash(s.site), 12), Fit(s.optimizer, 17), Fit(s.image_space, 11),
-                          s.status,
-                          absl::StrCat(s.generations), absl::StrCat(s.stimuli),
+                          s.status, absl::StrCat(s.generations), absl::StrCat(s.stimuli),
                           absl::StrCat(s.responses), absl::StrCat(s.skipped));
   }
   if (sessions.empty()) out += "(no sessions)\n";
@@ -60,13 +57,13 @@ std::string FormatSessionShow(const SessionData& data, const SessionStats& stats
       "session %s (%s), created %s\n"
       "  %s in %s space, objective %s, %d neurons, %dx%dx%d, seed %d\n"
       "  %d generations, %d stimuli, %d responses, %d skipped, %d model versions\n\n",
-      s.id, s.status, FormatUtc(s.created), s.optimizer, s.image_space,
-      ObjectiveName(data.config), data.config.num_neurons(), data.config.image().height(),
-      data.config.image().width(), data.config.image().channels(), data.config.seed(),
-      s.generations, s.stimuli, s.responses, s.skipped, data.model_versions.size());
+      s.id, s.status, FormatUtc(s.created), s.optimizer, s.image_space, ObjectiveName(data.config),
+      data.config.num_neurons(), data.config.image().height(), data.config.image().width(),
+      data.config.image().channels(), data.config.seed(), s.generations, s.stimuli, s.responses,
+      s.skipped, data.model_versions.size());
   constexpr char kRow[] = "%4s %5s %6s %10s %10s %10s %5s %10s %10s %6s %5s %8s %9s\n";
-  absl::StrAppendFormat(&out, kRow, "gen", "stim", "pres", "mean_obj", "max_obj", "best",
-                        "n_pred", "predicted", "measured", "r", "model", "model_r", "ref_mean");
+  absl::StrAppendFormat(&out, kRow, "gen", "stim", "pres", "mean_obj", "max_obj", "best", "n_pred",
+                        "predicted", "measured", "r", "model", "model_r", "ref_mean");
   for (const GenerationStats& g : stats.generations) {
     absl::StrAppendFormat(
         &out, kRow, absl::StrCat(g.generation), absl::StrCat(g.stimuli),

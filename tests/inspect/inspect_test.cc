@@ -2,6 +2,9 @@
 // closed-loop session (simulated rig, reference images, three neurons under
 // population control) and a hand-driven session with known rates and a
 // skipped trial. The store is read while the server still runs.
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -9,16 +12,12 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
-#include <string>
-#include <vector>
-
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -278,8 +277,7 @@ TEST_F(InspectTest, ExportWritesEveryStimulusResponseAndTheConfig) {
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed, data.config));
     EXPECT_TRUE(absl::StrContains(ReadAll(out + "/README.txt"), "pd.read_csv"));
   }
-  const auto manual =
-      Lines(ReadAll(*work_ + "/export-" + manual_->id() + "/responses.csv"));
+  const auto manual = Lines(ReadAll(*work_ + "/export-" + manual_->id() + "/responses.csv"));
   ASSERT_EQ(manual.size(), 3u);
   EXPECT_TRUE(absl::StrContains(manual[1], ",0,8.5,10,2,4")) << manual[1];
   EXPECT_TRUE(absl::StrContains(manual[2], ",1,,,,")) << manual[2];
@@ -290,14 +288,14 @@ TEST_F(InspectTest, ToolRunsFromTheCommandLine) {
   ASSERT_NE(build, nullptr) << "STIMLOOP_BUILD_DIR is set by ctest";
   const std::string tool = std::string(build) + "/clients/stimloop-inspect";
   const std::string out = *work_ + "/cli-list.txt";
-  ASSERT_EQ(std::system(("'" + tool + "' list --data_dir='" + DataDir() + "' > '" + out + "'")
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(("'" + tool + "' list --data_dir='" + DataDir() + "' > '" + out + "'").c_str()),
+      0);
   EXPECT_TRUE(absl::StrContains(ReadAll(out), manual_->id()));
-  EXPECT_NE(std::system(("'" + tool + "' show --data_dir='" + DataDir() +
-                         "' no-such-session 2>/dev/null")
-                            .c_str()),
-            0);
+  EXPECT_NE(
+      std::system(("'" + tool + "' show --data_dir='" + DataDir() + "' no-such-session 2>/dev/null")
+                      .c_str()),
+      0);
 }
 
 TEST_F(InspectTest, ReportRendersInHeadlessChromium) {

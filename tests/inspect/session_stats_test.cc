@@ -2,10 +2,10 @@
 // known numbers: model versions, predictions, reference images, repeats.
 #include "clients/inspect/session_stats.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "clients/inspect/report_html.h"
@@ -46,14 +46,14 @@ SessionData MakeData() {
   data.config.mutable_objective()->mutable_weighted_sum()->add_weights(1);
   data.config.mutable_objective()->mutable_weighted_sum()->add_weights(2);
   const double nan = std::nan("");
-  data.stimuli = {Stim(1, 1, nan, 0), Stim(2, 1, nan, 0), Stim(3, 1, nan, 0, true),
-                  Stim(4, 2, 1, 1),   Stim(5, 2, 2, 1),   Stim(6, 2, 3, 1),
+  data.stimuli = {Stim(1, 1, nan, 0),      Stim(2, 1, nan, 0), Stim(3, 1, nan, 0, true),
+                  Stim(4, 2, 1, 1),        Stim(5, 2, 2, 1),   Stim(6, 2, 3, 1),
                   Stim(7, 2, nan, 1, true)};
   data.responses = {Resp(1, 1, 0), Resp(1, 3, 0),  // s-1: 1, 3 -> mean 2
                     Resp(2, 0, 2),                 // s-2: 4
                     Resp(3, 6, 0),                 // reference gen 1: 6
-                    Resp(4, 1, 0), Resp(5, 2, 0), Resp(6, 5, 0),
-                    Resp(7, 2, 0)};                // reference gen 2: 2
+                    Resp(4, 1, 0), Resp(5, 2, 0),
+                    Resp(6, 5, 0), Resp(7, 2, 0)};  // reference gen 2: 2
   StoredResponse skipped;
   skipped.stimulus_id = "s-6";
   skipped.skipped = true;
