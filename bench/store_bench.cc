@@ -60,6 +60,11 @@ class TimingJournal : public SessionJournal {
   absl::Status SessionClosed(const std::string& id, absl::Time closed) override {
     return inner_->SessionClosed(id, closed);
   }
+  absl::Status ModelVersionFitted(const std::string& id, int64_t version,
+                                  const std::map<std::string, double>& metrics,
+                                  const std::string& checkpoint) override {
+    return inner_->ModelVersionFitted(id, version, metrics, checkpoint);
+  }
   std::vector<absl::Duration> durations;
 
  private:

@@ -1,6 +1,7 @@
 #include "server/session.h"
 
 #include <algorithm>
+#include <iostream>
 #include <cmath>
 #include <utility>
 
@@ -64,7 +65,19 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
     models_spec.width = c.shape.width;
     models_spec.num_neurons = c.proto.num_neurons();
     models_spec.seed = c.proto.seed();
-    auto models = MakeSessionModels(models_spec, /*on_version=*/nullptr);
+    // Each finished version is journaled (metrics, checkpoint) before any
+    // stimulus can name it; a failed write is reported, the fit still counts.
+    const std::string session_id = session->id_;
+    VersionCallback on_version = [journal, session_id](
+                                     int64_t version, const std::map<std::string, double>& metrics,
+                                     const std::string& checkpoint) {
+      absl::Status s = journal->ModelVersionFitted(session_id, version, metrics, checkpoint);
+      if (!s.ok()) {
+        std::cerr << "session " << session_id << ": cannot store model version " << version
+                  << ": " << s << "\n";
+      }
+    };
+    auto models = MakeSessionModels(models_spec, std::move(on_version));
     if (!models.ok()) return models.status();
     session->refits_ = models->refits;
     context.models = models->source;

@@ -10,6 +10,7 @@
 #define STIMLOOP_SERVER_SESSION_JOURNAL_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,11 @@ class SessionJournal {
                                          const v1::ReportResponsesAck& ack,
                                          absl::Time received) = 0;
   virtual absl::Status SessionClosed(const std::string& session_id, absl::Time closed) = 0;
+  // A surrogate version finished fitting (models/session_models.h lists the
+  // metrics); called on the refit worker before any stimulus can name it.
+  virtual absl::Status ModelVersionFitted(const std::string& session_id, int64_t version,
+                                          const std::map<std::string, double>& metrics,
+                                          const std::string& checkpoint) = 0;
 };
 
 // Keeps nothing: sessions live as long as the process.
@@ -88,6 +94,11 @@ class InMemoryJournal : public SessionJournal {
     return absl::OkStatus();
   }
   absl::Status SessionClosed(const std::string&, absl::Time) override {
+    return absl::OkStatus();
+  }
+  absl::Status ModelVersionFitted(const std::string&, int64_t,
+                                  const std::map<std::string, double>&,
+                                  const std::string&) override {
     return absl::OkStatus();
   }
 };

@@ -16,6 +16,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -781,6 +782,37 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
     }
   }
   return out;
+}
+
+}  // namespace stimloop
+
+namespace stimloop {
+
+absl::Status SessionStore::ModelVersionFitted(const std::string& session_id, int64_t version,
+                                              const std::map<std::string, double>& metrics,
+                                              const std::string& checkpoint) {
+  // JSON numbers cannot be NaN: undefined metrics are written as null.
+  std::vector<std::string> fields;
+  double correlation_sum = 0;
+  int correlations = 0;
+  for (const auto& [name, value] : metrics) {
+    fields.push_back(absl::StrFormat("\"%s\": %s", name,
+                                     std::isfinite(value) ? absl::StrCat(value) : "null"));
+    if (absl::StartsWith(name, "heldout_correlation.") && std::isfinite(value)) {
+      correlation_sum += value;
+      ++correlations;
+    }
+  }
+  if (correlations > 0) {
+    fields.push_back(absl::StrCat("\"heldout_r\": ", correlation_sum / correlations));
+  }
+  const std::string json = absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
+  const absl::Time now = absl::Now();
+  if (absl::Status s = RecordModelVersion(session_id, version, json, checkpoint, now); !s.ok()) {
+    return s;
+  }
+  return RecordEvent(session_id, kEventRefitFinished, absl::StrCat("{\"version\": ", version, "}"),
+                     now);
 }
 
 }  // namespace stimloop

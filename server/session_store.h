@@ -101,6 +101,12 @@ class SessionStore : public SessionJournal {
                                  const v1::ReportResponsesAck& ack,
                                  absl::Time received) override;
   absl::Status SessionClosed(const std::string& session_id, absl::Time closed) override;
+  // Stores the version (RecordModelVersion) with its metrics as JSON plus
+  // "heldout_r", the mean held-out correlation over neurons, and logs a
+  // refit_finished event.
+  absl::Status ModelVersionFitted(const std::string& session_id, int64_t version,
+                                  const std::map<std::string, double>& metrics,
+                                  const std::string& checkpoint) override;
 
   // A fitted surrogate version with its metrics (a JSON object, e.g.
   // {"heldout_r": 0.61}) and its checkpoint bytes (may be empty).

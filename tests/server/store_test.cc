@@ -309,3 +309,53 @@ TEST(SessionStoreTest, MissingDataDirIsAnErrorNamingIt) {
 
 }  // namespace
 }  // namespace stimloop
+
+namespace stimloop {
+namespace {
+
+TEST(StoreModelVersionTest, FittedVersionIsStoredWithMeanHeldOutCorrelation) {
+  const std::string dir = ::testing::TempDir() + "/stimloop-store-model-" +
+                          std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto store = SessionStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  v1::SessionConfig config;
+  config.set_num_neurons(2);
+  ASSERT_TRUE((*store)->SessionCreated("s1", config, absl::Now()).ok());
+  ASSERT_TRUE((*store)
+                  ->ModelVersionFitted("s1", 1,
+                                       {{"heldout_correlation.0", 0.8},
+                                        {"heldout_correlation.1", 0.4},
+                                        {"heldout_feve.0", std::nan("")}},
+                                       "checkpoint-bytes")
+                  .ok());
+  // The same version twice is refused: versions are immutable.
+  EXPECT_EQ((*store)->ModelVersionFitted("s1", 1, {}, "").code(),
+            absl::StatusCode::kAlreadyExists);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir + "/" + SessionStore::kFileName).c_str(), &db,
+                            SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT metrics_json, checkpoint FROM model_versions "
+                               "WHERE session_id = 's1' AND version = 1",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  const std::string json = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  const std::string checkpoint(static_cast<const char*>(sqlite3_column_blob(stmt, 1)),
+                               sqlite3_column_bytes(stmt, 1));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  EXPECT_THAT(json, ::testing::HasSubstr("\"heldout_r\": 0.6"));
+  EXPECT_THAT(json, ::testing::HasSubstr("\"heldout_feve.0\": null"));
+  EXPECT_EQ(checkpoint, "checkpoint-bytes");
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace stimloop
