@@ -360,8 +360,7 @@ absl::Status Session::Report(const std::string& request_id,
       ++r.skipped;
       ++skipped_;
     } else {
-      ++r.presentations;
-      r.objective_sum += objective_->Evaluate(entries[k].rates);
+      r.AddPresentation(entries[k].rates, objective_->Evaluate(entries[k].rates));
       ++responses_;
     }
   }

@@ -73,6 +73,19 @@ class Session {
   // Config, status, counts and, when `with_images`, the best stimuli.
   void Describe(bool with_images, v1::Session* out) const;
 
+  // Inspection (server/session_inspection.cc); read-only.
+  // Per-generation statistics.
+  void Stats(v1::SessionStats* out) const;
+  // Stimuli of generations [first, last] (0: from 1 / to the newest).
+  absl::Status ListStimuli(int64_t first, int64_t last, bool include_png,
+                           v1::ListStimuliResponse* out) const;
+  // The k best optimizer stimuli by mean measured objective. REQUIRES: k > 0.
+  absl::Status BestStimuli(int k, bool include_png, v1::ListStimuliResponse* out) const;
+  // Waits up to `timeout` until the number of complete generations exceeds
+  // *seen (start with -1: answers at once) or the session is closed; then
+  // fills `out`, sets *seen and returns true. Returns false on timeout.
+  bool AwaitProgress(int64_t* seen, absl::Duration timeout, v1::SessionProgress* out) const;
+
   const std::string& id() const { return id_; }
   bool is_open() const;
 
@@ -85,6 +98,13 @@ class Session {
     double objective_sum = 0;
     int skipped = 0;
     int told_presentations = 0;  // presentations when the optimizer last heard of it
+    std::vector<std::vector<double>> rates;  // every presentation, in journal order
+
+    void AddPresentation(std::vector<double> presentation_rates, double objective) {
+      ++presentations;
+      objective_sum += objective;
+      rates.push_back(std::move(presentation_rates));
+    }
   };
 
   Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal);
@@ -105,6 +125,9 @@ class Session {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;
+  void FillRecord(const Record& record, bool with_image, v1::StimulusRecord* out) const;
+  // Statistics of generation g (1-based) from records_.
+  v1::GenerationStats GenerationStatsOf(int64_t g) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
   const ResolvedConfig config_;

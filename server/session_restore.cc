@@ -90,8 +90,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               response.rates.size(), " rates, expected ",
                                               s.config_.proto.num_neurons()));
     }
-    ++record.presentations;
-    record.objective_sum += s.objective_->Evaluate(response.rates);
+    record.AddPresentation(response.rates, s.objective_->Evaluate(response.rates));
     if (non_skipped < journaled.responses_told && !record.entry.is_reference) {
       ++record.told_presentations;
     }

@@ -85,4 +85,53 @@ grpc::Status StimLoopService::ReportResponses(grpc::ServerContext*,
   });
 }
 
+grpc::Status StimLoopService::GetSessionStats(grpc::ServerContext*,
+                                              const v1::GetSessionRequest* request,
+                                              v1::SessionStats* reply) {
+  return Guarded("GetSessionStats", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    (*session)->Stats(reply);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status StimLoopService::ListStimuli(grpc::ServerContext*,
+                                          const v1::ListStimuliRequest* request,
+                                          v1::ListStimuliResponse* reply) {
+  return Guarded("ListStimuli", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    return (*session)->ListStimuli(request->first_generation(), request->last_generation(),
+                                   request->include_png(), reply);
+  });
+}
+
+grpc::Status StimLoopService::GetBestStimuli(grpc::ServerContext*,
+                                             const v1::GetBestStimuliRequest* request,
+                                             v1::ListStimuliResponse* reply) {
+  return Guarded("GetBestStimuli", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    return (*session)->BestStimuli(request->k(), request->include_png(), reply);
+  });
+}
+
+grpc::Status StimLoopService::WatchSession(grpc::ServerContext* context,
+                                           const v1::GetSessionRequest* request,
+                                           grpc::ServerWriter<v1::SessionProgress>* writer) {
+  return Guarded("WatchSession", [&]() -> absl::Status {
+    auto session = sessions_->Find(request->session_id());
+    if (!session.ok()) return session.status();
+    int64_t seen = -1;
+    while (!context->IsCancelled()) {
+      v1::SessionProgress progress;
+      if (!(*session)->AwaitProgress(&seen, absl::Milliseconds(200), &progress)) continue;
+      if (!writer->Write(progress)) break;  // the client went away
+      if (progress.status() == v1::SESSION_STATUS_CLOSED) break;
+    }
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace stimloop

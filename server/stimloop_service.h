@@ -30,6 +30,18 @@ class StimLoopService final : public v1::StimLoop::Service {
   grpc::Status ReportResponses(grpc::ServerContext* context,
                                const v1::ReportResponsesRequest* request,
                                v1::ReportResponsesAck* reply) override;
+  grpc::Status GetSessionStats(grpc::ServerContext* context,
+                               const v1::GetSessionRequest* request,
+                               v1::SessionStats* reply) override;
+  grpc::Status ListStimuli(grpc::ServerContext* context, const v1::ListStimuliRequest* request,
+                           v1::ListStimuliResponse* reply) override;
+  grpc::Status GetBestStimuli(grpc::ServerContext* context,
+                              const v1::GetBestStimuliRequest* request,
+                              v1::ListStimuliResponse* reply) override;
+  // Streams until the session closes, the client cancels or the server shuts
+  // down (checked at least every 200 ms).
+  grpc::Status WatchSession(grpc::ServerContext* context, const v1::GetSessionRequest* request,
+                            grpc::ServerWriter<v1::SessionProgress>* writer) override;
 
  private:
   SessionManager* const sessions_;
