@@ -178,12 +178,7 @@ void AdaptiveSampling::Save(torch::serialize::OutputArchive& archive) const {
 }
 
 absl::Status AdaptiveSampling::Load(torch::serialize::InputArchive& archive) {
-  absl::StatusOr<std::string> format = ReadString(archive, "format");
-  if (!format.ok()) return format.status();
-  if (*format != kFormat) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("optimizer state: format '", *format, "' is not ", kFormat));
-  }
+  if (absl::Status s = CheckFormat(archive, kFormat); !s.ok()) return s;
   absl::StatusOr<at::Generator> generator = LoadGenerator(archive, "generator");
   if (!generator.ok()) return generator.status();
   absl::StatusOr<IdLedger> ledger = IdLedger::Load(archive, "ledger");

@@ -222,4 +222,14 @@ absl::StatusOr<std::string> ReadString(torch::serialize::InputArchive& archive,
   return v.toStringRef();
 }
 
+absl::Status CheckFormat(torch::serialize::InputArchive& archive, absl::string_view expected) {
+  absl::StatusOr<std::string> format = ReadString(archive, "format");
+  if (!format.ok()) return format.status();
+  if (*format != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer state: format '", *format, "' is not ", expected));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace stimloop

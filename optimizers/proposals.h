@@ -82,6 +82,10 @@ void SaveGenerator(torch::serialize::OutputArchive& archive, const std::string& 
 absl::StatusOr<at::Generator> LoadGenerator(torch::serialize::InputArchive& archive,
                                             const std::string& key);
 
+// OK when the archive's "format" entry is `expected`; INVALID_ARGUMENT
+// (another optimizer's or version's state) or DATA_LOSS (no entry) else.
+absl::Status CheckFormat(torch::serialize::InputArchive& archive, absl::string_view expected);
+
 // Scalars in an archive; DATA_LOSS naming `key` when missing or mistyped.
 absl::StatusOr<int64_t> ReadInt(torch::serialize::InputArchive& archive, const std::string& key);
 absl::StatusOr<double> ReadDouble(torch::serialize::InputArchive& archive,
