@@ -105,6 +105,39 @@ bool RefitScheduler::RequestRefit() {
   return requested;
 }
 
+absl::Status RefitScheduler::Resume(std::shared_ptr<const ResponseModel> latest,
+                                    int64_t versions, int64_t fitted_examples,
+                                    int64_t boundary_examples) {
+  bool requested = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t n = static_cast<int64_t>(images_.size());
+    if (versions < 0 || (versions > 0) != (latest != nullptr) ||
+        (latest != nullptr && latest->version() != versions) || fitted_examples < 0 ||
+        boundary_examples < 0 || fitted_examples > n || boundary_examples > n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refit resume: version ", versions, " fitted on ", fitted_examples,
+          " examples with ", boundary_examples, " at the last generation does not fit the ", n,
+          " examples journaled"));
+    }
+    finished_versions_ = versions;
+    requested_examples_ = fitted_examples;
+    const bool after_ask_requests = !(options_.sync && options_.lag == 0);
+    if (after_ask_requests && boundary_examples > 0 &&
+        boundary_examples - fitted_examples >= options_.refit_every) {
+      requested_examples_ = boundary_examples;
+      pending_ = boundary_examples;
+      requested = true;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(latest_mu_);
+    latest_ = std::move(latest);
+  }
+  if (requested) cv_.notify_all();
+  return absl::OkStatus();
+}
+
 void RefitScheduler::BeforeAsk() {
   if (!options_.sync) return;
   if (options_.lag == 0) RequestRefit();

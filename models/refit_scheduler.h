@@ -149,6 +149,19 @@ class RefitScheduler : public ModelSource {
   // Blocks until no fit runs or waits.
   void WaitIdle();
 
+  // Crash recovery (server/session_restore.cc): puts a fresh scheduler, whose
+  // examples were re-appended in journal order, where the interrupted one
+  // was. `latest` is the newest journaled version (null: none yet),
+  // numbered `versions`, fitted on the first `fitted_examples` examples;
+  // `boundary_examples` is how many examples there were when the last
+  // generation was proposed. Unless that version already covers them, the
+  // refit its AfterAsk requested is requested again (as version versions + 1,
+  // on exactly those examples), so the next generation sees the same model
+  // an uninterrupted run would have. Call once, before any other use.
+  // INVALID_ARGUMENT when the counts do not fit the appended examples.
+  absl::Status Resume(std::shared_ptr<const ResponseModel> latest, int64_t versions,
+                      int64_t fitted_examples, int64_t boundary_examples);
+
   std::shared_ptr<const ResponseModel> Latest() const override;
 
   const RefitOptions& options() const { return options_; }

@@ -95,6 +95,13 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
   absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
   if (!front_end.ok()) return InConfig(front_end.status());
 
+  models.load_checkpoint =
+      [front_end = *front_end](
+          const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
+    auto model = DeserializeSurrogate(bytes, front_end);
+    if (!model.ok()) return model.status();
+    return std::shared_ptr<const ResponseModel>(*std::move(model));
+  };
   FitFunction fit = [surrogate = *surrogate, front_end = *std::move(front_end),
                      seed = spec.seed](const RefitData& data, int64_t version,
                                        const std::atomic<bool>& cancel)

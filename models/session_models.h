@@ -15,6 +15,7 @@
 #define STIMLOOP_MODELS_SESSION_MODELS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,9 +35,14 @@ struct SessionModelsSpec {
   uint64_t seed = 0;  // the session seed
 };
 
+// Rebuilds a version from the checkpoint bytes its fit reported.
+using CheckpointLoader =
+    std::function<absl::StatusOr<std::shared_ptr<const ResponseModel>>(const std::string& bytes)>;
+
 struct SessionModels {
   std::shared_ptr<const ModelSource> source;  // never null
   std::shared_ptr<RefitScheduler> refits;     // null for a fixed model
+  CheckpointLoader load_checkpoint;           // set when refits is
 };
 
 // INVALID_ARGUMENT naming the config field ("config.surrogate.params.x",
@@ -47,7 +53,7 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
 
 // For tests of code that builds sessions (e.g. a fit the test can hold):
 // while an instance lives, MakeSessionModels fits with `fit` instead of
-// FitSurrogate. Not nestable; create and destroy on one thread.
+// FitSurrogate (checkpoints are still read with DeserializeSurrogate). Not nestable; create and destroy on one thread.
 class ScopedFitFunctionForTesting {
  public:
   explicit ScopedFitFunctionForTesting(FitFunction fit);

@@ -80,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
     auto models = MakeSessionModels(models_spec, std::move(on_version));
     if (!models.ok()) return models.status();
     session->refits_ = models->refits;
+    session->load_checkpoint_ = models->load_checkpoint;
     context.models = models->source;
   }
   auto optimizer = MakeOptimizer(c.optimizer, context);

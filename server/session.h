@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "models/refit_scheduler.h"
+#include "models/session_models.h"
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer.h"
 #include "server/session_config.h"
@@ -124,6 +125,8 @@ class Session {
                                     const std::string& field) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Restore's last step for sessions with refits_ (server/session_restore.h).
+  absl::Status ResumeRefits(const JournaledSession& journaled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;
   void FillRecord(const Record& record, bool with_image, v1::StimulusRecord* out) const;
   // Statistics of generation g (1-based) from records_.
@@ -144,6 +147,7 @@ class Session {
   // itself; fed in Report after the journal commit, told of generation
   // boundaries in ProposeGeneration (see models/refit_scheduler.h).
   std::shared_ptr<RefitScheduler> refits_;
+  CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "models/refit_scheduler.h"
+#include "optimizers/image_io.h"
 #include "optimizers/optimizer_state.h"
 #include "server/session.h"
 #include "server/session_config.h"
@@ -107,7 +109,57 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
     if (record.handed_out && record.presentations == 0 && record.skipped == 0) ++s.pending_;
   }
   for (const auto& [request_id, ack] : journaled.acks) s.acks_.emplace(request_id, ack);
+  if (s.refits_ != nullptr && !s.closed_) {
+    if (absl::Status resumed = s.ResumeRefits(journaled); !resumed.ok()) {
+      return absl::DataLossError(absl::StrCat(where, resumed.message()));
+    }
+  }
   return session;
+}
+
+absl::Status Session::ResumeRefits(const JournaledSession& journaled) {
+  // The training examples, exactly as Report appended them: every
+  // non-skipped presentation in journal order, with the 8-bit image shown.
+  std::vector<torch::Tensor> images(records_.size());
+  for (const ResponseEntry& response : journaled.responses) {
+    if (response.skipped) continue;
+    auto index = FindRecord(response.stimulus_id, "responses");
+    if (!index.ok()) return index.status();
+    torch::Tensor& image = images[*index];
+    if (!image.defined()) {
+      auto decoded = DecodeImage(records_[*index].entry.png);
+      if (!decoded.ok()) {
+        return absl::Status(decoded.status().code(),
+                            absl::StrCat("stimulus '", response.stimulus_id,
+                                         "': ", decoded.status().message()));
+      }
+      image = *std::move(decoded);
+    }
+    if (absl::Status s = refits_->Append(image, response.rates, records_[*index].entry.sequence);
+        !s.ok()) {
+      return s;
+    }
+  }
+  std::shared_ptr<const ResponseModel> latest;
+  int64_t versions = 0, fitted = 0;
+  if (journaled.latest_model.has_value()) {
+    const JournaledModelVersion& m = *journaled.latest_model;
+    auto loaded = load_checkpoint_(m.checkpoint);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("checkpoint of model version ", m.version, ": ",
+                                       loaded.status().message()));
+    }
+    if ((*loaded)->version() != m.version) {
+      return absl::DataLossError(absl::StrCat("checkpoint of model version ", m.version,
+                                              " holds version ", (*loaded)->version()));
+    }
+    latest = *std::move(loaded);
+    versions = m.version;
+    fitted = m.num_trials;
+  }
+  const int64_t boundary = journaled.generation > 0 ? journaled.responses_told : 0;
+  return refits_->Resume(std::move(latest), versions, fitted, boundary);
 }
 
 }  // namespace stimloop

@@ -19,6 +19,7 @@
 #define STIMLOOP_SERVER_SESSION_RESTORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,13 @@ struct JournaledStimulus {
   bool handed_out = false;
 };
 
+// The newest journaled surrogate version of a session with refits.
+struct JournaledModelVersion {
+  int64_t version = 0;
+  int64_t num_trials = 0;  // examples it was fitted on (its metric "num_trials")
+  std::string checkpoint;  // SerializeSurrogate's bytes
+};
+
 struct JournaledSession {
   std::string id;
   v1::SessionConfig config;  // as stored: validated, defaults filled in
@@ -50,6 +58,7 @@ struct JournaledSession {
   std::vector<JournaledStimulus> stimuli;  // by sequence: stimuli[i].entry.sequence == i + 1
   std::vector<ResponseEntry> responses;    // journal order
   std::vector<std::pair<std::string, v1::ReportResponsesAck>> acks;  // by request_id
+  std::optional<JournaledModelVersion> latest_model;  // none before the first fit
 };
 
 }  // namespace stimloop

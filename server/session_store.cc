@@ -763,6 +763,26 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
     }
   }
 
+  stmt = Prepared(
+      "SELECT version, json_extract(metrics_json, '$.num_trials'), checkpoint "
+      "FROM model_versions WHERE session_id = ? ORDER BY version DESC LIMIT 1");
+  if (!stmt.ok()) return stmt.status();
+  {
+    Query q(db_, *stmt, "select from model_versions");
+    auto row = q.Text(session_id).Step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      JournaledModelVersion& m = out.latest_model.emplace();
+      m.version = q.ColumnInt(0);
+      if (q.IsNull(1)) {
+        return absl::DataLossError(absl::StrCat(where, "model version ", m.version,
+                                                " has no num_trials metric"));
+      }
+      m.num_trials = q.ColumnInt(1);
+      m.checkpoint = q.ColumnBytes(2);
+    }
+  }
+
   stmt = Prepared("SELECT request_id, ack FROM reports WHERE session_id = ?");
   if (!stmt.ok()) return stmt.status();
   {

@@ -110,6 +110,7 @@ class CrashableServer {
 struct RunResult {
   int64_t end_sequence = 0;  // the first sequence never handed out, at the end
   std::map<int64_t, std::string> pngs;  // by sequence: every stimulus the rig received
+  std::map<int64_t, int64_t> model_versions;  // by sequence: the version that proposed it
   std::set<int64_t> lost;  // handed out by a NextStimuli whose reply a crash swallowed
   v1::SessionCounts counts;  // at the end
   int kills = 0;
@@ -117,20 +118,38 @@ struct RunResult {
   std::string kill_log;  // where each kill hit, for failure messages
 };
 
-// Plays the rig for one session of SmallConfig(seed) until at least
+// A gradient_ascent session with a tiny surrogate refit every generation
+// (sync mode, the default): resume must also restore the model.
+v1::SessionConfig ModelBasedConfig(uint64_t seed) {
+  v1::SessionConfig config = SmallConfig(seed);
+  config.mutable_optimizer()->set_name("gradient_ascent");
+  auto& optimizer = *config.mutable_optimizer()->mutable_params();
+  optimizer["prior_generations"] = 1;
+  optimizer["steps"] = 10;
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["ensemble_size"] = 2;
+  surrogate["max_epochs"] = 5;
+  surrogate["min_trials"] = 8;
+  surrogate["gabor_scales"] = 2;
+  surrogate["gabor_orientations"] = 4;
+  return config;
+}
+
+// Plays the rig for one session of `config` until at least
 // `min_sequence` stimuli were handed out. With `kill`, SIGKILLs the server
 // every few calls, between calls or during one, and restarts it, until at
 // least kMinKills kills. Batches that start with a stimulus in `ignore` are
 // dropped unanswered and asked again: the reference run does this for the
 // batches a crash swallowed in the killed run, so that both runs make the
 // same calls to the server.
-void PlayRig(const std::string& name, uint64_t seed, bool kill, int64_t min_sequence,
-             const std::set<int64_t>& ignore, RunResult* out) {
+void PlayRig(const std::string& name, const v1::SessionConfig& config, bool kill,
+             int64_t min_sequence, const std::set<int64_t>& ignore, RunResult* out) {
+  const uint64_t seed = config.seed();
   RunResult& result = *out;
   CrashableServer server(FreshTempDir(name));
   server.Start();
   if (::testing::Test::HasFatalFailure()) return;
-  auto session = server.client().CreateSession(SmallConfig(seed));
+  auto session = server.client().CreateSession(config);
   ASSERT_TRUE(session.ok()) << session.status();
   const std::string id = session->id();
 
@@ -268,6 +287,7 @@ void PlayRig(const std::string& name, uint64_t seed, bool kill, int64_t min_sequ
       for (const auto& s : received) {
         EXPECT_EQ(s.id(), id + "-" + std::to_string(Sequence(s.id())));
         result.pngs[Sequence(s.id())] = s.png();
+        result.model_versions[Sequence(s.id())] = s.model_version();
       }
       next_sequence = Sequence(received.back().id()) + 1;
       batch = std::move(received);
@@ -294,14 +314,17 @@ void PlayRig(const std::string& name, uint64_t seed, bool kill, int64_t min_sequ
   EXPECT_TRUE(stopped.ok() && *stopped == 0) << "graceful stop after the run";
 }
 
-TEST(ResumeTest, SessionSurvivesRepeatedSigkillsUnchanged) {
-  constexpr uint64_t kSeed = 20240611;
+// Runs `config` once with kills and once without (making the same calls),
+// and checks that both runs handed out the same stimuli and counts.
+// Returns the killed run's result through `killed_out` when given.
+void ExpectResumeIsExact(const std::string& name, const v1::SessionConfig& config,
+                         RunResult* killed_out = nullptr) {
   RunResult killed, reference;
-  PlayRig("resume-killed", kSeed, /*kill=*/true, kStimuli, {}, &killed);
-  ASSERT_FALSE(HasFatalFailure());
-  PlayRig("resume-reference", kSeed, /*kill=*/false, killed.end_sequence, killed.lost,
+  PlayRig(name + "-killed", config, /*kill=*/true, kStimuli, {}, &killed);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  PlayRig(name + "-reference", config, /*kill=*/false, killed.end_sequence, killed.lost,
           &reference);
-  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   EXPECT_EQ(reference.end_sequence, killed.end_sequence);
 
   EXPECT_GE(killed.kills, kMinKills);
@@ -318,8 +341,25 @@ TEST(ResumeTest, SessionSurvivesRepeatedSigkillsUnchanged) {
     if (it->second != png) differ.push_back(sequence);
   }
   EXPECT_TRUE(differ.empty()) << differ.size() << " stimuli differ after resume, the first "
-                              << (differ.empty() ? 0 : differ.front()) << " of " << reference.pngs.size() << "; kills:" << killed.kill_log
+                              << (differ.empty() ? 0 : differ.front()) << " of "
+                              << reference.pngs.size() << "; kills:" << killed.kill_log
                               << "; lost: " << killed.lost.size();
+  EXPECT_EQ(killed.model_versions, reference.model_versions);
+  if (killed_out != nullptr) *killed_out = std::move(killed);
+}
+
+TEST(ResumeTest, SessionSurvivesRepeatedSigkillsUnchanged) {
+  ExpectResumeIsExact("resume-genetic", SmallConfig(20240611));
+}
+
+// Kills land before, during and after refits; every generation after a
+// restart must be proposed by the same model version as without kills.
+TEST(ResumeTest, ModelBasedSessionSurvivesRepeatedSigkillsUnchanged) {
+  RunResult killed;
+  ExpectResumeIsExact("resume-gradient-ascent", ModelBasedConfig(20240612), &killed);
+  ASSERT_FALSE(killed.model_versions.empty());
+  // One version per generation after the first two (sync, lag 1).
+  EXPECT_GE(killed.model_versions.rbegin()->second, 15);
 }
 
 }  // namespace

@@ -147,6 +147,48 @@ TEST(RefitSchedulerTest, RejectsExamplesOfAnotherShape) {
   EXPECT_EQ(s.num_examples(), 1);
 }
 
+TEST(RefitSchedulerTest, ResumeRequestsTheInterruptedRefitOnTheBoundaryExamples) {
+  FakeFit fit;
+  fit.hold = true;
+  RefitScheduler s({}, fit.Function(), nullptr);
+  AppendExamples(s, 30);  // 20 before the last generation, 10 after it
+  ASSERT_TRUE(s.Resume(std::make_shared<ConstantModel>(3, 12), 3, 12, 20).ok());
+  ASSERT_TRUE(fit.started.Wait());
+  EXPECT_EQ(LatestVersion(s), 3);  // the journaled version while the refit runs
+  fit.release.Open();
+  s.WaitIdle();
+  EXPECT_EQ(fit.sizes, std::vector<int64_t>{20});  // not 30: what the boundary saw
+  EXPECT_EQ(fit.versions, std::vector<int64_t>{4});
+  EXPECT_EQ(LatestVersion(s), 4);
+  // The next boundary goes on from there.
+  EXPECT_TRUE(s.AfterAsk());
+  s.WaitIdle();
+  EXPECT_EQ(fit.sizes, (std::vector<int64_t>{20, 30}));
+  EXPECT_EQ(LatestVersion(s), 5);
+}
+
+TEST(RefitSchedulerTest, ResumeRequestsNothingWhenTheVersionCoversTheBoundary) {
+  FakeFit fit;
+  RefitScheduler s({}, fit.Function(), nullptr);
+  AppendExamples(s, 30);
+  ASSERT_TRUE(s.Resume(std::make_shared<ConstantModel>(2, 20), 2, 20, 20).ok());
+  s.WaitIdle();
+  EXPECT_TRUE(fit.sizes.empty());
+  EXPECT_EQ(LatestVersion(s), 2);
+}
+
+TEST(RefitSchedulerTest, ResumeRejectsCountsThatDoNotFit) {
+  FakeFit fit;
+  RefitScheduler s({}, fit.Function(), nullptr);
+  AppendExamples(s, 10);
+  EXPECT_EQ(s.Resume(nullptr, 0, 0, 11).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Resume(nullptr, 1, 5, 10).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Resume(std::make_shared<ConstantModel>(2, 5), 1, 5, 10).code(),
+            absl::StatusCode::kInvalidArgument);
+  s.WaitIdle();
+  EXPECT_TRUE(fit.sizes.empty());
+}
+
 TEST(RefitSchedulerTest, LatestReturnsWhileAFitIsProvablyRunning) {
   FakeFit fit;
   fit.hold = true;

@@ -2,6 +2,7 @@
 // the original does; and 16 sessions journaling at once lose and mix nothing.
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -173,6 +174,101 @@ TEST(SessionRestoreTest, InconsistentJournalIsDataLossNotACrash) {
   JournaledSession bad_watermark = *journaled;
   bad_watermark.responses_told = 1000;
   EXPECT_TRUE(absl::IsDataLoss(Session::Restore(bad_watermark, &scratch).status()));
+}
+
+// A model-based session (real surrogate, tiny) with refits in sync mode.
+v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed) {
+  v1::SessionConfig config = Config(seed);
+  config.mutable_image()->set_height(16);
+  config.mutable_image()->set_width(16);
+  config.mutable_optimizer()->set_name(optimizer);
+  auto& optimizer_params = *config.mutable_optimizer()->mutable_params();
+  optimizer_params["prior_generations"] = 1;
+  if (optimizer == "gradient_ascent") optimizer_params["steps"] = 5;
+  if (optimizer == "adaptive_sampling") optimizer_params["pool_size"] = 50;
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["ensemble_size"] = 2;
+  surrogate["max_epochs"] = 3;
+  surrogate["min_trials"] = 8;
+  surrogate["gabor_scales"] = 1;
+  surrogate["gabor_orientations"] = 4;
+  config.set_generation_size(8);
+  return config;
+}
+
+// Loads the session from the store until its newest model version was
+// fitted on everything before the last generation (the refit requested then
+// has finished and is journaled).
+JournaledSession LoadWhenRefitJournaled(SessionStore& store, const std::string& id) {
+  for (int attempt = 0; attempt < 6000; ++attempt) {
+    auto journaled = store.LoadSession(id);
+    EXPECT_TRUE(journaled.ok()) << journaled.status();
+    if (!journaled.ok()) return {};
+    if (journaled->latest_model.has_value() &&
+        journaled->latest_model->num_trials == journaled->responses_told) {
+      return *std::move(journaled);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "the refit of the last generation never reached the store";
+  return {};
+}
+
+TEST(SessionRestoreTest, ModelBasedSessionResumesWithTheModelAnUninterruptedRunUses) {
+  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"}) {
+    SCOPED_TRACE(optimizer);
+    auto store = SessionStore::Open(FreshDir("model-" + optimizer));
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto resolved = ResolveConfig(ModelConfig(optimizer, 5));
+    ASSERT_TRUE(resolved.ok()) << resolved.status();
+    auto created = Session::Create("m", *std::move(resolved), absl::Now(), store->get());
+    ASSERT_TRUE(created.ok()) << created.status();
+    Session& original = **created;
+
+    // Generations 1 and 2, answered; proposing generation 3 waits for
+    // version 1 (fitted on generation 1) and requests version 2.
+    Step(original, 8, "g1", 1.0);
+    Step(original, 8, "g2", 1.0);
+    const JournaledSession before = LoadWhenRefitJournaled(**store, "m");
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_TRUE(before.latest_model.has_value());
+    Step(original, 3, "g3a", 1.0);  // proposes generation 3, answers 3 of it
+    const JournaledSession after = LoadWhenRefitJournaled(**store, "m");
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(after.generation, 3);
+    ASSERT_EQ(after.latest_model->version, before.latest_model->version + 1);
+
+    // The original goes on: the rest of generation 3 and two more
+    // generations, proposed by versions 2, 3 and 4.
+    const int steps[] = {5, 8, 8};
+    std::vector<std::vector<std::string>> expected;
+    for (size_t i = 0; i < std::size(steps); ++i) {
+      expected.push_back(Step(original, steps[i], "after" + std::to_string(i), 1.0));
+    }
+    // Without images: the optimizer's best-guess image comes from the newest
+    // finished version, which depends on when the last refit ends.
+    v1::Session original_end;
+    original.Describe(/*with_images=*/false, &original_end);
+
+    // Killed after version 2 reached the store, or while it was fitting:
+    // either way the restored session goes on exactly as the original did.
+    JournaledSession while_fitting = after;
+    while_fitting.latest_model = before.latest_model;
+    const std::vector<const JournaledSession*> crashes = {&after, &while_fitting};
+    for (const JournaledSession* journaled : crashes) {
+      SCOPED_TRACE(journaled == &after ? "version 2 journaled" : "version 2 fitting");
+      InMemoryJournal scratch;
+      auto restored = Session::Restore(*journaled, &scratch);
+      ASSERT_TRUE(restored.ok()) << restored.status();
+      for (size_t i = 0; i < std::size(steps); ++i) {
+        EXPECT_EQ(Step(**restored, steps[i], "after" + std::to_string(i), 1.0), expected[i])
+            << "step " << i;
+      }
+      v1::Session restored_end;
+      (*restored)->Describe(/*with_images=*/false, &restored_end);
+      EXPECT_EQ(restored_end.DebugString(), original_end.DebugString());
+    }
+  }
 }
 
 TEST(SessionStoreConcurrencyTest, SixteenSessionsJournalingAtOnceLoseAndMixNothing) {
