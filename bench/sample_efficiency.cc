@@ -41,6 +41,8 @@ ABSL_FLAG(double, peak_rate, 50, "Rate at the optimum, spikes/s");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
 ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for every optimizer");
 ABSL_FLAG(std::string, image_space_params, "", "name=value,... for every image space");
+ABSL_FLAG(std::string, surrogate_params, "",
+          "name=value,... for the surrogate of gradient_ascent and adaptive_sampling");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
 
 namespace stimloop {
@@ -79,6 +81,11 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
   config.mutable_image_space()->set_name(job.space);
   if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_image_space_params),
                                          config.mutable_image_space()->mutable_params());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
+                                         config.mutable_surrogate()->mutable_params());
       !s.ok()) {
     return s;
   }

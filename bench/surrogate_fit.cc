@@ -1,12 +1,16 @@
 // Surrogate fit benchmark: held-out correlation and refit wall time versus
 // the number of trials, on simulated simple and complex cells (64 x 64 gray,
-// Poisson spiking in a 0.2 s window, peak 50 spikes/s), images from a smooth
-// random prior (white noise low-passed at 4 cycles/image, RMS contrast 0.3,
-// 8-bit). Correlations are with the noiseless rates of 1000 new images
+// Poisson spiking in a 0.2 s window, peak 50 spikes/s), images drawn at
+// at random (see RandomImages) or, with --images=genetic, the stimuli of a
+// genetic search driven by the neuron (clients/simulated_trials.h): what a
+// closed loop fits its surrogate on. Correlations are with the noiseless rates of 1000 new images
 // ("truth") and with the noisy held-out trials of the fit ("held-out").
 // Median over seeds.
 //
 //   surrogate_fit [--seeds=3] [--trials=250,1000,3000] [--threads=2]
+//                 [--images=genetic|pink|smooth] [--cells=simple,complex]
+//                 [--params=key=value,...]
+// --params overrides the surrogate's defaults (models/surrogate_config.h).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -16,9 +20,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "clients/simulated_trials.h"
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
 #include "models/trainer.h"
@@ -26,16 +35,24 @@
 namespace stimloop {
 namespace {
 
-torch::Tensor SmoothImages(int64_t n, int64_t size, at::Generator& gen) {
+// Random images on the 8-bit grid from white noise shaped in frequency:
+// "smooth" low-passes it with a Gaussian at 4 cycles/image (RMS contrast
+// 0.3); "pink" gives it a 1/f amplitude spectrum, like natural images and
+// the spectral image space's prior (RMS contrast 0.5). Clipped to [0, 1].
+torch::Tensor RandomImages(const std::string& kind, int64_t n, int64_t size, at::Generator& gen) {
   const torch::Tensor noise = torch::randn({n, 1, size, size}, gen);
   const torch::Tensor fy = torch::fft::fftfreq(size, torch::kFloat).mul(size).view({size, 1});
   const torch::Tensor fx =
       torch::fft::rfftfreq(size, torch::kFloat).mul(size).view({1, size / 2 + 1});
-  const torch::Tensor filter = torch::exp(-(fy * fy + fx * fx) / (2 * 4.0 * 4.0));
+  const torch::Tensor f2 = fy * fy + fx * fx;
+  const bool pink = kind == "pink";
+  const torch::Tensor filter =
+      pink ? torch::where(f2 > 0, f2.clamp_min(1).rsqrt(), torch::zeros_like(f2))
+           : torch::exp(-f2 / (2 * 4.0 * 4.0));
   torch::Tensor s = torch::fft::irfft2(torch::fft::rfft2(noise) * filter,
                                        std::vector<int64_t>{size, size});
   s = (s - s.mean({2, 3}, true)) / s.pow(2).mean({2, 3}, true).sqrt();
-  return torch::round((0.5 + 0.3 * s).clamp(0, 1) * 255) / 255;
+  return torch::round((0.5 + (pink ? 0.5 : 0.3) * s).clamp(0, 1) * 255) / 255;
 }
 
 double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
@@ -62,22 +79,45 @@ std::vector<int64_t> ParseList(const char* text) {
 int Main(int argc, char** argv) {
   int seeds = 3, threads = 2;
   std::vector<int64_t> trials = {250, 1000, 3000};
+  std::string images = "genetic";
+  std::string cells = "simple,complex";
+  std::map<std::string, double> params;
+  std::string params_text;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--seeds=", 8) == 0) seeds = std::atoi(argv[i] + 8);
     if (std::strncmp(argv[i], "--threads=", 10) == 0) threads = std::atoi(argv[i] + 10);
     if (std::strncmp(argv[i], "--trials=", 9) == 0) trials = ParseList(argv[i] + 9);
+    if (std::strncmp(argv[i], "--images=", 9) == 0) images = argv[i] + 9;
+    if (std::strncmp(argv[i], "--cells=", 8) == 0) cells = argv[i] + 8;
+    if (std::strncmp(argv[i], "--params=", 9) == 0) {
+      params_text = argv[i] + 9;
+      for (absl::string_view item : absl::StrSplit(params_text, ',', absl::SkipEmpty())) {
+        std::pair<std::string, std::string> kv = absl::StrSplit(item, '=');
+        params[kv.first] = std::atof(kv.second.c_str());
+      }
+    }
+  }
+  if (images != "pink" && images != "smooth" && images != "genetic") {
+    std::fprintf(stderr, "--images: pink, smooth or genetic, not %s\n", images.c_str());
+    return 2;
   }
   at::set_num_threads(threads);
-  absl::StatusOr<SurrogateSpec> spec = ParseSurrogateSpec({});
+  absl::StatusOr<SurrogateSpec> spec = ParseSurrogateSpec(params);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "%s\n", spec.status().ToString().c_str());
+    return 2;
+  }
   auto front_end = MakeFrontEnd(*spec, {1, 64, 64});
-  if (!spec.ok() || !front_end.ok()) return 1;
-  std::printf("surrogate fit: default spec (5 members, Gabor front end, factorized readout), "
-              "%d seed(s), %d intra-op threads\n", seeds, threads);
-  std::printf("%-8s %7s %12s %15s %12s %10s\n", "cell", "trials", "truth corr", "held-out corr",
-              "refit s", "epochs");
+  if (!front_end.ok()) return 1;
+  std::printf("surrogate fit: %s images, spec defaults%s%s, %d seed(s), %d intra-op threads\n",
+              images.c_str(), params_text.empty() ? "" : " with ", params_text.c_str(), seeds,
+              threads);
+  std::printf("%-8s %7s %12s %15s %12s %10s %13s\n", "cell", "trials", "truth corr",
+              "held-out corr", "refit s", "epochs", "spikes/trial");
   for (CellKind kind : {CellKind::kSimple, CellKind::kComplex}) {
+    if (!absl::StrContains(cells, CellKindName(kind))) continue;
     for (int64_t n : trials) {
-      std::vector<double> truth, heldout, secs, epochs;
+      std::vector<double> truth, heldout, secs, epochs, spikes;
       for (int seed = 0; seed < seeds; ++seed) {
         SimulatedNeuronSpec ns;
         ns.kind = kind;
@@ -85,8 +125,20 @@ int Main(int argc, char** argv) {
         auto neuron = SimulatedNeuron::Create(ns);
         auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + seed);
         TrainingData data;
-        data.images = SmoothImages(n, 64, gen);
-        data.rates = PoissonRates((*neuron)->Rates(data.images), 0.2, gen).unsqueeze(1);
+        torch::Tensor test;  // 1000 new images from the same source
+        if (images == "genetic") {
+          auto trials = GeneticSearchTrials(**neuron, n, 40, 0.2, 2000 + seed);
+          auto test_trials = GeneticSearchTrials(**neuron, 1000, 40, 0.2, 3000 + seed);
+          if (!trials.ok() || !test_trials.ok()) return 1;
+          data.images = trials->images;
+          data.rates = trials->rates;
+          test = test_trials->images;
+        } else {
+          data.images = RandomImages(images, n, 64, gen);
+          data.rates = PoissonRates((*neuron)->Rates(data.images), 0.2, gen).unsqueeze(1);
+          test = RandomImages(images, 1000, 64, gen);
+        }
+        spikes.push_back(data.rates.mean().item<double>() * 0.2);
         FitMetrics metrics;
         const auto start = std::chrono::steady_clock::now();
         auto model = FitSurrogate(data, *spec, *front_end, 1, seed, nullptr, &metrics);
@@ -96,7 +148,6 @@ int Main(int argc, char** argv) {
           std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
           return 1;
         }
-        const torch::Tensor test = SmoothImages(1000, 64, gen);
         torch::NoGradGuard no_grad;
         truth.push_back(Correlation((*model)->PredictMean(test), (*neuron)->Rates(test)));
         heldout.push_back(metrics.heldout_correlation[0]);
@@ -104,9 +155,9 @@ int Main(int argc, char** argv) {
         for (int64_t m : metrics.member_epochs) e += static_cast<double>(m);
         epochs.push_back(e / static_cast<double>(metrics.member_epochs.size()));
       }
-      std::printf("%-8s %7lld %12.3f %15.3f %12.1f %10.1f\n",
+      std::printf("%-8s %7lld %12.3f %15.3f %12.1f %10.1f %13.2f\n",
                   std::string(CellKindName(kind)).c_str(), static_cast<long long>(n),
-                  Median(truth), Median(heldout), Median(secs), Median(epochs));
+                  Median(truth), Median(heldout), Median(secs), Median(epochs), Median(spikes));
       std::fflush(stdout);
     }
   }

@@ -10,7 +10,9 @@
 //   batch_size          64       [1, 65536]     trials per Adam step
 //   learning_rate       0.01     [1e-6, 1]      Adam step size
 //   weight_decay        0        [0, 1]         L2 on the trainable core
-//   l1_mask             1        [0, 100]       L1 on the readout's spatial masks
+//   l1_mask             10       [0, 100]       L1 on the readout's spatial masks
+//                                               (chosen with bench/surrogate_fit:
+//                                               see BENCHMARKS.md)
 //   l1_features         0.1      [0, 100]       L1 on the readout's feature weights
 //   holdout_fraction    0.2      [0.05, 0.5]    share of distinct stimuli held
 //                                               out for early stopping/metrics
@@ -69,7 +71,7 @@ struct SurrogateSpec {
   int64_t batch_size = 64;
   double learning_rate = 0.01;
   double weight_decay = 0;
-  double l1_mask = 1;
+  double l1_mask = 10;
   double l1_features = 0.1;
   double holdout_fraction = 0.2;
   SurrogateLoss loss = SurrogateLoss::kPoisson;

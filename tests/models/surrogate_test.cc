@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "clients/simulated_trials.h"
 #include "models/gabor_frontend.h"
 #include "models/simulated_neuron.h"
 #include "models/surrogate.h"
@@ -25,23 +26,6 @@ namespace {
 
 constexpr int64_t kSize = 64;
 constexpr double kWindowS = 0.2;
-
-// Smooth random images on the 8-bit grid: white noise low-passed with a
-// Gaussian of `cutoff` cycles per image, RMS contrast `contrast` around
-// mid-gray, clipped to [0, 1].
-torch::Tensor SmoothImages(int64_t n, at::Generator& gen, double cutoff = 4,
-                           double contrast = 0.3) {
-  const torch::Tensor noise = torch::randn({n, 1, kSize, kSize}, gen);
-  const torch::Tensor fy = torch::fft::fftfreq(kSize, torch::kFloat).mul(kSize).view({kSize, 1});
-  const torch::Tensor fx =
-      torch::fft::rfftfreq(kSize, torch::kFloat).mul(kSize).view({1, kSize / 2 + 1});
-  const torch::Tensor filter = torch::exp(-(fy * fy + fx * fx) / (2 * cutoff * cutoff));
-  torch::Tensor smooth = torch::fft::irfft2(torch::fft::rfft2(noise) * filter,
-                                            std::vector<int64_t>{kSize, kSize});
-  smooth = smooth - smooth.mean({2, 3}, true);
-  smooth = smooth / smooth.pow(2).mean({2, 3}, true).sqrt();
-  return torch::round((0.5 + contrast * smooth).clamp(0, 1) * 255) / 255;
-}
 
 double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
   const torch::Tensor x = a.to(torch::kDouble).flatten() - a.to(torch::kDouble).mean();
@@ -57,15 +41,6 @@ std::unique_ptr<SimulatedNeuron> Neuron(CellKind kind, uint64_t seed) {
   absl::StatusOr<std::unique_ptr<SimulatedNeuron>> neuron = SimulatedNeuron::Create(spec);
   EXPECT_TRUE(neuron.ok()) << neuron.status();
   return std::move(*neuron);
-}
-
-// n noisy trials of `neuron` on smooth random images.
-TrainingData Trials(const SimulatedNeuron& neuron, int64_t n, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  TrainingData data;
-  data.images = SmoothImages(n, gen);
-  data.rates = PoissonRates(neuron.Rates(data.images), kWindowS, gen).unsqueeze(1);
-  return data;
 }
 
 SurrogateSpec Spec(std::map<std::string, double> params = {}) {
@@ -134,14 +109,20 @@ TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
               0, 1e-5);
 }
 
-// Issue 4's acceptance target. NOT MET YET: with the default spec this fit
-// reaches a correlation with the noiseless truth of about 0.34 (seed 3,
-// 500 trials, ~0.1 spikes per trial on these images), so the test is
-// disabled until the model or the protocol closes the gap; run it with
-// --gtest_also_run_disabled_tests.
-TEST(SurrogateFitTest, DISABLED_LearnsSimpleCellFrom500NoisyTrials) {
+// Issue 4's acceptance target: a simple cell learned from 500 noisy trials,
+// measured on the stimuli a closed loop shows (a genetic search driven by
+// the cell: clients/simulated_trials.h; random images barely drive a V1
+// cell, ~0.1 spikes per trial). Correlation with the cell's noiseless rates
+// on 1000 stimuli of another search; the held-out correlation against noisy
+// single trials is bounded by the Poisson noise (~1.2 spikes per trial).
+TEST(SurrogateFitTest, LearnsSimpleCellFrom500NoisyTrials) {
   auto neuron = Neuron(CellKind::kSimple, 3);
-  const TrainingData data = Trials(*neuron, 500, 1);
+  auto trials = GeneticSearchTrials(*neuron, 500, 40, kWindowS, 11);
+  auto test = GeneticSearchTrials(*neuron, 1000, 40, kWindowS, 12);
+  ASSERT_TRUE(trials.ok() && test.ok());
+  TrainingData data;
+  data.images = trials->images;
+  data.rates = trials->rates;
   const SurrogateSpec spec = Spec();
   FitMetrics metrics;
   absl::StatusOr<std::shared_ptr<const Surrogate>> model =
@@ -150,16 +131,18 @@ TEST(SurrogateFitTest, DISABLED_LearnsSimpleCellFrom500NoisyTrials) {
   EXPECT_EQ((*model)->version(), 1);
   EXPECT_EQ((*model)->num_members(), 5);
   EXPECT_EQ(metrics.num_trials, 500);
-  EXPECT_EQ(metrics.num_heldout_trials, 100);
+  // A fifth of the distinct stimuli (the search shows its elites again, so
+  // the trials are a little more than a fifth).
+  EXPECT_GE(metrics.num_heldout_trials, 95);
+  EXPECT_LE(metrics.num_heldout_trials, 130);
   ASSERT_EQ(metrics.heldout_correlation.size(), 1u);
-  EXPECT_GT(metrics.heldout_correlation[0], 0.3);  // against noisy held-out trials
-  EXPECT_TRUE(std::isnan(metrics.heldout_feve[0]));  // no repeats
-  // Against the noiseless truth on new images from the same prior.
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
-  const torch::Tensor test = SmoothImages(1000, gen);
+  EXPECT_GT(metrics.heldout_correlation[0], 0.4);  // against noisy single trials
   torch::NoGradGuard no_grad;
-  const torch::Tensor predicted = (*model)->PredictMean(test).select(1, 0);
-  EXPECT_GT(Correlation(predicted, neuron->Rates(test)), 0.8);
+  const torch::Tensor predicted = (*model)->PredictMean(test->images).select(1, 0);
+  const double truth = Correlation(predicted, test->true_rates.select(1, 0));
+  std::printf("held-out correlation %.3f (noisy trials), %.3f (noiseless, new stimuli)\n",
+              metrics.heldout_correlation[0], truth);
+  EXPECT_GT(truth, 0.8);
   EXPECT_GE(predicted.min().item<float>(), 0);
 }
 
