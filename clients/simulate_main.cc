@@ -16,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/time/time.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,6 +35,8 @@ ABSL_FLAG(int64_t, responses, 1000, "Stop after this many responses.");
 ABSL_FLAG(std::string, optimizer, "genetic", "random, genetic, cmaes, gradient_ascent, ...");
 ABSL_FLAG(std::string, optimizer_params, "", "Optimizer parameters: name=value,name=value");
 ABSL_FLAG(std::string, image_space, "spectral", "pixel or spectral");
+ABSL_FLAG(std::string, surrogate_params, "",
+          "Surrogate parameters for gradient_ascent and adaptive_sampling: name=value,...");
 ABSL_FLAG(std::string, cell, "simple", "Simulated cell: simple or complex");
 ABSL_FLAG(int, neurons, 1, "Simulated neurons (more than 1: alternating simple/complex)");
 ABSL_FLAG(int, target, 0, "The neuron whose rate is maximized");
@@ -45,6 +48,8 @@ ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
 ABSL_FLAG(double, peak_rate, 50, "The neuron's rate at its optimum, spikes/s");
 ABSL_FLAG(int, step, 0, "Stimuli per NextStimuli call; 0: whole generations");
 ABSL_FLAG(std::string, subject, "simulated", "metadata.subject of the session");
+ABSL_FLAG(absl::Duration, call_timeout, absl::Seconds(300),
+          "Deadline of every call; model-based generations take seconds to minutes on a CPU");
 
 namespace {
 
@@ -82,6 +87,11 @@ int Run() {
     return Fail(s);
   }
   config.mutable_image_space()->set_name(absl::GetFlag(FLAGS_image_space));
+  if (absl::Status s = stimloop::ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
+                                                   config.mutable_surrogate()->mutable_params());
+      !s.ok()) {
+    return Fail(s);
+  }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.set_seed(absl::GetFlag(FLAGS_seed));
   (*config.mutable_metadata())["subject"] = absl::GetFlag(FLAGS_subject);
@@ -91,6 +101,7 @@ int Run() {
   std::unique_ptr<stimloop::ServerProcess> server;
   stimloop::RigClientOptions options;
   options.address = absl::GetFlag(FLAGS_server);
+  options.call_timeout = absl::GetFlag(FLAGS_call_timeout);
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (options.address.empty()) {
     std::error_code ignored;

@@ -13,11 +13,11 @@ namespace {
 // to `error`.
 double TakeParam(std::map<std::string, double>* params, const std::string& key,
                  double default_value, double min, double max, bool whole,
-                 absl::Status* error, bool erase = true) {
+                 absl::Status* error) {
   auto it = params->find(key);
   if (it == params->end()) return default_value;
   const double value = it->second;
-  if (erase) params->erase(it);
+  params->erase(it);
   if (!std::isfinite(value) || value < min || value > max ||
       (whole && value != std::floor(value))) {
     if (error->ok()) {
@@ -36,7 +36,7 @@ absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* pa
   absl::Status error;
   RefitOptions options;
   options.refit_every =
-      static_cast<int64_t>(TakeParam(params, "refit_every", 1, 1, 1e9, true, &error, /*erase=*/false));
+      static_cast<int64_t>(TakeParam(params, "refit_every", 1, 1, 1e9, true, &error));
   options.sync = TakeParam(params, "refit_sync", 1, 0, 1, true, &error) != 0;
   options.lag = static_cast<int>(TakeParam(params, "refit_lag", 1, 0, 1, true, &error));
   options.cancel_superseded = TakeParam(params, "refit_cancel", 0, 0, 1, true, &error) != 0;

@@ -79,9 +79,8 @@ struct RefitOptions {
   bool cancel_superseded = false;  // cancel a running fit that a request supersedes
 };
 
-// Reads the scheduler's keys of `params` and removes those the surrogate's
-// parser (models/surrogate_config.h) does not know; it also reads
-// refit_every, so that key stays:
+// Reads the scheduler's keys of `params` and removes them, leaving the
+// surrogate's (models/surrogate_config.h):
 //   refit_every       (default 1: every generation boundary with new data,
 //                     [1, 1e9]): see RefitOptions.
 //   refit_sync        (default 1, {0, 1}).

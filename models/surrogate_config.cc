@@ -82,7 +82,6 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
   s.output = static_cast<RateNonlinearity>(r.GetInt("output", 0, 0, 1));
   s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);
   s.min_trials = r.GetInt("min_trials", s.min_trials, 8, 1000000000);
-  s.refit_every = r.GetInt("refit_every", s.refit_every, 1, 1000000000);
   GaborBankSpec& g = s.gabor;
   g.scales = r.GetInt("gabor_scales", g.scales, 1, 8);
   g.orientations = r.GetInt("gabor_orientations", g.orientations, 2, 16);

@@ -22,9 +22,6 @@
 //                                               1x1 core (0: readout sees the
 //                                               front end's features directly)
 //   min_trials          50       [8, 1e9]       FitSurrogate refuses fewer trials
-//   refit_every         40       [1, 1e9]       NOT used by models/: read for the
-//                                               refit scheduler (refit after this
-//                                               many new responses)
 //   gabor_scales        4        [1, 8]         Gabor front end: number of scales
 //   gabor_orientations  8        [2, 16]        orientations over [0, pi)
 //   gabor_min_wavelength 0.1     [0.02, 1]      shortest wavelength, fraction of
@@ -32,6 +29,9 @@
 //   gabor_max_wavelength 0.4     [0.02, 2]      longest (>= the shortest)
 //   gabor_sigma_ratio   0.45     [0.1, 2]       envelope sigma / wavelength
 //   gabor_stride        4        [1, 16]        feature grid stride in pixels
+//
+// When refits happen (refit_every, refit_sync, refit_lag, refit_cancel) is
+// the refit scheduler's part of the same map: models/refit_scheduler.h.
 //
 // Unknown keys and values out of range are INVALID_ARGUMENT naming
 // "surrogate.params.<key>" (the same messages as optimizers/ParamReader,
@@ -78,7 +78,6 @@ struct SurrogateSpec {
   RateNonlinearity output = RateNonlinearity::kSoftplus;
   int64_t core_channels = 16;
   int64_t min_trials = 50;
-  int64_t refit_every = 40;  // for the refit scheduler only
   GaborBankSpec gabor;
   std::string frontend_path;  // TorchScript front end, or empty
   std::string model_path;     // TorchScript whole model, or empty

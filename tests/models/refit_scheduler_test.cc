@@ -121,9 +121,7 @@ TEST(RefitSchedulerTest, ParsesAndRemovesItsParams) {
   EXPECT_FALSE(options->sync);
   EXPECT_EQ(options->lag, 1);
   EXPECT_TRUE(options->cancel_superseded);
-  EXPECT_EQ(params,
-            (std::map<std::string, double>{{"ensemble_size", 5}, {"refit_every", 40}}))
-      << "refit_every stays for the surrogate's parser, which knows it too";
+  EXPECT_EQ(params, (std::map<std::string, double>{{"ensemble_size", 5}}));
 
   std::map<std::string, double> empty;
   auto defaults = ParseRefitOptions(&empty);
