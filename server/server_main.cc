@@ -157,6 +157,16 @@ int Run() {
   }
   stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions));
   const int resumed = ResumeOpenSessions(**store, sessions);
+  // Sessions that were not resumed (closed ones) are read from the store the
+  // first time a request names them, so they stay inspectable over gRPC.
+  sessions.SetLoader([store = store->get()](const std::string& id)
+                         -> absl::StatusOr<std::shared_ptr<stimloop::Session>> {
+    auto journaled = store->LoadSession(id);
+    if (!journaled.ok()) return journaled.status();
+    auto session = stimloop::Session::Restore(*journaled, store);
+    if (!session.ok()) return session.status();
+    return std::shared_ptr<stimloop::Session>(*std::move(session));
+  });
   std::cout << "stimloop-server: session store " << (*store)->path() << ", resumed " << resumed
             << " open session(s)" << std::endl;
   stimloop::StimLoopService service(&sessions);

@@ -64,14 +64,30 @@ absl::Status SessionManager::Adopt(std::shared_ptr<Session> session) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<Session>> SessionManager::Find(
-    const std::string& session_id) const {
+absl::StatusOr<std::shared_ptr<Session>> SessionManager::Find(const std::string& session_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it != sessions_.end() && it->second != nullptr) return it->second;
+    if (it != sessions_.end() || !loader_) {  // being created, or nothing to load from
+      return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));
+    }
+  }
+  auto loaded = loader_(session_id);
+  if (!loaded.ok()) {
+    if (absl::IsNotFound(loaded.status())) {
+      return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));
+    }
+    return loaded.status();
+  }
   absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end() || it->second == nullptr) {
+  auto [it, inserted] = sessions_.emplace(session_id, *loaded);
+  if (inserted) {
+    order_.push_back(session_id);
+  } else if (it->second == nullptr) {
     return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));
   }
-  return it->second;
+  return it->second;  // a concurrent Find may have loaded it first
 }
 
 std::vector<std::shared_ptr<Session>> SessionManager::List() const {

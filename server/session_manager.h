@@ -3,6 +3,7 @@
 #ifndef STIMLOOP_SERVER_SESSION_MANAGER_H_
 #define STIMLOOP_SERVER_SESSION_MANAGER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,10 +30,18 @@ class SessionManager {
   // ALREADY_EXISTS when its id is taken.
   absl::Status Adopt(std::shared_ptr<Session> session);
 
-  // NOT_FOUND naming session_id when there is no such session.
-  absl::StatusOr<std::shared_ptr<Session>> Find(const std::string& session_id) const;
+  // A session held in memory, or else the loader's (see SetLoader), kept
+  // from then on. NOT_FOUND naming session_id when there is no such session.
+  absl::StatusOr<std::shared_ptr<Session>> Find(const std::string& session_id);
 
-  // Every session, newest first.
+  // Builds a session that is not in memory (e.g. one closed before the
+  // server restarted, from the store); NOT_FOUND when there is none.
+  // Called without the manager's lock. Set once, before serving.
+  using Loader =
+      std::function<absl::StatusOr<std::shared_ptr<Session>>(const std::string& session_id)>;
+  void SetLoader(Loader loader) { loader_ = std::move(loader); }
+
+  // Every session in memory, newest first.
   std::vector<std::shared_ptr<Session>> List() const;
 
  private:
@@ -40,6 +49,7 @@ class SessionManager {
 
   SessionJournal* const journal_;
   const int max_open_sessions_;
+  Loader loader_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // creation order

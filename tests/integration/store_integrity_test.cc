@@ -2,7 +2,8 @@
 // lose and mix nothing, also across a SIGKILL; a corrupt, foreign or
 // non-SQLite file in the data directory makes the server exit non-zero with
 // a clear message and leaves the file as it was; the server writes nothing
-// outside its data directory.
+// outside its data directory; a session closed before a restart is still
+// served (read from the store on demand).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -221,6 +222,57 @@ TEST(StoreIntegrityTest, SixteenSessionsAtOnceLoseAndMixNothingAcrossAKill) {
   for (const std::string& name : inside) {
     EXPECT_TRUE(name.rfind("stimloop.", 0) == 0) << "unexpected file in data_dir: " << name;
   }
+}
+
+TEST(StoreIntegrityTest, ClosedSessionIsStillServedAfterARestart) {
+  const std::string dir = FreshTempDir("closed-restart");
+  std::string id;
+  v1::Session before;
+  {
+    auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/first.log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto client = ConnectTo(**server);
+    ASSERT_NE(client, nullptr);
+    auto session = client->CreateSession(SmallConfig(9));
+    ASSERT_TRUE(session.ok()) << session.status();
+    id = session->id();
+    auto batch = client->NextStimuli(id, 0);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    std::vector<v1::Response> responses;
+    for (const v1::Stimulus& s : batch->stimuli()) {
+      v1::Response r;
+      r.set_stimulus_id(s.id());
+      r.add_rates(static_cast<double>(s.png().size() % 17));
+      responses.push_back(std::move(r));
+    }
+    ASSERT_TRUE(client->ReportResponses(id, "r1", responses).ok());
+    auto closed = client->CloseSession(id);
+    ASSERT_TRUE(closed.ok()) << closed.status();
+    before = *closed;
+    auto stopped = (*server)->Stop();
+    ASSERT_TRUE(stopped.ok() && *stopped == 0);
+  }
+  auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/second.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = ConnectTo(**server);
+  ASSERT_NE(client, nullptr);
+  // Not resumed (it is closed), read from the store when asked for.
+  auto after = client->GetSession(id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->status(), v1::SESSION_STATUS_CLOSED);
+  EXPECT_EQ(after->counts().SerializeAsString(), before.counts().SerializeAsString());
+  EXPECT_EQ(after->best_measured().stimulus().id(), before.best_measured().stimulus().id());
+  // Still closed: reports are refused; unknown ids are still NOT_FOUND.
+  std::vector<v1::Response> late(1);
+  late[0].set_stimulus_id(id + "-1");
+  late[0].add_rates(1.0);
+  EXPECT_EQ(client->ReportResponses(id, "r2", late).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto missing = client->GetSession("no-such-session");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("no-such-session"));
+  auto stopped = (*server)->Stop();
+  EXPECT_TRUE(stopped.ok() && *stopped == 0);
 }
 
 }  // namespace
