@@ -25,8 +25,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/string_view.h"
+#include "clients/named_numbers.h"
 #include "clients/simulated_trials.h"
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
@@ -81,7 +80,6 @@ int Main(int argc, char** argv) {
   std::vector<int64_t> trials = {250, 1000, 3000};
   std::string images = "genetic";
   std::string cells = "simple,complex";
-  std::map<std::string, double> params;
   std::string params_text;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--seeds=", 8) == 0) seeds = std::atoi(argv[i] + 8);
@@ -89,14 +87,14 @@ int Main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--trials=", 9) == 0) trials = ParseList(argv[i] + 9);
     if (std::strncmp(argv[i], "--images=", 9) == 0) images = argv[i] + 9;
     if (std::strncmp(argv[i], "--cells=", 8) == 0) cells = argv[i] + 8;
-    if (std::strncmp(argv[i], "--params=", 9) == 0) {
-      params_text = argv[i] + 9;
-      for (absl::string_view item : absl::StrSplit(params_text, ',', absl::SkipEmpty())) {
-        std::pair<std::string, std::string> kv = absl::StrSplit(item, '=');
-        params[kv.first] = std::atof(kv.second.c_str());
-      }
-    }
+    if (std::strncmp(argv[i], "--params=", 9) == 0) params_text = argv[i] + 9;
   }
+  google::protobuf::Map<std::string, double> parsed;
+  if (absl::Status s = ParseNamedNumbers(params_text, &parsed); !s.ok()) {
+    std::fprintf(stderr, "--params: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  const std::map<std::string, double> params(parsed.begin(), parsed.end());
   if (images != "pink" && images != "smooth" && images != "genetic") {
     std::fprintf(stderr, "--images: pink, smooth or genetic, not %s\n", images.c_str());
     return 2;

@@ -139,7 +139,7 @@ absl::Status Session::ProposeGeneration() {
     const Record& r = records_[i];
     if (r.entry.is_reference || r.presentations == r.told_presentations) continue;
     observations.push_back(
-        {r.entry.sequence, r.objective_sum / r.presentations, r.presentations});
+        {r.entry.sequence, r.mean_objective(), r.presentations});
     told.push_back(i);
   }
 
@@ -404,6 +404,15 @@ v1::SessionCounts Session::Counts() const {
   return counts;
 }
 
+const Session::Record* Session::BestMeasured() const {
+  const Record* best = nullptr;
+  for (const Record& r : records_) {
+    if (r.entry.is_reference || r.presentations == 0) continue;
+    if (best == nullptr || r.mean_objective() > best->mean_objective()) best = &r;
+  }
+  return best;
+}
+
 void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const {
   const StimulusEntry& e = record.entry;
   out->set_id(e.id);
@@ -425,18 +434,10 @@ void Session::Describe(bool with_images, v1::Session* out) const {
   out->mutable_created()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
   *out->mutable_counts() = Counts();
 
-  const Record* best = nullptr;
-  for (const Record& r : records_) {
-    if (r.entry.is_reference || r.presentations == 0) continue;
-    if (best == nullptr ||
-        r.objective_sum / r.presentations > best->objective_sum / best->presentations) {
-      best = &r;
-    }
-  }
-  if (best != nullptr) {
+  if (const Record* best = BestMeasured(); best != nullptr) {
     v1::ScoredStimulus* scored = out->mutable_best_measured();
     FillStimulus(*best, with_images, scored->mutable_stimulus());
-    scored->set_mean_objective(best->objective_sum / best->presentations);
+    scored->set_mean_objective(best->mean_objective());
     scored->set_presentations(best->presentations);
   }
   if (with_images) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,6 +107,11 @@ class Session {
       objective_sum += objective;
       rates.push_back(std::move(presentation_rates));
     }
+    // Mean measured objective over the presentations; NaN before the first.
+    double mean_objective() const {
+      return presentations > 0 ? objective_sum / presentations
+                               : std::numeric_limits<double>::quiet_NaN();
+    }
   };
 
   Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal);
@@ -125,6 +131,9 @@ class Session {
                                     const std::string& field) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The optimizer stimulus with the highest mean measured objective (the
+  // first of equals); null before any was measured.
+  const Record* BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Restore's last step for sessions with refits_ (server/session_restore.h).
   absl::Status ResumeRefits(const JournaledSession& journaled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;

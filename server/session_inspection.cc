@@ -3,7 +3,6 @@
 // session.h; the RPCs are GetSessionStats, ListStimuli, GetBestStimuli and
 // WatchSession in proto/stimloop/v1/stimloop.proto.
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -20,8 +19,7 @@ constexpr int kMaxBest = 1000;
 
 void Session::FillRecord(const Record& record, bool with_image, v1::StimulusRecord* out) const {
   FillStimulus(record, with_image, out->mutable_stimulus());
-  out->set_mean_objective(record.presentations > 0 ? record.objective_sum / record.presentations
-                                                   : kNaN);
+  out->set_mean_objective(record.mean_objective());
   out->set_presentations(record.presentations);
   out->set_skipped(record.skipped);
   for (const std::vector<double>& rates : record.rates) {
@@ -37,7 +35,7 @@ v1::GenerationStats Session::GenerationStatsOf(int64_t g) const {
   int references = 0;
   for (const Record& r : records_) {
     if (r.entry.generation != g) continue;
-    const double mean = r.presentations > 0 ? r.objective_sum / r.presentations : kNaN;
+    const double mean = r.mean_objective();
     if (r.entry.is_reference) {
       if (r.presentations > 0) {
         reference_sum += mean;
@@ -99,8 +97,7 @@ absl::Status Session::BestStimuli(int k, bool include_png, v1::ListStimuliRespon
   // Highest mean first; ties by sequence, so the order is deterministic.
   std::partial_sort(measured.begin(), measured.begin() + n, measured.end(),
                     [](const Record* a, const Record* b) {
-                      const double ma = a->objective_sum / a->presentations;
-                      const double mb = b->objective_sum / b->presentations;
+                      const double ma = a->mean_objective(), mb = b->mean_objective();
                       return ma != mb ? ma > mb : a->entry.sequence < b->entry.sequence;
                     });
   for (size_t i = 0; i < n; ++i) FillRecord(*measured[i], include_png, out->add_stimuli());
@@ -122,13 +119,8 @@ bool Session::AwaitProgress(int64_t* seen, absl::Duration timeout,
   *out->mutable_counts() = Counts();
   out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);
   if (complete > 0) *out->mutable_latest() = GenerationStatsOf(complete);
-  double best = kNaN;
-  for (const Record& r : records_) {
-    if (r.entry.is_reference || r.presentations == 0) continue;
-    const double mean = r.objective_sum / r.presentations;
-    if (std::isnan(best) || mean > best) best = mean;
-  }
-  out->set_best_objective(best);
+  const Record* best = BestMeasured();
+  out->set_best_objective(best != nullptr ? best->mean_objective() : kNaN);
   *seen = complete;
   mu_.Unlock();
   return true;

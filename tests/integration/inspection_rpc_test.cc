@@ -158,6 +158,19 @@ TEST(InspectionRpcTest, BadRequestsNameTheField) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("last_generation"));
 
+  best.set_k(1001);
+  context = Context();
+  status = stub->GetBestStimuli(context.get(), best, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("k: 1001 is outside [1, 1000]"));
+
+  list.set_first_generation(-1);
+  list.set_last_generation(0);
+  context = Context();
+  status = stub->ListStimuli(context.get(), list, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("must be >= 0, got -1"));
+
   v1::GetSessionRequest unknown;
   unknown.set_session_id("nope");
   v1::SessionStats stats;
