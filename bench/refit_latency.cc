@@ -4,11 +4,15 @@
 // starts at every generation boundary and runs while the rig goes on), a
 // simulated simple cell with Poisson noise, and a rig that asks for
 // `per_call` stimuli at a time and reports each batch at once (no display
-// time: refits overlap as many calls as possible). Calls are split into the
-// first call of a generation (it runs the optimizer's Ask) and the rest
-// (hand-out only).
+// `display_ms` per stimulus between receiving and reporting it, as a rig
+// showing each image does). Calls are split into the first call of a
+// generation (it commits the generation the server asked for in the
+// background, or waits for that Ask when it is not done) and the rest
+// (hand-out only). Refits finish during the run only if a fit is shorter
+// than the run: the table says how many versions the stimuli named.
 //
 //   refit_latency --optimizer=gradient_ascent --generations=15 --per_call=1
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -19,6 +23,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
@@ -35,6 +40,7 @@ ABSL_FLAG(std::string, image_space, "pixel", "Image space");
 ABSL_FLAG(int, size, 64, "Image side (grayscale)");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
 ABSL_FLAG(int, per_call, 1, "Stimuli per NextStimuli call");
+ABSL_FLAG(int, display_ms, 250, "Time the rig spends per stimulus before reporting it");
 ABSL_FLAG(std::string, server_args, "", "Extra server flags, comma-separated");
 ABSL_FLAG(std::string, data_dir, "/tmp/stimloop-bench-refit-latency", "Server data directory");
 
@@ -105,6 +111,7 @@ int Main() {
     generation = batch->generation();
     (first ? first_ms : rest_ms).push_back(ms);
     all_ms.push_back(ms);
+    absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_display_ms)) * batch->stimuli_size());
     std::vector<v1::Response> responses;
     for (const auto& stimulus : batch->stimuli()) {
       versions.insert(stimulus.model_version());
@@ -122,21 +129,27 @@ int Main() {
   if (!stopped.ok()) return Fail(stopped.status());
 
   const Summary first = Summarize(first_ms), rest = Summarize(rest_ms), all = Summarize(all_ms);
+  auto over_50 = [](const std::vector<double>& ms) {
+    return std::count_if(ms.begin(), ms.end(), [](double m) { return m > 50; });
+  };
   std::cout << absl::StrFormat(
-      "# %s, %s space, %dx%d gray, generation %d, %d per call, %d generations, surrogate "
-      "{%s}, loopback gRPC; model versions seen: %d (0 = none)\n",
+      "# %s, %s space, %dx%d gray, generation %d, %d per call, %d ms display per stimulus, "
+      "%d generations, surrogate {%s}, server {%s}, loopback gRPC; model versions named by "
+      "stimuli: %s\n",
       absl::GetFlag(FLAGS_optimizer), absl::GetFlag(FLAGS_image_space), spec.height, spec.width,
       absl::GetFlag(FLAGS_generation_size), absl::GetFlag(FLAGS_per_call),
-      absl::GetFlag(FLAGS_generations), absl::GetFlag(FLAGS_surrogate_params),
-      static_cast<int>(versions.size()));
-  std::cout << "| NextStimuli calls                  |     n | p50 ms | p99 ms |\n"
-            << "|------------------------------------|-------|--------|--------|\n"
-            << absl::StrFormat("| first of a generation (runs Ask)   | %5d | %6.1f | %6.1f |\n",
-                               first_ms.size(), first.median, first.p99)
-            << absl::StrFormat("| within a generation (hand-out)     | %5d | %6.1f | %6.1f |\n",
-                               rest_ms.size(), rest.median, rest.p99)
-            << absl::StrFormat("| all                                | %5d | %6.1f | %6.1f |\n",
-                               all_ms.size(), all.median, all.p99);
+      absl::GetFlag(FLAGS_display_ms), absl::GetFlag(FLAGS_generations),
+      absl::GetFlag(FLAGS_surrogate_params), absl::GetFlag(FLAGS_server_args),
+      absl::StrJoin(versions, ","));
+  std::cout << "| NextStimuli calls                  |     n | p50 ms | p99 ms | max ms | > 50 ms |\n"
+            << "|------------------------------------|-------|--------|--------|--------|---------|\n"
+            << absl::StrFormat("| first of a generation (commit)     | %5d | %6.1f | %6.1f | %6.1f | %7d |\n",
+                               first_ms.size(), first.median, first.p99, first.max,
+                               over_50(first_ms))
+            << absl::StrFormat("| within a generation (hand-out)     | %5d | %6.1f | %6.1f | %6.1f | %7d |\n",
+                               rest_ms.size(), rest.median, rest.p99, rest.max, over_50(rest_ms))
+            << absl::StrFormat("| all                                | %5d | %6.1f | %6.1f | %6.1f | %7d |\n",
+                               all_ms.size(), all.median, all.p99, all.max, over_50(all_ms));
   return 0;
 }
 

@@ -50,6 +50,11 @@ RefitScheduler::RefitScheduler(RefitOptions options, FitFunction fit, VersionCal
 }
 
 RefitScheduler::~RefitScheduler() {
+  Stop();
+  worker_.join();
+}
+
+void RefitScheduler::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -57,7 +62,6 @@ RefitScheduler::~RefitScheduler() {
     cancel_ = true;
   }
   cv_.notify_all();
-  worker_.join();
 }
 
 absl::Status RefitScheduler::Append(const torch::Tensor& image, absl::Span<const double> rates,
@@ -94,7 +98,7 @@ bool RefitScheduler::RequestRefit() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t n = static_cast<int64_t>(images_.size());
-    if (n > 0 && n - requested_examples_ >= options_.refit_every) {
+    if (!stopping_ && n > 0 && n - requested_examples_ >= options_.refit_every) {
       requested_examples_ = n;
       pending_ = n;  // replaces (folds in) an older waiting request
       if (running_ && options_.cancel_superseded) cancel_ = true;

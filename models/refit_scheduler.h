@@ -145,8 +145,12 @@ class RefitScheduler : public ModelSource {
   // Requests a refit on everything appended so far if at least refit_every
   // examples are new since the last request; true when requested.
   bool RequestRefit();
-  // Blocks until no fit runs or waits.
+  // Blocks until no fit runs or waits, or Stop() was called.
   void WaitIdle();
+  // Shuts down: cancels the running fit, drops the waiting request and wakes
+  // every WaitIdle/BeforeAsk; later requests are ignored. Does not wait for
+  // the fit function to return (the destructor does). Idempotent.
+  void Stop();
 
   // Crash recovery (server/session_restore.cc): puts a fresh scheduler, whose
   // examples were re-appended in journal order, where the interrupted one

@@ -82,6 +82,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
     session->refits_ = models->refits;
     session->load_checkpoint_ = models->load_checkpoint;
     context.models = models->source;
+    const RefitScheduler* refits = session->refits_.get();
+    session->propose_ahead_ =
+        refits == nullptr || !(refits->options().sync && refits->options().lag == 0);
   }
   auto optimizer = MakeOptimizer(c.optimizer, context);
   if (!optimizer.ok()) return InConfig(optimizer.status());
@@ -100,16 +103,33 @@ Session::Session(std::string id, ResolvedConfig config, absl::Time created,
                  SessionJournal* journal)
     : id_(std::move(id)), config_(std::move(config)), created_(created), journal_(journal) {}
 
+Session::~Session() {
+  std::thread ahead;
+  {
+    absl::MutexLock lock(&mu_);
+    if (refits_ != nullptr) refits_->Stop();  // a background BeforeAsk returns at once
+    ahead = std::move(ahead_thread_);
+  }
+  if (ahead.joinable()) ahead.join();
+}
+
 absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
   absl::MutexLock lock(&mu_);
-  if (closed_) {
-    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
-  }
   if (max_count < 0 || max_count > kMaxStimuliPerRequest) {
     return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
                                                    kMaxStimuliPerRequest, "]"));
   }
-  if (not_handed_out_.empty()) {
+  for (;;) {
+    if (closed_) {
+      return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+    }
+    if (!not_handed_out_.empty()) break;
+    if (ahead_running_) {
+      // Releases the lock while the background Ask runs; another call may
+      // have proposed (or the session closed) meanwhile, hence the loop.
+      mu_.Await(absl::Condition(this, &Session::AheadIdleOrStimuliLeft));
+      continue;
+    }
     if (absl::Status s = ProposeGeneration(); !s.ok()) return s;
   }
   const size_t count =
@@ -156,8 +176,16 @@ absl::Status Session::ProposeGeneration() {
   const int64_t generation = generation_ + 1;
   const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
   const int optimizer_count = config_.proto.generation_size();
-  if (refits_ != nullptr) refits_->BeforeAsk();  // sync mode: fixes the model version
-  auto candidates = optimizer_->Ask(optimizer_count, first_id);
+  absl::StatusOr<std::vector<Candidate>> candidates;
+  if (ahead_.has_value() && ahead_->ok()) {
+    candidates = **ahead_;  // Asked ahead; consumed once committed (kept on undo)
+  } else {
+    // A failed background Ask restored the optimizer: ask here, which
+    // reports the error if it persists.
+    ahead_.reset();
+    if (refits_ != nullptr) refits_->BeforeAsk();  // sync mode: fixes the model version
+    candidates = optimizer_->Ask(optimizer_count, first_id);
+  }
   if (!candidates.ok()) return undo(candidates.status());
   if (static_cast<int>(candidates->size()) != optimizer_count) {
     return undo(absl::InternalError(absl::StrCat("optimizer proposed ", candidates->size(),
@@ -223,7 +251,35 @@ absl::Status Session::ProposeGeneration() {
     not_handed_out_.push_back(index);
     records_[index].entry = std::move(e);
   }
+  ahead_.reset();
+  StartProposalAhead();
   return absl::OkStatus();
+}
+
+void Session::StartProposalAhead() {
+  if (!propose_ahead_ || closed_ || ahead_running_ || ahead_.has_value()) return;
+  // The previous thread stored its result and released the lock: it is
+  // finishing or done.
+  if (ahead_thread_.joinable()) ahead_thread_.join();
+  ahead_running_ = true;
+  ahead_thread_ = std::thread(&Session::ProposeAhead, this, optimizer_.get(),
+                              config_.proto.generation_size(),
+                              static_cast<int64_t>(records_.size()) + 1);
+}
+
+void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
+  // Runs without the session lock: while ahead_running_, nothing else
+  // touches the optimizer (see "Proposing ahead" in session.h).
+  const std::string before = SaveOptimizerState(*optimizer);
+  if (refits_ != nullptr) refits_->BeforeAsk();
+  absl::StatusOr<std::vector<Candidate>> candidates = optimizer->Ask(count, first_id);
+  if (!candidates.ok()) {
+    // So that the synchronous retry in ProposeGeneration starts from here.
+    if (absl::Status s = LoadOptimizerState(*optimizer, before); !s.ok()) candidates = s;
+  }
+  absl::MutexLock lock(&mu_);
+  ahead_ = std::move(candidates);
+  ahead_running_ = false;
 }
 
 std::vector<Candidate> Session::ReferenceCandidates(int64_t generation, int64_t first_id) const {
@@ -426,6 +482,8 @@ void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* 
 
 void Session::Describe(bool with_images, v1::Session* out) const {
   absl::MutexLock lock(&mu_);
+  // BestGuess needs the optimizer, which a background Ask may be using.
+  if (with_images) mu_.Await(absl::Condition(this, &Session::AheadIdle));
   out->set_id(id_);
   *out->mutable_config() = config_.proto;
   out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);

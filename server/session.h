@@ -9,8 +9,24 @@
 //   Report: validates the whole report (all or nothing), journals it
 //     (committed), then applies it. A request_id seen before returns the
 //     first acknowledgement and changes nothing.
+//
+// Proposing ahead (model-based optimizers, gradient_ascent and
+// adaptive_sampling): their Ask takes seconds on a CPU and what it proposes
+// depends only on the model version and the optimizer's own state, never on
+// the measurements Tell hands it (Tell only checks ids). So as soon as
+// generation g is committed, generation g+1's Ask starts on a background
+// thread (after the scheduler's BeforeAsk, so in sync mode it sees exactly
+// the version it would have seen at the boundary) and Next at the boundary
+// only commits its result: the rig waits only when refit plus Ask take
+// longer than showing a whole generation. Stimuli are identical to asking at
+// the boundary, bit for bit in sync mode, and a restored session starts the
+// same background Ask again. Not with refit_lag 0, whose refit must include
+// the measurements of generation g.
+//
 // Thread-safe: every public method takes the session's lock. A failed call
-// leaves the session as it was.
+// leaves the session as it was. While a background Ask runs, it alone uses
+// the optimizer; Next (at a boundary) and Describe (with images) wait for it
+// without holding the lock.
 #ifndef STIMLOOP_SERVER_SESSION_H_
 #define STIMLOOP_SERVER_SESSION_H_
 
@@ -18,7 +34,9 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -91,6 +109,10 @@ class Session {
   const std::string& id() const { return id_; }
   bool is_open() const;
 
+  // Stops the refit scheduler and joins a background Ask (at most one Ask's
+  // duration).
+  ~Session();
+
  private:
   // A stimulus and what was measured for it.
   struct Record {
@@ -123,6 +145,14 @@ class Session {
                                                         SessionJournal* journal);
 
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the next generation's Ask on ahead_thread_ (propose_ahead_ only).
+  void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Body of ahead_thread_: BeforeAsk, Ask, then stores the result in ahead_.
+  void ProposeAhead(Optimizer* optimizer, int count, int64_t first_id);
+  bool AheadIdle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !ahead_running_; }
+  bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !ahead_running_ || !not_handed_out_.empty() || closed_;
+  }
   // Reference images for generation `generation`, cycling through the folder.
   std::vector<Candidate> ReferenceCandidates(int64_t generation, int64_t first_id) const;
   // Parses "<session id>-<sequence>" into an index of records_, or an error
@@ -157,6 +187,12 @@ class Session {
   // boundaries in ProposeGeneration (see models/refit_scheduler.h).
   std::shared_ptr<RefitScheduler> refits_;
   CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
+  bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
+  // The background Ask of generation generation_ + 1: running, and its
+  // result (consumed by ProposeGeneration once committed).
+  bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::StatusOr<std::vector<Candidate>>> ahead_ ABSL_GUARDED_BY(mu_);
+  std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1

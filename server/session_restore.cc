@@ -114,6 +114,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
       return absl::DataLossError(absl::StrCat(where, resumed.message()));
     }
   }
+  // The uninterrupted session started the next generation's Ask right after
+  // committing this one (see "Proposing ahead" in session.h).
+  if (s.generation_ > 0) s.StartProposalAhead();
   return session;
 }
 

@@ -3,9 +3,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -17,26 +19,33 @@
 namespace stimloop {
 namespace {
 
-// Predicts the mean brightness for every neuron; version as given.
+// Predicts the mean brightness for every neuron; version as given. Counts
+// the images it was asked about in `*predicted`.
 class BrightnessModel : public ResponseModel {
  public:
-  explicit BrightnessModel(int64_t version) : version_(version) {}
+  BrightnessModel(int64_t version, std::atomic<int64_t>* predicted)
+      : version_(version), predicted_(predicted) {}
   int64_t version() const override { return version_; }
   int64_t num_members() const override { return 1; }
   torch::Tensor PredictMembers(const torch::Tensor& images) const override {
+    *predicted_ += images.size(0);
     return (images.flatten(1).mean(1) * 50).view({1, -1, 1});
   }
 
  private:
   int64_t version_;
+  std::atomic<int64_t>* predicted_;
 };
 
-// A fit that holds until the test releases it (or a deadline passes).
+// A fit that holds until the test releases its version (or a deadline
+// passes, or the scheduler cancels it).
 struct HeldFit {
   std::mutex mu;
   std::condition_variable cv;
-  bool started = false, released = false, timed_out = false;
+  bool started = false, timed_out = false;
+  int64_t released_through = 0;  // versions up to this one finish
   std::vector<int64_t> sizes;
+  std::atomic<int64_t> predicted{0};  // images the fitted models were asked about
 
   FitFunction Function() {
     return [this](const RefitData& data, int64_t version,
@@ -45,12 +54,19 @@ struct HeldFit {
       started = true;
       sizes.push_back(data.images.size(0));
       cv.notify_all();
-      if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return released || cancel.load(); })) {
-        timed_out = true;
+      auto released = [&] { return version <= released_through; };
+      // Polls: the scheduler sets `cancel` without notifying cv.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!released() && !cancel.load()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          timed_out = true;
+          break;
+        }
+        cv.wait_for(lock, std::chrono::milliseconds(5));
       }
-      if (!released) return absl::CancelledError("refit cancelled");
+      if (!released()) return absl::CancelledError("refit cancelled");
       FitOutcome out;
-      out.model = std::make_shared<BrightnessModel>(version);
+      out.model = std::make_shared<BrightnessModel>(version, &predicted);
       return out;
     };
   }
@@ -58,11 +74,12 @@ struct HeldFit {
     std::unique_lock<std::mutex> lock(mu);
     return cv.wait_for(lock, std::chrono::seconds(60), [&] { return started; });
   }
-  void Release() {
+  void ReleaseThrough(int64_t version) {
     std::lock_guard<std::mutex> lock(mu);
-    released = true;
+    released_through = version;
     cv.notify_all();
   }
+  void Release() { ReleaseThrough(std::numeric_limits<int64_t>::max()); }
 };
 
 v1::SessionConfig Config(const std::string& optimizer, int refit_sync) {
@@ -159,6 +176,55 @@ TEST(SessionRefitTest, SyncModeUsesTheVersionFittedOneGenerationEarlier) {
   ASSERT_GE(fit.sizes.size(), 2u);
   EXPECT_EQ(std::vector<int64_t>(fit.sizes.begin(), fit.sizes.begin() + 2),
             (std::vector<int64_t>{4, 8}));
+}
+
+// Model-based optimizers ask for generation g+1 while generation g is shown
+// (server/session.h, "Proposing ahead"): the boundary's NextStimuli only
+// commits what was asked, with the version the sync rule fixes.
+TEST(SessionRefitTest, NextGenerationIsAskedWhileTheCurrentOneIsShown) {
+  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"}) {
+    SCOPED_TRACE(optimizer);
+    HeldFit fit;
+    ScopedFitFunctionForTesting scoped(fit.Function());
+    InMemoryJournal journal;
+    auto manager = std::make_unique<SessionManager>(&journal, 4);
+    auto session = manager->Create(Config(optimizer, /*refit_sync=*/1));
+    ASSERT_TRUE(session.ok()) << session.status();
+
+    v1::StimulusBatch first, second, third;
+    ASSERT_TRUE((*session)->Next(0, &first).ok());  // prior
+    ReportAll(**session, first, "r1");
+    ASSERT_TRUE((*session)->Next(0, &second).ok());  // prior; refit 1 held
+    ReportAll(**session, second, "r2");
+    ASSERT_TRUE(fit.WaitStarted());
+    EXPECT_EQ(fit.predicted.load(), 0);
+
+    // Version 1 finishes: generation 3 is asked in the background, with no
+    // NextStimuli call.
+    fit.ReleaseThrough(1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (fit.predicted.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_GT(fit.predicted.load(), 0) << "generation 3 was not asked ahead";
+
+    // GetSession with images waits for that Ask (its best guess needs the
+    // optimizer); after it nothing asks the model until version 2 exists.
+    v1::Session described;
+    (*session)->Describe(/*with_images=*/true, &described);
+    const int64_t predicted = fit.predicted.load();
+    ASSERT_TRUE((*session)->Next(0, &third).ok());  // commit only
+    EXPECT_EQ(fit.predicted.load(), predicted) << "NextStimuli asked the model itself";
+    ASSERT_EQ(third.generation(), 3);
+    ASSERT_EQ(third.stimuli_size(), 4);
+    EXPECT_EQ(third.stimuli(0).model_version(), 1);
+    EXPECT_NE(third.stimuli(0).origin(), "prior");
+    // Destroying the session while generation 4's Ask waits for the held
+    // refit 2 cancels the refit and joins the Ask.
+    session->reset();
+    manager.reset();
+    EXPECT_FALSE(fit.timed_out) << "the held refit was not cancelled";
+  }
 }
 
 TEST(SessionRefitTest, BadSurrogateParamsNameTheField) {
