@@ -77,13 +77,76 @@ TEST(SurrogateSpecTest, DefaultsAndErrorsNameTheField) {
   EXPECT_NE(bad.status().message().find("config.surrogate.model_path"), std::string::npos);
 }
 
+// The bank's kernels, written out pixel by pixel from their definition
+// (models/gabor_frontend.h): [2 O, k, k], even then odd, zero mean, unit norm.
+torch::Tensor DirectKernels(double wavelength, double sigma, int64_t radius,
+                            int64_t orientations) {
+  const int64_t k = 2 * radius + 1;
+  torch::Tensor kernels = torch::empty({2 * orientations, k, k}, torch::kDouble);
+  torch::Tensor envelope = torch::empty({k, k}, torch::kDouble);
+  for (int64_t o = 0; o < orientations; ++o) {
+    const double theta = M_PI * o / orientations;
+    for (int64_t y = 0; y < k; ++y) {
+      for (int64_t x = 0; x < k; ++x) {
+        const double dx = x - radius, dy = y - radius;
+        const double along = std::cos(theta) * dx + std::sin(theta) * dy;
+        const double e = std::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+        envelope[y][x] = e;
+        kernels[o][y][x] = e * std::cos(2 * M_PI * along / wavelength);
+        kernels[orientations + o][y][x] = e * std::sin(2 * M_PI * along / wavelength);
+      }
+    }
+  }
+  const torch::Tensor dc = kernels.sum({1, 2}, true) / envelope.sum();
+  kernels = kernels - dc * envelope.unsqueeze(0);
+  return (kernels / kernels.pow(2).sum({1, 2}, true).sqrt()).to(torch::kFloat);
+}
+
+// The separable computation equals the 2-D Gabor convolution it replaces,
+// for gray and color images, square or not, at any stride.
+TEST(GaborFrontEndTest, SeparableBankEqualsTheTwoDimensionalConvolution) {
+  namespace F = torch::nn::functional;
+  struct Case {
+    int64_t channels, height, width, stride;
+  };
+  for (const Case& c : {Case{1, 64, 64, 4}, Case{3, 24, 40, 3}, Case{1, 17, 17, 1}}) {
+    SCOPED_TRACE(testing::Message() << c.channels << "x" << c.height << "x" << c.width
+                                    << " stride " << c.stride);
+    GaborBankSpec spec;
+    spec.stride = c.stride;
+    GaborBank bank(spec, c.channels, c.height, c.width);
+    torch::manual_seed(5);
+    const torch::Tensor images = torch::rand({3, c.channels, c.height, c.width});
+    const torch::Tensor features = bank->forward(images);
+    const torch::Tensor luminance = images.mean(1, true) - 0.5;
+    const int64_t o = spec.orientations;
+    for (int64_t s = 0; s < spec.scales; ++s) {
+      const double wavelength = bank->wavelengths()[s];
+      const torch::Tensor kernels = bank->Kernels2d(s);
+      const int64_t radius = kernels.size(-1) / 2;
+      EXPECT_LT((kernels - DirectKernels(wavelength, spec.sigma_ratio * wavelength, radius, o))
+                    .abs()
+                    .max()
+                    .item<float>(),
+                1e-6);
+      const torch::Tensor linear = F::conv2d(
+          luminance, kernels.unsqueeze(1),
+          F::Conv2dFuncOptions().stride(c.stride).padding(radius));
+      const torch::Tensor energy = linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2);
+      const torch::Tensor got = features.narrow(1, 3 * o * s, 3 * o);
+      ASSERT_EQ(got.sizes(), torch::cat({linear, energy}, 1).sizes());
+      EXPECT_LT((got - torch::cat({linear, energy}, 1)).abs().max().item<float>(), 1e-4);
+    }
+  }
+}
+
 TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
   const SurrogateSpec spec = Spec();
   GaborFrontEnd front_end(spec.gabor, 1, kSize, kSize);
   const FeatureShape& shape = front_end.feature_shape();
   EXPECT_EQ(shape.channels, 3 * 4 * 8);
   EXPECT_EQ(shape.height, kSize / 4);  // default stride 4
-  EXPECT_EQ(front_end.bank()->buffers().size(), 4u);
+  EXPECT_EQ(front_end.bank()->buffers().size(), 4u * 4);  // separable filters per scale
   EXPECT_TRUE(front_end.bank()->parameters().empty());  // nothing trainable
   // Gratings at the second scale's wavelength, orientation 0, two phases.
   const double wavelength = front_end.bank()->wavelengths()[1];
