@@ -67,6 +67,7 @@ int Main() {
   if (!server.ok()) return Fail(server.status());
   RigClientOptions options;
   options.address = (*server)->address();
+  options.call_timeout = absl::Minutes(5);  // a wait for an Ask is a figure, not a failure
   auto client = RigClient::Connect(options);
   if (!client.ok()) return Fail(client.status());
 

@@ -69,7 +69,7 @@ torch::Tensor GradientAscent::Ascend(const ResponseModel& model, const torch::Te
   const int64_t n = start_codes.size(0);
   torch::Tensor codes = space_->Project(start_codes.detach().to(torch::kFloat)).clone();
   torch::Tensor m = torch::zeros_like(codes), v = torch::zeros_like(codes);
-  for (int64_t step = 0; !stopper_.Stop(step); ++step) {
+  for (int64_t step = 0; !stopper_.Stop(step) && !cancelled_; ++step) {
     codes.requires_grad_(true);
     torch::Tensor images = constraint_(space_->Decode(codes));
     if (images.requires_grad()) {
@@ -124,6 +124,7 @@ absl::StatusOr<std::vector<Candidate>> GradientAscent::Ask(int count, int64_t fi
   } else {
     const torch::Tensor codes =
         Ascend(*model, InitialGuess(*model, count, generator_), generator_);
+    if (cancelled_) return absl::CancelledError("gradient_ascent: Ask cancelled");
     const torch::Tensor images = Render(codes);
     at::NoGradGuard no_grad;
     const torch::Tensor shown_codes = space_->Encode(images);

@@ -84,6 +84,7 @@
 #ifndef STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 #define STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -119,6 +120,7 @@ class GradientAscent : public Optimizer {
   absl::StatusOr<std::vector<Candidate>> Ask(int count, int64_t first_id) override;
   absl::Status Tell(absl::Span<const Observation> observations) override;
   torch::Tensor BestGuess() const override;
+  void CancelAsks() override { cancelled_ = true; }
   void Save(torch::serialize::OutputArchive& archive) const override;
   absl::Status Load(torch::serialize::InputArchive& archive) override;
 
@@ -149,6 +151,7 @@ class GradientAscent : public Optimizer {
   int64_t asks_ = 0;
 
   mutable int64_t best_guess_version_ = 0;  // cache of BestGuess
+  std::atomic<bool> cancelled_{false};       // CancelAsks: ascents stop at the next step
   mutable torch::Tensor best_guess_;
 };
 

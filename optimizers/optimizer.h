@@ -69,6 +69,11 @@ class Optimizer {
   // is INVALID_ARGUMENT and leaves the optimizer unchanged.
   virtual absl::Status Tell(absl::Span<const Observation> observations) = 0;
 
+  // Makes a running Ask (on another thread) and every later one return
+  // CANCELLED promptly; for shutting a session down. Thread-safe, unlike the
+  // rest. Optimizers whose Ask is short need not override it.
+  virtual void CancelAsks() {}
+
   // The optimizer's own best guess as an image [C, H, W] on the 8-bit grid
   // (e.g. a distribution mean), or an undefined tensor when it holds none.
   virtual torch::Tensor BestGuess() const { return {}; }

@@ -108,6 +108,7 @@ Session::~Session() {
   {
     absl::MutexLock lock(&mu_);
     if (refits_ != nullptr) refits_->Stop();  // a background BeforeAsk returns at once
+    if (optimizer_ != nullptr) optimizer_->CancelAsks();  // and its Ask soon after
     ahead = std::move(ahead_thread_);
   }
   if (ahead.joinable()) ahead.join();

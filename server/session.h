@@ -109,8 +109,7 @@ class Session {
   const std::string& id() const { return id_; }
   bool is_open() const;
 
-  // Stops the refit scheduler and joins a background Ask (at most one Ask's
-  // duration).
+  // Stops the refit scheduler, cancels a background Ask and joins it.
   ~Session();
 
  private:

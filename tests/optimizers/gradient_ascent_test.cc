@@ -1,8 +1,10 @@
 #include "optimizers/gradient_ascent.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -140,6 +142,32 @@ TEST(GradientAscentTest, SameSeedSameImagesAndSaveLoadResumes) {
   auto other_seed = f.Make(params, /*seed=*/12);
   ASSERT_TRUE(other_seed->Ask(4, 1).ok());
   EXPECT_FALSE(torch::equal(next_a, StackImages(*other_seed->Ask(4, 5))));
+}
+
+// A session shutting down cancels the Ask running on its background thread.
+TEST(GradientAscentTest, CancelledAsksReturnCancelledPromptly) {
+  Fixture f;
+  auto optimizer = f.Make({{"prior_generations", 0}, {"steps", 10000}});
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    optimizer->CancelAsks();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto running = optimizer->Ask(4, 1);  // 10,000 steps: far longer than 50 ms
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  canceller.join();
+  EXPECT_EQ(running.status().code(), absl::StatusCode::kCancelled) << running.status();
+  // For scale, 1,000 steps uncancelled: the cancelled Ask stopped well
+  // before half of its 10,000.
+  auto uncancelled = f.Make({{"prior_generations", 0}, {"steps", 1000}});
+  const auto full_start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(uncancelled->Ask(4, 1).ok());
+  const double thousand_steps_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - full_start).count();
+  EXPECT_LT(seconds, 5 * thousand_steps_seconds);
+  EXPECT_EQ(optimizer->Ask(4, 5).status().code(), absl::StatusCode::kCancelled)
+      << "cancellation is sticky";
 }
 
 TEST(GradientAscentTest, TellRejectsUnknownIds) {
