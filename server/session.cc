@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 #include <cmath>
+#include <exception>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -116,14 +117,16 @@ Session::~Session() {
 
 absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
   absl::MutexLock lock(&mu_);
+  auto closed_error = [this] {
+    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+  };
+  if (closed_) return closed_error();
   if (max_count < 0 || max_count > kMaxStimuliPerRequest) {
     return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
                                                    kMaxStimuliPerRequest, "]"));
   }
   for (;;) {
-    if (closed_) {
-      return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
-    }
+    if (closed_) return closed_error();
     if (!not_handed_out_.empty()) break;
     if (ahead_running_) {
       // Releases the lock while the background Ask runs; another call may
@@ -273,7 +276,12 @@ void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
   // touches the optimizer (see "Proposing ahead" in session.h).
   const std::string before = SaveOptimizerState(*optimizer);
   if (refits_ != nullptr) refits_->BeforeAsk();
-  absl::StatusOr<std::vector<Candidate>> candidates = optimizer->Ask(count, first_id);
+  absl::StatusOr<std::vector<Candidate>> candidates;
+  try {
+    candidates = optimizer->Ask(count, first_id);
+  } catch (const std::exception& e) {  // e.g. LibTorch out of memory: never terminate
+    candidates = absl::InternalError(absl::StrCat("optimizer Ask failed: ", e.what()));
+  }
   if (!candidates.ok()) {
     // So that the synchronous retry in ProposeGeneration starts from here.
     if (absl::Status s = LoadOptimizerState(*optimizer, before); !s.ok()) candidates = s;
