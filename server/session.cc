@@ -491,8 +491,6 @@ void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* 
 
 void Session::Describe(bool with_images, v1::Session* out) const {
   absl::MutexLock lock(&mu_);
-  // BestGuess needs the optimizer, which a background Ask may be using.
-  if (with_images) mu_.Await(absl::Condition(this, &Session::AheadIdle));
   out->set_id(id_);
   *out->mutable_config() = config_.proto;
   out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);
@@ -508,11 +506,14 @@ void Session::Describe(bool with_images, v1::Session* out) const {
     scored->set_presentations(best->presentations);
   }
   if (with_images) {
-    torch::Tensor guess = optimizer_->BestGuess();
-    if (guess.defined()) {
-      auto png = EncodePng(ToUint8(guess));
-      if (png.ok()) out->set_optimizer_best_png(*std::move(png));
+    // A background Ask owns the optimizer: answer with the newest guess
+    // rather than wait seconds for it.
+    if (!ahead_running_) {
+      torch::Tensor guess = optimizer_->BestGuess();
+      auto png = guess.defined() ? EncodePng(ToUint8(guess)) : absl::StatusOr<std::string>("");
+      if (png.ok()) best_guess_png_ = *std::move(png);
     }
+    if (!best_guess_png_.empty()) out->set_optimizer_best_png(best_guess_png_);
   }
 }
 

@@ -25,8 +25,8 @@
 //
 // Thread-safe: every public method takes the session's lock. A failed call
 // leaves the session as it was. While a background Ask runs, it alone uses
-// the optimizer; Next (at a boundary) and Describe (with images) wait for it
-// without holding the lock.
+// the optimizer: Next at a boundary waits for it without holding the lock,
+// and Describe shows the optimizer's best guess as of its previous call.
 #ifndef STIMLOOP_SERVER_SESSION_H_
 #define STIMLOOP_SERVER_SESSION_H_
 
@@ -148,7 +148,6 @@ class Session {
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Body of ahead_thread_: BeforeAsk, Ask, then stores the result in ahead_.
   void ProposeAhead(Optimizer* optimizer, int count, int64_t first_id);
-  bool AheadIdle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !ahead_running_; }
   bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !ahead_running_ || !not_handed_out_.empty() || closed_;
   }
@@ -192,6 +191,8 @@ class Session {
   bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::StatusOr<std::vector<Candidate>>> ahead_ ABSL_GUARDED_BY(mu_);
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
+  // The optimizer's best guess as of the last Describe that could ask it.
+  mutable std::string best_guess_png_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1
