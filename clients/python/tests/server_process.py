@@ -24,10 +24,12 @@ class ServerProcess:
 
     start() returns once the server printed its address; stop() kills it and
     removes the data directory. Output is kept in `log` for failure messages.
+    `extra_args` are appended to the server's command line (e.g. TLS flags).
     """
 
-    def __init__(self, start_timeout=60.0):
+    def __init__(self, start_timeout=60.0, extra_args=()):
         self.start_timeout = start_timeout
+        self.extra_args = list(extra_args)
         self.address = None
         self.log = []
         self._dir = tempfile.mkdtemp(prefix="stimloop-pytest-")
@@ -37,7 +39,8 @@ class ServerProcess:
     def start(self):
         self._process = subprocess.Popen(
             [server_binary(), "--listen=127.0.0.1:0",
-             "--data_dir=" + os.path.join(self._dir, "data"), "--torch_threads=1"],
+             "--data_dir=" + os.path.join(self._dir, "data"), "--torch_threads=1"]
+            + self.extra_args,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         # Raw reads from the pipe: a buffered readline() could hold the
         # listening line in its buffer while select() waits on the empty pipe.

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import tempfile
 import unittest
-from unittest import mock
 
 import grpc
 
@@ -59,27 +58,6 @@ def make_pki(directory):
         f.write(_TOKEN + "\n")
 
 
-class TlsServerProcess(ServerProcess):
-    """ServerProcess with extra command-line arguments for the server.
-
-    ServerProcess.start() builds a fixed command line; the arguments are
-    appended to it while it starts the process.
-    """
-
-    def __init__(self, extra_args):
-        super().__init__()
-        self.extra_args = list(extra_args)
-
-    def start(self):
-        popen = subprocess.Popen
-
-        def with_extra_args(args, **kwargs):
-            return popen(list(args) + self.extra_args, **kwargs)
-
-        with mock.patch.object(subprocess, "Popen", with_extra_args):
-            return super().start()
-
-
 class RemoteAccessTest(unittest.TestCase):
 
     def setUp(self):
@@ -87,7 +65,7 @@ class RemoteAccessTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         make_pki(self.dir)
         self.root_cert = os.path.join(self.dir, "ca.pem")
-        self.server = TlsServerProcess([
+        self.server = ServerProcess(extra_args=[
             "--tls_cert=" + os.path.join(self.dir, "server.pem"),
             "--tls_key=" + os.path.join(self.dir, "server.key"),
             "--auth_token_file=" + os.path.join(self.dir, "token")])
