@@ -171,5 +171,36 @@ TEST(ClosedLoopTest, HealthServiceAndSessionListAnswer) {
   EXPECT_EQ(list->sessions(1).id(), a->id());
 }
 
+// A gradient_ascent session asks for its next generation in the background
+// (server/session.h, "Proposing ahead"); SIGTERM during that Ask cancels it
+// and the server exits 0 at once instead of finishing the ascent.
+TEST(ClosedLoopTest, ServerStopsPromptlyWhileTheNextGenerationIsAskedAhead) {
+  auto server = StartTestServer("stop-during-ask");
+  ASSERT_NE(server, nullptr);
+  auto client = ConnectTo(*server);
+  ASSERT_NE(client, nullptr);
+  SimulatedRig rig = MakeRig(4);
+  v1::SessionConfig config = SmallConfig(4);
+  config.mutable_optimizer()->set_name("gradient_ascent");
+  // 10,000 steps of 40 images: minutes on a CPU.
+  (*config.mutable_optimizer()->mutable_params())["steps"] = 10000;
+  config.set_generation_size(40);
+  // The first refit (80 responses) is requested when generation 3 is
+  // committed; generation 4's Ask waits for it, then ascends.
+  (*config.mutable_surrogate()->mutable_params())["refit_every"] = 80;
+  auto session = client->CreateSession(config);
+  ASSERT_TRUE(session.ok()) << session.status();
+  ClosedLoopOptions options;
+  options.responses = 120;  // generations 1-3, all proposed from the prior
+  auto result = RunClosedLoop(*client, rig, session->id(), 0, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->session.counts().generations(), 3);
+
+  absl::SleepFor(absl::Seconds(5));  // the refit on 80 trials ends; the ascent runs
+  auto stopped = server->Stop(absl::Seconds(60));
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_EQ(*stopped, 0) << "graceful shutdown should exit 0";
+}
+
 }  // namespace
 }  // namespace stimloop
