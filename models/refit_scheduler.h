@@ -31,10 +31,13 @@
 //     fitted on the data of the request made at the boundary of generation
 //     g - refit_lag. refit_lag 1 (default): the refit requested when
 //     generation g-1 was proposed must have finished before generation g is
-//     proposed; the rig showed all of generation g-1 meanwhile (40 stimuli
-//     at >= 0.25 s each is >= 10 s, more than a refit on a few thousand
-//     trials), so NextStimuli waits only when a fit is slower than a whole
-//     generation, and only at the generation boundary. refit_lag 0 fits
+//     proposed; the rig shows all of generation g-1 meanwhile, and the
+//     session asks for generation g in the background as soon as that fit
+//     ends (server/session.h, "Proposing ahead"), so NextStimuli waits only
+//     at a generation boundary and only when the fit plus that Ask take
+//     longer than showing a generation (40 stimuli at 0.25-0.5 s each is
+//     10-20 s; on 2 CPU cores a refit on a few hundred trials plus a
+//     gradient ascent take about that: BENCHMARKS.md). refit_lag 0 fits
 //     synchronously on everything before each generation (offline runs).
 //     Same config, seed and responses then give the same stimuli bit for
 //     bit, which crash recovery and offline benchmarks rely on.
