@@ -78,6 +78,7 @@ class AdaptiveSampling : public Optimizer {
   absl::StatusOr<std::vector<Candidate>> Ask(int count, int64_t first_id) override;
   absl::Status Tell(absl::Span<const Observation> observations) override;
   torch::Tensor BestGuess() const override;
+  bool best_guess_is_thread_safe() const override { return true; }
   void Save(torch::serialize::OutputArchive& archive) const override;
   absl::Status Load(torch::serialize::InputArchive& archive) override;
 

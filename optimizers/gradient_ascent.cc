@@ -161,6 +161,7 @@ absl::Status GradientAscent::Tell(absl::Span<const Observation> observations) {
 torch::Tensor GradientAscent::BestGuess() const {
   const std::shared_ptr<const ResponseModel> model = models_->Latest();
   if (model == nullptr) return {};
+  std::lock_guard<std::mutex> lock(best_guess_mu_);
   if (best_guess_version_ != model->version() || !best_guess_.defined()) {
     at::Generator generator = MakeGenerator(seed_, "gradient_ascent.best_guess");
     constexpr int64_t kStarts = 8;

@@ -87,6 +87,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -120,6 +121,7 @@ class GradientAscent : public Optimizer {
   absl::StatusOr<std::vector<Candidate>> Ask(int count, int64_t first_id) override;
   absl::Status Tell(absl::Span<const Observation> observations) override;
   torch::Tensor BestGuess() const override;
+  bool best_guess_is_thread_safe() const override { return true; }
   void CancelAsks() override { cancelled_ = true; }
   void Save(torch::serialize::OutputArchive& archive) const override;
   absl::Status Load(torch::serialize::InputArchive& archive) override;
@@ -150,6 +152,7 @@ class GradientAscent : public Optimizer {
   IdLedger ledger_;
   int64_t asks_ = 0;
 
+  mutable std::mutex best_guess_mu_;       // guards the cache of BestGuess
   mutable int64_t best_guess_version_ = 0;  // cache of BestGuess
   std::atomic<bool> cancelled_{false};       // CancelAsks: ascents stop at the next step
   mutable torch::Tensor best_guess_;

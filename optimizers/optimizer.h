@@ -77,6 +77,10 @@ class Optimizer {
   // The optimizer's own best guess as an image [C, H, W] on the 8-bit grid
   // (e.g. a distribution mean), or an undefined tensor when it holds none.
   virtual torch::Tensor BestGuess() const { return {}; }
+  // True when BestGuess may run on any thread at the same time as every
+  // other method (it reads only what construction fixed, e.g. the model
+  // source), so a caller can compute it without serializing it with Ask.
+  virtual bool best_guess_is_thread_safe() const { return false; }
 
   // Writes / restores the complete state (see the protocol above).
   virtual void Save(torch::serialize::OutputArchive& archive) const = 0;

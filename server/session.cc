@@ -490,31 +490,41 @@ void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* 
 }
 
 void Session::Describe(bool with_images, v1::Session* out) const {
-  absl::MutexLock lock(&mu_);
-  out->set_id(id_);
-  *out->mutable_config() = config_.proto;
-  out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);
-  const int64_t nanos = absl::ToUnixNanos(created_);
-  out->mutable_created()->set_seconds(nanos / 1000000000);
-  out->mutable_created()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  *out->mutable_counts() = Counts();
+  const Optimizer* guess_unlocked = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    out->set_id(id_);
+    *out->mutable_config() = config_.proto;
+    out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);
+    const int64_t nanos = absl::ToUnixNanos(created_);
+    out->mutable_created()->set_seconds(nanos / 1000000000);
+    out->mutable_created()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+    *out->mutable_counts() = Counts();
 
-  if (const Record* best = BestMeasured(); best != nullptr) {
-    v1::ScoredStimulus* scored = out->mutable_best_measured();
-    FillStimulus(*best, with_images, scored->mutable_stimulus());
-    scored->set_mean_objective(best->mean_objective());
-    scored->set_presentations(best->presentations);
-  }
-  if (with_images) {
-    // A background Ask owns the optimizer: answer with the newest guess
-    // rather than wait seconds for it.
-    if (!ahead_running_) {
-      torch::Tensor guess = optimizer_->BestGuess();
-      auto png = guess.defined() ? EncodePng(ToUint8(guess)) : absl::StatusOr<std::string>("");
-      if (png.ok()) best_guess_png_ = *std::move(png);
+    if (const Record* best = BestMeasured(); best != nullptr) {
+      v1::ScoredStimulus* scored = out->mutable_best_measured();
+      FillStimulus(*best, with_images, scored->mutable_stimulus());
+      scored->set_mean_objective(best->mean_objective());
+      scored->set_presentations(best->presentations);
     }
-    if (!best_guess_png_.empty()) out->set_optimizer_best_png(best_guess_png_);
+    if (!with_images) return;
+    if (optimizer_->best_guess_is_thread_safe()) {
+      // Seconds for gradient ascent: computed without the session lock, so
+      // Next and Report (and a background Ask) go on meanwhile.
+      guess_unlocked = optimizer_.get();
+    } else {
+      SetBestGuess(*optimizer_, out);  // these never Ask in the background
+    }
   }
+  // The optimizer lives as long as the session, which the caller holds.
+  if (guess_unlocked != nullptr) SetBestGuess(*guess_unlocked, out);
+}
+
+void Session::SetBestGuess(const Optimizer& optimizer, v1::Session* out) {
+  torch::Tensor guess = optimizer.BestGuess();
+  if (!guess.defined()) return;
+  auto png = EncodePng(ToUint8(guess));
+  if (png.ok()) out->set_optimizer_best_png(*std::move(png));
 }
 
 }  // namespace stimloop

@@ -25,8 +25,9 @@
 //
 // Thread-safe: every public method takes the session's lock. A failed call
 // leaves the session as it was. While a background Ask runs, it alone uses
-// the optimizer: Next at a boundary waits for it without holding the lock,
-// and Describe shows the optimizer's best guess as of its previous call.
+// the optimizer: Next at a boundary waits for it without holding the lock.
+// Describe computes the best guess of the model-based optimizers (seconds:
+// gradient ascent) without the lock, as their BestGuess is thread-safe.
 #ifndef STIMLOOP_SERVER_SESSION_H_
 #define STIMLOOP_SERVER_SESSION_H_
 
@@ -165,6 +166,8 @@ class Session {
   // Restore's last step for sessions with refits_ (server/session_restore.h).
   absl::Status ResumeRefits(const JournaledSession& journaled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;
+  // Sets out->optimizer_best_png from optimizer.BestGuess() (if any).
+  static void SetBestGuess(const Optimizer& optimizer, v1::Session* out);
   void FillRecord(const Record& record, bool with_image, v1::StimulusRecord* out) const;
   // Statistics of generation g (1-based) from records_.
   v1::GenerationStats GenerationStatsOf(int64_t g) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -191,8 +194,6 @@ class Session {
   bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::StatusOr<std::vector<Candidate>>> ahead_ ABSL_GUARDED_BY(mu_);
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
-  // The optimizer's best guess as of the last Describe that could ask it.
-  mutable std::string best_guess_png_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1

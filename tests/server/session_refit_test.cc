@@ -212,6 +212,12 @@ TEST(SessionRefitTest, NextGenerationIsAskedWhileTheCurrentOneIsShown) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     ASSERT_GT(fit.predicted.load(), 0) << "generation 3 was not asked ahead";
+    // GetSession's best guess is computed alongside that Ask, from version 1
+    // (gradient ascent: the model's optimum; adaptive_sampling holds a guess
+    // only for a folder pool).
+    v1::Session with_guess;
+    (*session)->Describe(/*with_images=*/true, &with_guess);
+    EXPECT_EQ(with_guess.optimizer_best_png().empty(), optimizer == "adaptive_sampling");
 
     // The boundary's NextStimuli commits that Ask's result (waiting for it
     // if it is still running).
