@@ -129,9 +129,11 @@ int Main() {
   auto stopped = (*server)->Stop();
   if (!stopped.ok()) return Fail(stopped.status());
 
-  const Summary first = Summarize(first_ms), rest = Summarize(rest_ms), all = Summarize(all_ms);
-  auto over_50 = [](const std::vector<double>& ms) {
-    return std::count_if(ms.begin(), ms.end(), [](double m) { return m > 50; });
+  auto row = [](absl::string_view label, const std::vector<double>& ms) {
+    const Summary s = Summarize(ms);
+    const auto over_50 = std::count_if(ms.begin(), ms.end(), [](double m) { return m > 50; });
+    return absl::StrFormat("| %-34s | %5d | %6.1f | %6.1f | %6.1f | %7d |\n", label, ms.size(),
+                           s.median, s.p99, s.max, over_50);
   };
   std::cout << absl::StrFormat(
       "# %s, %s space, %dx%d gray, generation %d, %d per call, %d ms display per stimulus, "
@@ -142,15 +144,12 @@ int Main() {
       absl::GetFlag(FLAGS_display_ms), absl::GetFlag(FLAGS_generations),
       absl::GetFlag(FLAGS_surrogate_params), absl::GetFlag(FLAGS_server_args),
       absl::StrJoin(versions, ","));
-  std::cout << "| NextStimuli calls                  |     n | p50 ms | p99 ms | max ms | > 50 ms |\n"
-            << "|------------------------------------|-------|--------|--------|--------|---------|\n"
-            << absl::StrFormat("| first of a generation (commit)     | %5d | %6.1f | %6.1f | %6.1f | %7d |\n",
-                               first_ms.size(), first.median, first.p99, first.max,
-                               over_50(first_ms))
-            << absl::StrFormat("| within a generation (hand-out)     | %5d | %6.1f | %6.1f | %6.1f | %7d |\n",
-                               rest_ms.size(), rest.median, rest.p99, rest.max, over_50(rest_ms))
-            << absl::StrFormat("| all                                | %5d | %6.1f | %6.1f | %6.1f | %7d |\n",
-                               all_ms.size(), all.median, all.p99, all.max, over_50(all_ms));
+  std::cout << "| NextStimuli calls                  |     n | p50 ms | p99 ms | max ms "
+               "| > 50 ms |\n"
+            << "|------------------------------------|-------|--------|--------|--------"
+               "|---------|\n"
+            << row("first of a generation (commit)", first_ms)
+            << row("within a generation (hand-out)", rest_ms) << row("all", all_ms);
   return 0;
 }
 

@@ -27,8 +27,11 @@ struct Factors {
 // Even then odd kernels [2 O, y, x] before DC removal and normalization.
 torch::Tensor RawKernels(const Factors& f) {
   // [y][x]: even = ar(x) br(y) - ai(x) bi(y), odd = ar(x) bi(y) + ai(x) br(y).
-  const torch::Tensor even = f.br.unsqueeze(2) * f.ar.unsqueeze(1) - f.bi.unsqueeze(2) * f.ai.unsqueeze(1);
-  const torch::Tensor odd = f.bi.unsqueeze(2) * f.ar.unsqueeze(1) + f.br.unsqueeze(2) * f.ai.unsqueeze(1);
+  auto outer = [](const torch::Tensor& y, const torch::Tensor& x) {  // [O, y, x]
+    return y.unsqueeze(2) * x.unsqueeze(1);
+  };
+  const torch::Tensor even = outer(f.br, f.ar) - outer(f.bi, f.ai);
+  const torch::Tensor odd = outer(f.bi, f.ar) + outer(f.br, f.ai);
   return torch::cat({even, odd}, 0);
 }
 
@@ -133,12 +136,12 @@ torch::Tensor GaborBankImpl::forward(const torch::Tensor& images) const {
     // (Re a_0, Im a_0, Re a_1, ...) for the grouped column pass.
     const torch::Tensor pairs =
         torch::stack({rows.narrow(1, 0, o), rows.narrow(1, o, o)}, 2).flatten(1, 2);
-    const auto columns =
+    const auto column_pass =
         F::Conv2dFuncOptions().stride({stride, 1}).padding({scale.radius, 0});
     const torch::Tensor interleaved =  // even_0, odd_0, even_1, ...
-        F::conv2d(pairs, scale.columns, F::Conv2dFuncOptions(columns).groups(o));
+        F::conv2d(pairs, scale.columns, F::Conv2dFuncOptions(column_pass).groups(o));
     const torch::Tensor envelope =
-        F::conv2d(rows.narrow(1, 2 * o, 1), scale.envelope, columns);
+        F::conv2d(rows.narrow(1, 2 * o, 1), scale.envelope, column_pass);
     const torch::Tensor linear =
         interleaved.unflatten(1, {o, 2}).transpose(1, 2).flatten(1, 2) -
         scale.dc_over_norm * envelope;

@@ -181,12 +181,9 @@ absl::Status Session::ProposeGeneration() {
   const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
   const int optimizer_count = config_.proto.generation_size();
   absl::StatusOr<std::vector<Candidate>> candidates;
-  if (ahead_.has_value() && ahead_->ok()) {
-    candidates = **ahead_;  // Asked ahead; consumed once committed (kept on undo)
+  if (ahead_.has_value()) {
+    candidates = *ahead_;  // asked ahead; consumed once committed (kept on undo)
   } else {
-    // A failed background Ask restored the optimizer: ask here, which
-    // reports the error if it persists.
-    ahead_.reset();
     if (refits_ != nullptr) refits_->BeforeAsk();  // sync mode: fixes the model version
     candidates = optimizer_->Ask(optimizer_count, first_id);
   }
@@ -283,11 +280,15 @@ void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
     candidates = absl::InternalError(absl::StrCat("optimizer Ask failed: ", e.what()));
   }
   if (!candidates.ok()) {
-    // So that the synchronous retry in ProposeGeneration starts from here.
-    if (absl::Status s = LoadOptimizerState(*optimizer, before); !s.ok()) candidates = s;
+    // Nothing is kept: the boundary asks again, from where this Ask started,
+    // and reports the error if it persists.
+    std::cerr << "session " << id_ << ": background Ask failed: " << candidates.status() << "\n";
+    if (absl::Status s = LoadOptimizerState(*optimizer, before); !s.ok()) {
+      std::cerr << "session " << id_ << ": cannot restore the optimizer: " << s << "\n";
+    }
   }
   absl::MutexLock lock(&mu_);
-  ahead_ = std::move(candidates);
+  if (candidates.ok()) ahead_ = *std::move(candidates);
   ahead_running_ = false;
 }
 

@@ -147,7 +147,8 @@ class Session {
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next generation's Ask on ahead_thread_ (propose_ahead_ only).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Body of ahead_thread_: BeforeAsk, Ask, then stores the result in ahead_.
+  // Body of ahead_thread_: BeforeAsk, Ask, then stores the candidates in
+  // ahead_ (on failure the optimizer is restored and nothing is stored).
   void ProposeAhead(Optimizer* optimizer, int count, int64_t first_id);
   bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !ahead_running_ || !not_handed_out_.empty() || closed_;
@@ -190,9 +191,10 @@ class Session {
   CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
   bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
   // The background Ask of generation generation_ + 1: running, and its
-  // result (consumed by ProposeGeneration once committed).
+  // candidates when it succeeded (consumed by ProposeGeneration once
+  // committed; a failed one leaves none, so the boundary asks again).
   bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<absl::StatusOr<std::vector<Candidate>>> ahead_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::vector<Candidate>> ahead_ ABSL_GUARDED_BY(mu_);
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
