@@ -1,6 +1,10 @@
 // Sample efficiency: the fraction of the true optimum reached by the
 // session's best measured stimulus (what a scientist would be shown, not an
 // oracle pick) after a number of responses, median and spread over seeds.
+// `--picks` adds two diagnostic readings of the same runs: "shown", the
+// truly best stimulus shown so far (an oracle pick: what a perfect
+// measurement would have found), and "guess", the optimizer's best guess
+// (Session.optimizer_best_png, never shown to the neuron).
 //
 // Sessions run in-process through the same Session code the server uses
 // (validation, 8-bit quantization, PNG round trip), with the simulated rig
@@ -9,6 +13,8 @@
 //   sample_efficiency --optimizers=random,genetic --spaces=pixel,spectral \
 //       --cells=simple,complex --seeds=8 --budgets=200,500,1000,3000
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -44,6 +50,9 @@ ABSL_FLAG(std::string, image_space_params, "", "name=value,... for every image s
 ABSL_FLAG(std::string, surrogate_params, "",
           "name=value,... for the surrogate of gradient_ascent and adaptive_sampling");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
+ABSL_FLAG(std::string, picks, "measured",
+          "Which stimulus each figure rates: measured (the best measured), shown (the "
+          "truly best shown: an oracle), guess (the optimizer's best guess)");
 
 namespace stimloop {
 namespace {
@@ -51,11 +60,24 @@ namespace {
 struct Job {
   std::string optimizer, space, cell;
   uint64_t seed;
-  std::vector<double> fractions;  // one per budget
+  // fractions[p][b]: pick p (order of --picks) at budget b; NaN when the
+  // pick does not exist (no best guess).
+  std::vector<std::vector<double>> fractions;
   std::string error;
 };
 
-absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
+enum class Pick { kMeasured, kShown, kGuess };
+
+absl::StatusOr<Pick> ParsePick(absl::string_view name) {
+  if (name == "measured") return Pick::kMeasured;
+  if (name == "shown") return Pick::kShown;
+  if (name == "guess") return Pick::kGuess;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--picks: '", name, "' is not measured, shown or guess"));
+}
+
+absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
+                    const std::vector<Pick>& picks) {
   auto kind = ParseCellKind(job.cell);
   if (!kind.ok()) return kind.status();
   SimulatedNeuronSpec spec;
@@ -99,6 +121,8 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
 
   int64_t responses = 0;
   int64_t report = 0;
+  double best_shown_rate = 0;  // true rate of the truly best stimulus shown
+  job.fractions.assign(picks.size(), {});
   for (int64_t budget : budgets) {
     while (responses < budget) {
       v1::StimulusBatch batch;
@@ -108,6 +132,9 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
       for (const v1::Stimulus& stimulus : batch.stimuli()) {
         auto rates = rig.Measure(stimulus.png());
         if (!rates.ok()) return rates.status();
+        auto truth = rig.TrueRates(stimulus.png());
+        if (!truth.ok()) return truth.status();
+        best_shown_rate = std::max(best_shown_rate, (*truth)[0]);
         v1::Response* r = report_responses.Add();
         r->set_stimulus_id(stimulus.id());
         r->mutable_rates()->Add(rates->begin(), rates->end());
@@ -121,9 +148,23 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets) {
     }
     v1::Session described;
     (*session)->Describe(/*with_images=*/true, &described);
-    auto rates = rig.TrueRates(described.best_measured().stimulus().png());
-    if (!rates.ok()) return rates.status();
-    job.fractions.push_back((*rates)[0] / rig.population().neuron(0).optimum_rate());
+    const double optimum = rig.population().neuron(0).optimum_rate();
+    for (size_t p = 0; p < picks.size(); ++p) {
+      double rate = std::numeric_limits<double>::quiet_NaN();
+      if (picks[p] == Pick::kShown) {
+        rate = best_shown_rate;
+      } else {
+        const std::string& png = picks[p] == Pick::kMeasured
+                                     ? described.best_measured().stimulus().png()
+                                     : described.optimizer_best_png();
+        if (!png.empty()) {
+          auto rates = rig.TrueRates(png);
+          if (!rates.ok()) return rates.status();
+          rate = (*rates)[0];
+        }
+      }
+      job.fractions[p].push_back(rate / optimum);
+    }
   }
   return absl::OkStatus();
 }
@@ -140,6 +181,17 @@ int Main() {
     budgets.push_back(value);
   }
   std::sort(budgets.begin(), budgets.end());
+  std::vector<Pick> picks;
+  std::vector<std::string> pick_names = absl::StrSplit(absl::GetFlag(FLAGS_picks), ',');
+  for (const std::string& name : pick_names) {
+    auto pick = ParsePick(name);
+    if (!pick.ok()) {
+      std::cerr << pick.status().message() << "\n";
+      return 2;
+    }
+    picks.push_back(*pick);
+  }
+  const bool label_picks = picks.size() != 1 || picks[0] != Pick::kMeasured;
 
   std::vector<Job> jobs;
   for (absl::string_view cell : absl::StrSplit(absl::GetFlag(FLAGS_cells), ','))
@@ -151,7 +203,7 @@ int Main() {
 
   const absl::Time start = absl::Now();
   RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
-    absl::Status s = RunJob(jobs[i], budgets);
+    absl::Status s = RunJob(jobs[i], budgets, picks);
     if (!s.ok()) jobs[i].error = std::string(s.message());
   });
 
@@ -163,26 +215,36 @@ int Main() {
       absl::GetFlag(FLAGS_peak_rate), absl::GetFlag(FLAGS_generation_size),
       absl::GetFlag(FLAGS_seeds));
   std::string header = absl::StrFormat("| %-8s | %-9s | %-17s |", "cell", "space", "optimizer");
+  if (label_picks) absl::StrAppendFormat(&header, " %-8s |", "stimulus");
   for (int64_t b : budgets) absl::StrAppendFormat(&header, " %19s |", absl::StrCat(b, " responses"));
   std::cout << header << "\n|" << std::string(header.size() - 2, '-') << "|\n";
   for (size_t first = 0; first < jobs.size(); first += absl::GetFlag(FLAGS_seeds)) {
-    const Job& j = jobs[first];
-    std::string row = absl::StrFormat("| %-8s | %-9s | %-17s |", j.cell, j.space, j.optimizer);
-    for (size_t b = 0; b < budgets.size(); ++b) {
-      std::vector<double> values;
-      for (int s = 0; s < absl::GetFlag(FLAGS_seeds); ++s) {
-        const Job& job = jobs[first + s];
-        if (!job.error.empty()) {
-          std::cerr << job.optimizer << "/" << job.space << "/" << job.cell << " seed "
-                    << job.seed << ": " << job.error << "\n";
+    for (size_t p = 0; p < picks.size(); ++p) {
+      const Job& j = jobs[first];
+      std::string row = absl::StrFormat("| %-8s | %-9s | %-17s |", j.cell, j.space, j.optimizer);
+      if (label_picks) absl::StrAppendFormat(&row, " %-8s |", pick_names[p]);
+      for (size_t b = 0; b < budgets.size(); ++b) {
+        std::vector<double> values;
+        for (int s = 0; s < absl::GetFlag(FLAGS_seeds); ++s) {
+          const Job& job = jobs[first + s];
+          if (!job.error.empty()) {
+            if (p == 0 && b == 0) {
+              std::cerr << job.optimizer << "/" << job.space << "/" << job.cell << " seed "
+                        << job.seed << ": " << job.error << "\n";
+            }
+            continue;
+          }
+          if (!std::isnan(job.fractions[p][b])) values.push_back(job.fractions[p][b]);
+        }
+        if (values.empty()) {
+          absl::StrAppendFormat(&row, " %19s |", "-");
           continue;
         }
-        values.push_back(job.fractions[b]);
+        const Summary m = Summarize(values);
+        absl::StrAppendFormat(&row, " %5.3f [%5.3f,%5.3f] |", m.median, m.min, m.max);
       }
-      const Summary m = Summarize(values);
-      absl::StrAppendFormat(&row, " %5.3f [%5.3f,%5.3f] |", m.median, m.min, m.max);
+      std::cout << row << "\n";
     }
-    std::cout << row << "\n";
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
   return 0;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include <torch/nn/functional/conv.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
@@ -59,6 +58,28 @@ Factors MakeFactors(double wavelength, double sigma, int64_t radius, int64_t ori
   return f;
 }
 
+// The strided 1-D correlation with zero padding `radius` as matrices:
+// [F, n_out, n_in] with M[f][j][i] = filters[f][i - stride * j + radius]
+// where that index lies in [0, k), else 0. Multiplying a signal of length
+// n_in by M[f]^T equals conv1d(signal, filters[f], stride, padding radius).
+torch::Tensor BandMatrices(const torch::Tensor& filters, int64_t n_in, int64_t n_out,
+                           int64_t stride, int64_t radius) {
+  const int64_t num = filters.size(0), k = filters.size(1);
+  torch::Tensor m = torch::zeros({num, n_out, n_in}, torch::kDouble);
+  auto out = m.accessor<double, 3>();
+  const torch::Tensor f64 = filters.to(torch::kDouble).contiguous();
+  auto in = f64.accessor<double, 2>();
+  for (int64_t f = 0; f < num; ++f) {
+    for (int64_t j = 0; j < n_out; ++j) {
+      for (int64_t i = std::max<int64_t>(0, stride * j - radius);
+           i < std::min<int64_t>(n_in, stride * j - radius + k); ++i) {
+        out[f][j][i] = in[f][i - stride * j + radius];
+      }
+    }
+  }
+  return m;
+}
+
 }  // namespace
 
 GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_t height,
@@ -71,6 +92,11 @@ GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_
               "GaborBank: bad spec");
   const double size = static_cast<double>(std::min(height, width));
   const int64_t o = spec.orientations;
+  const int64_t stride = spec.stride;
+  height_out_ = (height + stride - 1) / stride;
+  width_out_ = (width + stride - 1) / stride;
+  const int64_t height_out = height_out_, width_out = width_out_;
+  std::vector<torch::Tensor> row_blocks;
   for (int64_t s = 0; s < spec.scales; ++s) {
     const double t = spec.scales == 1 ? 0.0 : static_cast<double>(s) / (spec.scales - 1);
     const double wavelength =
@@ -84,27 +110,34 @@ GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_
     const Factors f = MakeFactors(wavelength, sigma, radius, o);
     Scale scale;
     scale.radius = radius;
-    scale.rows = torch::cat({f.ar, f.ai, f.g.unsqueeze(0)}, 0).view({2 * o + 1, 1, 1, k});
-    // Group o reads (Re, Im) of the row pass; its outputs are
-    // even_o = Re * br - Im * bi and odd_o = Re * bi + Im * br, normalized.
-    const torch::Tensor even_norm = f.norm.narrow(0, 0, o).view({o, 1});
-    const torch::Tensor odd_norm = f.norm.narrow(0, o, o).view({o, 1});
-    scale.columns = torch::stack({torch::stack({f.br / even_norm, -f.bi / even_norm}, 1),
-                                  torch::stack({f.bi / odd_norm, f.br / odd_norm}, 1)},
-                                 1)
-                        .reshape({2 * o, 2, k, 1});
-    scale.envelope = f.g.view({1, 1, k, 1});
+    // Row pass: Re a_o, Im a_o and the envelope g along x.
+    row_blocks.push_back(
+        BandMatrices(torch::cat({f.ar, f.ai, f.g.unsqueeze(0)}, 0), width, width_out, stride,
+                     radius)
+            .permute({2, 0, 1})
+            .reshape({width, (2 * o + 1) * width_out}));
+    // Column pass of orientation o on (Re, Im) stacked along y:
+    //   even_o = (Br Re - Bi Im) / norm_even,  odd_o = (Bi Re + Br Im) / norm_odd.
+    const torch::Tensor br = BandMatrices(f.br, height, height_out, stride, radius);
+    const torch::Tensor bi = BandMatrices(f.bi, height, height_out, stride, radius);
+    const torch::Tensor even_norm = f.norm.narrow(0, 0, o).view({o, 1, 1});
+    const torch::Tensor odd_norm = f.norm.narrow(0, o, o).view({o, 1, 1});
+    scale.columns = torch::cat({torch::cat({br / even_norm, -bi / even_norm}, 2),
+                                torch::cat({bi / odd_norm, br / odd_norm}, 2)},
+                               1);  // [O, 2 Hout, 2 H]
+    scale.envelope_columns =
+        BandMatrices(f.g.unsqueeze(0), height, height_out, stride, radius)[0];  // [Hout, H]
     scale.dc_over_norm = (f.dc / f.norm).view({1, 2 * o, 1, 1});
-    for (torch::Tensor* t : {&scale.rows, &scale.columns, &scale.envelope, &scale.dc_over_norm}) {
+    for (torch::Tensor* t : {&scale.columns, &scale.envelope_columns, &scale.dc_over_norm}) {
       *t = t->to(torch::kFloat).contiguous();
     }
-    register_buffer(absl::StrCat("rows_", s), scale.rows);
     register_buffer(absl::StrCat("columns_", s), scale.columns);
-    register_buffer(absl::StrCat("envelope_", s), scale.envelope);
+    register_buffer(absl::StrCat("envelope_columns_", s), scale.envelope_columns);
     register_buffer(absl::StrCat("dc_over_norm_", s), scale.dc_over_norm);
     wavelengths_.push_back(wavelength);
     scales_.push_back(std::move(scale));
   }
+  row_matrix_ = register_buffer("row_matrix", torch::cat(row_blocks, 1).to(torch::kFloat).contiguous());
 }
 
 torch::Tensor GaborBankImpl::Kernels2d(int64_t scale) const {
@@ -121,33 +154,43 @@ torch::Tensor GaborBankImpl::Kernels2d(int64_t scale) const {
 int64_t GaborBankImpl::num_features() const { return 3 * spec_.scales * spec_.orientations; }
 
 torch::Tensor GaborBankImpl::forward(const torch::Tensor& images) const {
-  namespace F = torch::nn::functional;
   TORCH_CHECK(images.dim() == 4 && images.size(1) == channels_,
               "GaborBank: images must be [N, ", channels_, ", H, W]");
-  const torch::Tensor luminance = images.to(torch::kFloat).mean(1, /*keepdim=*/true) - 0.5;
+  const int64_t n = images.size(0), height = images.size(2), width = images.size(3);
+  TORCH_CHECK(width == row_matrix_.size(0) && height == scales_[0].envelope_columns.size(1),
+              "GaborBank: images must be ", scales_[0].envelope_columns.size(1), "x",
+              row_matrix_.size(0), " pixels, not ", height, "x", width);
   const int64_t o = spec_.orientations;
-  const int64_t stride = spec_.stride;
+  const int64_t ho = height_out_, wo = width_out_;
+  const torch::Tensor luminance = images.to(torch::kFloat).mean(1) - 0.5;  // [N, H, W]
+  // Every scale's row pass in one product, laid out for the column passes
+  // as [S][2 O + 1, H, N * Wout] (y is what they contract). unbind and split
+  // rather than select and narrow: their backward is one stack or cat, not
+  // a zero-filled copy of the whole tensor per piece.
+  const std::vector<torch::Tensor> by_scale =
+      torch::matmul(luminance.reshape({n * height, width}), row_matrix_)
+          .view({n, height, spec_.scales, 2 * o + 1, wo})
+          .permute({2, 3, 1, 0, 4})
+          .reshape({spec_.scales, 2 * o + 1, height, n * wo})
+          .unbind(0);
   std::vector<torch::Tensor> parts;
   parts.reserve(2 * scales_.size());
-  for (const Scale& scale : scales_) {
-    const torch::Tensor rows = F::conv2d(
-        luminance, scale.rows,
-        F::Conv2dFuncOptions().stride({1, stride}).padding({0, scale.radius}));
-    // (Re a_0, Im a_0, Re a_1, ...) for the grouped column pass.
-    const torch::Tensor pairs =
-        torch::stack({rows.narrow(1, 0, o), rows.narrow(1, o, o)}, 2).flatten(1, 2);
-    const auto column_pass =
-        F::Conv2dFuncOptions().stride({stride, 1}).padding({scale.radius, 0});
-    const torch::Tensor interleaved =  // even_0, odd_0, even_1, ...
-        F::conv2d(pairs, scale.columns, F::Conv2dFuncOptions(column_pass).groups(o));
-    const torch::Tensor envelope =
-        F::conv2d(rows.narrow(1, 2 * o, 1), scale.envelope, column_pass);
-    const torch::Tensor linear =
-        interleaved.unflatten(1, {o, 2}).transpose(1, 2).flatten(1, 2) -
-        scale.dc_over_norm * envelope;
-    const torch::Tensor energy = linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2);
+  for (size_t s = 0; s < scales_.size(); ++s) {
+    const Scale& scale = scales_[s];
+    const std::vector<torch::Tensor> re_im_env = by_scale[s].split_with_sizes({o, o, 1}, 0);
+    const torch::Tensor re_im = torch::cat({re_im_env[0], re_im_env[1]}, 1);  // [O, 2 H, N Wout]
+    const torch::Tensor even_odd = torch::bmm(scale.columns, re_im)  // [O, 2 Hout, N * Wout]
+                                       .view({o, 2, ho, n, wo})
+                                       .permute({3, 1, 0, 2, 4})
+                                       .reshape({n, 2 * o, ho, wo});
+    const torch::Tensor envelope = torch::matmul(scale.envelope_columns, re_im_env[2][0])
+                                       .view({ho, n, wo})
+                                       .permute({1, 0, 2})
+                                       .unsqueeze(1);  // [N, 1, Hout, Wout]
+    const torch::Tensor linear = even_odd - scale.dc_over_norm * envelope;
+    const std::vector<torch::Tensor> even_and_odd = linear.split(o, 1);
     parts.push_back(linear);
-    parts.push_back(energy);
+    parts.push_back(even_and_odd[0].pow(2) + even_and_odd[1].pow(2));
   }
   return torch::cat(parts, 1);
 }

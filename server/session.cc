@@ -281,8 +281,12 @@ void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
   }
   if (!candidates.ok()) {
     // Nothing is kept: the boundary asks again, from where this Ask started,
-    // and reports the error if it persists.
-    std::cerr << "session " << id_ << ": background Ask failed: " << candidates.status() << "\n";
+    // and reports the error if it persists. CANCELLED is the session
+    // shutting down (~Session), not news.
+    if (!absl::IsCancelled(candidates.status())) {
+      std::cerr << "session " << id_ << ": background Ask failed: " << candidates.status()
+                << "\n";
+    }
     if (absl::Status s = LoadOptimizerState(*optimizer, before); !s.ok()) {
       std::cerr << "session " << id_ << ": cannot restore the optimizer: " << s << "\n";
     }

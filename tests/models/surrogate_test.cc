@@ -146,7 +146,7 @@ TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
   const FeatureShape& shape = front_end.feature_shape();
   EXPECT_EQ(shape.channels, 3 * 4 * 8);
   EXPECT_EQ(shape.height, kSize / 4);  // default stride 4
-  EXPECT_EQ(front_end.bank()->buffers().size(), 4u * 4);  // separable filters per scale
+  EXPECT_EQ(front_end.bank()->buffers().size(), 1u + 4u * 3);  // row matrix + 3 per scale
   EXPECT_TRUE(front_end.bank()->parameters().empty());  // nothing trainable
   // Gratings at the second scale's wavelength, orientation 0, two phases.
   const double wavelength = front_end.bank()->wavelengths()[1];

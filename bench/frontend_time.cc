@@ -1,0 +1,113 @@
+// Time of the default Gabor front end, forward and backward, on a batch the
+// size of a generation: what gradient ascent pays at every step. Compared in
+// the same run with the reference computation, the 2-D convolution with the
+// bank's own kernels (GaborBankImpl::Kernels2d), which gives the same
+// features, and with the whole default surrogate (front end plus 5 members'
+// heads, freshly initialized: the same sizes as a fitted one).
+//
+//   frontend_time --images=40 --size=64 --repeats=30 --threads=1
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/nn/functional/conv.h>
+#include <torch/torch.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "bench/bench_util.h"
+#include "models/gabor_frontend.h"
+#include "models/surrogate.h"
+
+ABSL_FLAG(int, images, 40, "Images per batch");
+ABSL_FLAG(int, size, 64, "Image side, pixels (grayscale)");
+ABSL_FLAG(int, repeats, 30, "Timed forward+backward passes per method");
+ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads (the server's default is 1)");
+
+namespace stimloop {
+namespace {
+
+// The bank's features by 2-D convolution with Kernels2d.
+torch::Tensor ReferenceFeatures(const GaborBankImpl& bank, const GaborBankSpec& spec,
+                                const torch::Tensor& images) {
+  namespace F = torch::nn::functional;
+  const torch::Tensor luminance = images.mean(1, /*keepdim=*/true) - 0.5;
+  const int64_t o = spec.orientations;
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < spec.scales; ++s) {
+    const torch::Tensor kernels = bank.Kernels2d(s).unsqueeze(1);
+    const torch::Tensor linear = F::conv2d(
+        luminance, kernels,
+        F::Conv2dFuncOptions().stride(spec.stride).padding(kernels.size(2) / 2));
+    parts.push_back(linear);
+    parts.push_back(linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2));
+  }
+  return torch::cat(parts, 1);
+}
+
+// Median milliseconds of forward + backward (gradient with respect to the images).
+double TimeMs(const std::function<torch::Tensor(const torch::Tensor&)>& features,
+              const torch::Tensor& images, int repeats) {
+  std::vector<double> ms;
+  for (int r = 0; r < repeats + 2; ++r) {  // two warm-up passes
+    const torch::Tensor x = images.clone().requires_grad_(true);
+    const auto start = std::chrono::steady_clock::now();
+    features(x).pow(2).sum().backward();
+    const auto end = std::chrono::steady_clock::now();
+    if (r >= 2) ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+  }
+  return Summarize(ms).median;
+}
+
+int Main() {
+  at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  const int n = absl::GetFlag(FLAGS_images), size = absl::GetFlag(FLAGS_size);
+  const int repeats = absl::GetFlag(FLAGS_repeats);
+  const GaborBankSpec spec;  // the surrogate's default bank
+  GaborBank bank(spec, 1, size, size);
+  torch::manual_seed(0);
+  const torch::Tensor images = torch::rand({n, 1, size, size});
+  const double max_difference =
+      (bank->forward(images) - ReferenceFeatures(*bank, spec, images)).abs().max().item<double>();
+  const double bank_ms = TimeMs([&](const torch::Tensor& x) { return bank->forward(x); }, images,
+                                repeats);
+  const auto front_end = std::make_shared<const GaborFrontEnd>(spec, 1, size, size);
+  std::vector<SurrogateHead> heads;
+  at::Generator generator = at::detail::createCPUGenerator(1);
+  for (int m = 0; m < 5; ++m) {
+    SurrogateHeadOptions options;
+    options.features = front_end->feature_shape();
+    SurrogateHead head(options);
+    head->Reset(torch::zeros({options.features.channels}), torch::ones({options.features.channels}),
+                torch::ones({1}), generator);
+    heads.push_back(head);
+  }
+  const Surrogate surrogate(1, front_end, std::move(heads));
+  const double surrogate_ms = TimeMs(
+      [&](const torch::Tensor& x) { return surrogate.PredictMembers(x); }, images, repeats);
+  const double reference_ms = TimeMs(
+      [&](const torch::Tensor& x) { return ReferenceFeatures(*bank, spec, x); }, images, repeats);
+  std::printf(
+      "# default Gabor bank (%lld features), %d images %dx%d, forward + backward, %d LibTorch "
+      "thread(s), median of %d; max |difference| %.2g\n",
+      static_cast<long long>(bank->num_features()), n, size, size, absl::GetFlag(FLAGS_threads),
+      repeats, max_difference);
+  std::printf("| method | ms | relative |\n|---|---|---|\n");
+  std::printf("| GaborBank (banded matrix products) | %.1f | 1.00 |\n", bank_ms);
+  std::printf("| 2-D convolution with Kernels2d | %.1f | %.2f |\n", reference_ms,
+              reference_ms / bank_ms);
+  std::printf("| default surrogate: GaborBank + 5 heads | %.1f | %.2f |\n", surrogate_ms,
+              surrogate_ms / bank_ms);
+  return 0;
+}
+
+}  // namespace
+}  // namespace stimloop
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return stimloop::Main();
+}
