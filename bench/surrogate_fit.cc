@@ -82,12 +82,26 @@ int Main(int argc, char** argv) {
   std::string cells = "simple,complex";
   std::string params_text;
   for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--seeds=", 8) == 0) seeds = std::atoi(argv[i] + 8);
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) threads = std::atoi(argv[i] + 10);
-    if (std::strncmp(argv[i], "--trials=", 9) == 0) trials = ParseList(argv[i] + 9);
-    if (std::strncmp(argv[i], "--images=", 9) == 0) images = argv[i] + 9;
-    if (std::strncmp(argv[i], "--cells=", 8) == 0) cells = argv[i] + 8;
-    if (std::strncmp(argv[i], "--params=", 9) == 0) params_text = argv[i] + 9;
+    if (std::strncmp(argv[i], "--seeds=", 8) == 0) {
+      seeds = std::atoi(argv[i] + 8);
+    } else if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    } else if (std::strncmp(argv[i], "--trials=", 9) == 0) {
+      trials = ParseList(argv[i] + 9);
+    } else if (std::strncmp(argv[i], "--images=", 9) == 0) {
+      images = argv[i] + 9;
+    } else if (std::strncmp(argv[i], "--cells=", 8) == 0) {
+      cells = argv[i] + 8;
+    } else if (std::strncmp(argv[i], "--params=", 9) == 0) {
+      params_text = argv[i] + 9;
+    } else {  // a typo must not start an hour of fits with the defaults
+      std::fprintf(stderr,
+                   "unknown argument '%s'; usage: surrogate_fit [--seeds=N] [--trials=a,b,...] "
+                   "[--threads=N] [--images=genetic|pink|smooth] [--cells=simple,complex] "
+                   "[--params=key=value,...]\n",
+                   argv[i]);
+      return 2;
+    }
   }
   google::protobuf::Map<std::string, double> parsed;
   if (absl::Status s = ParseNamedNumbers(params_text, &parsed); !s.ok()) {

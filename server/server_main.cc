@@ -45,8 +45,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(std::string, data_dir, "stimloop-data",
           "Directory for the session store; created if missing.");
 ABSL_FLAG(int, torch_threads, 1,
-          "LibTorch intra-op threads for refits and image generation; keep it below the "
-          "number of cores so RPC threads stay responsive.");
+          "LibTorch intra-op threads (and OpenBLAS's) for refits and image generation; keep "
+          "it below the number of cores so RPC threads stay responsive.");
 ABSL_FLAG(int, max_open_sessions, 64, "Open sessions allowed at once.");
 ABSL_FLAG(std::string, store_sync, "full",
           "SQLite synchronous mode of the session store: 'full' (every commit fsync'ed: "

@@ -1,22 +1,27 @@
 // Bounds LibTorch's CPU threads so that training and image generation never
 // take every core from the RPC threads.
 //
-// What this does not touch, on purpose: LibTorch on Debian multiplies
-// matrices (and convolutions, through im2col) with OpenBLAS, whose pthreads
-// build keeps its own pool sized to the cores. Bounding that pool too
-// (openblas_set_num_threads(1)) was measured and made things worse: on the
-// 2-core VM the boundary waits of bench/refit_latency at 250 ms per stimulus
-// went from a median of 6.9 s to 14.0 s (BENCHMARKS.md), because a refit and
-// the Ask after it then run each sgemm on one core. The RPC threads stay
-// responsive either way (hand-out p99 under 10 ms).
+// LibTorch on Debian multiplies matrices (the Gabor front end's banded
+// products, the heads' 1x1 convolutions) with OpenBLAS, whose pthreads build
+// keeps its own pool, sized to the cores and untouched by
+// at::set_num_threads. Left alone, every sgemm of a refit or an Ask fans out
+// to that pool, its threads spin while they wait, and a refit and a
+// background Ask running at once queue for the one pool: on the 2-core VM,
+// bench/refit_latency with refit_sync 0 and 50 ascent steps at 250 ms per
+// stimulus waited at 8 of 12 generation boundaries (median 3.6 s) with the
+// pool left alone and at none with it bounded (BENCHMARKS.md). In sync mode
+// the bound changes nothing measurable (refit and Ask run one after the
+// other either way). So the same bound is applied to OpenBLAS, found at run
+// time (dlsym) so that a build against another BLAS still links and runs.
 #ifndef STIMLOOP_SERVER_TORCH_THREADS_H_
 #define STIMLOOP_SERVER_TORCH_THREADS_H_
 
 namespace stimloop {
 
-// Sets LibTorch's intra-op and inter-op thread counts. REQUIRES: threads >= 1.
-// Call once, before any LibTorch work.
-void SetTorchThreads(int threads);
+// Sets LibTorch's intra-op and inter-op thread counts and, when the process
+// uses OpenBLAS, its thread count. REQUIRES: threads >= 1. Call once, before
+// any LibTorch work. Returns whether OpenBLAS was found and bounded.
+bool SetTorchThreads(int threads);
 
 }  // namespace stimloop
 
