@@ -216,7 +216,9 @@ int Main() {
       absl::GetFlag(FLAGS_seeds));
   std::string header = absl::StrFormat("| %-8s | %-9s | %-17s |", "cell", "space", "optimizer");
   if (label_picks) absl::StrAppendFormat(&header, " %-8s |", "stimulus");
-  for (int64_t b : budgets) absl::StrAppendFormat(&header, " %19s |", absl::StrCat(b, " responses"));
+  for (int64_t b : budgets) {
+    absl::StrAppendFormat(&header, " %19s |", absl::StrCat(b, " responses"));
+  }
   std::cout << header << "\n|" << std::string(header.size() - 2, '-') << "|\n";
   for (size_t first = 0; first < jobs.size(); first += absl::GetFlag(FLAGS_seeds)) {
     for (size_t p = 0; p < picks.size(); ++p) {

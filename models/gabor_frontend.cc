@@ -106,7 +106,6 @@ GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_
     const int64_t radius = std::max<int64_t>(
         1, std::min<int64_t>(static_cast<int64_t>(std::ceil(2 * sigma)),
                              std::max(height, width) - 1));
-    const int64_t k = 2 * radius + 1;
     const Factors f = MakeFactors(wavelength, sigma, radius, o);
     Scale scale;
     scale.radius = radius;
@@ -137,7 +136,8 @@ GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_
     wavelengths_.push_back(wavelength);
     scales_.push_back(std::move(scale));
   }
-  row_matrix_ = register_buffer("row_matrix", torch::cat(row_blocks, 1).to(torch::kFloat).contiguous());
+  row_matrix_ =
+      register_buffer("row_matrix", torch::cat(row_blocks, 1).to(torch::kFloat).contiguous());
 }
 
 torch::Tensor GaborBankImpl::Kernels2d(int64_t scale) const {
