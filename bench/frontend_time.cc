@@ -1,8 +1,8 @@
 // Time of the default Gabor front end, forward and backward, on a batch the
 // size of a generation: what gradient ascent pays at every step. Compared in
 // the same run with the reference computation, the 2-D convolution with the
-// bank's own kernels (GaborBankImpl::Kernels2d), which gives the same
-// features, and with the whole default surrogate (front end plus 5 members'
+// bank's own kernels (GaborBankImpl::ForwardByConvolution), which gives the
+// same features, and with the whole default surrogate (front end plus 5 members'
 // heads, freshly initialized: the same sizes as a fitted one).
 //
 //   frontend_time --images=40 --size=64 --repeats=30 --threads=1
@@ -13,7 +13,6 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <torch/nn/functional/conv.h>
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
@@ -29,24 +28,6 @@ ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads (the server's default is 1
 
 namespace stimloop {
 namespace {
-
-// The bank's features by 2-D convolution with Kernels2d.
-torch::Tensor ReferenceFeatures(const GaborBankImpl& bank, const GaborBankSpec& spec,
-                                const torch::Tensor& images) {
-  namespace F = torch::nn::functional;
-  const torch::Tensor luminance = images.mean(1, /*keepdim=*/true) - 0.5;
-  const int64_t o = spec.orientations;
-  std::vector<torch::Tensor> parts;
-  for (int64_t s = 0; s < spec.scales; ++s) {
-    const torch::Tensor kernels = bank.Kernels2d(s).unsqueeze(1);
-    const torch::Tensor linear = F::conv2d(
-        luminance, kernels,
-        F::Conv2dFuncOptions().stride(spec.stride).padding(kernels.size(2) / 2));
-    parts.push_back(linear);
-    parts.push_back(linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2));
-  }
-  return torch::cat(parts, 1);
-}
 
 // Median milliseconds of forward + backward (gradient with respect to the images).
 double TimeMs(const std::function<torch::Tensor(const torch::Tensor&)>& features,
@@ -71,7 +52,7 @@ int Main() {
   torch::manual_seed(0);
   const torch::Tensor images = torch::rand({n, 1, size, size});
   const double max_difference =
-      (bank->forward(images) - ReferenceFeatures(*bank, spec, images)).abs().max().item<double>();
+      (bank->forward(images) - bank->ForwardByConvolution(images)).abs().max().item<double>();
   const double bank_ms = TimeMs([&](const torch::Tensor& x) { return bank->forward(x); }, images,
                                 repeats);
   const auto front_end = std::make_shared<const GaborFrontEnd>(spec, 1, size, size);
@@ -89,7 +70,7 @@ int Main() {
   const double surrogate_ms = TimeMs(
       [&](const torch::Tensor& x) { return surrogate.PredictMembers(x); }, images, repeats);
   const double reference_ms = TimeMs(
-      [&](const torch::Tensor& x) { return ReferenceFeatures(*bank, spec, x); }, images, repeats);
+      [&](const torch::Tensor& x) { return bank->ForwardByConvolution(x); }, images, repeats);
   std::printf(
       "# default Gabor bank (%lld features), %d images %dx%d, forward + backward, %d LibTorch "
       "thread(s), median of %d; max |difference| %.2g\n",

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <torch/nn/functional/conv.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
@@ -149,6 +150,23 @@ torch::Tensor GaborBankImpl::Kernels2d(int64_t scale) const {
   const torch::Tensor envelope = f.g.unsqueeze(1) * f.g.unsqueeze(0);
   return ((RawKernels(f) - f.dc.view({-1, 1, 1}) * envelope) / f.norm.view({-1, 1, 1}))
       .to(torch::kFloat);
+}
+
+torch::Tensor GaborBankImpl::ForwardByConvolution(const torch::Tensor& images) const {
+  namespace F = torch::nn::functional;
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == channels_,
+              "GaborBank: images must be [N, ", channels_, ", H, W]");
+  const torch::Tensor luminance = images.to(torch::kFloat).mean(1, /*keepdim=*/true) - 0.5;
+  const int64_t o = spec_.orientations;
+  std::vector<torch::Tensor> parts;
+  for (size_t s = 0; s < scales_.size(); ++s) {
+    const torch::Tensor linear =
+        F::conv2d(luminance, Kernels2d(static_cast<int64_t>(s)).unsqueeze(1),
+                  F::Conv2dFuncOptions().stride(spec_.stride).padding(scales_[s].radius));
+    parts.push_back(linear);
+    parts.push_back(linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2));
+  }
+  return torch::cat(parts, 1);
 }
 
 int64_t GaborBankImpl::num_features() const { return 3 * spec_.scales * spec_.orientations; }

@@ -60,6 +60,10 @@ class GaborBankImpl : public torch::nn::Module {
   // (even, then odd; zero mean, unit norm): forward's linear channels equal
   // conv2d(mean over channels of images - 0.5, these, stride, padding k/2).
   torch::Tensor Kernels2d(int64_t scale) const;
+  // forward's features computed the slow, obvious way: 2-D convolution of
+  // the luminance with Kernels2d, plus the energy channels. The reference
+  // that tests and bench/frontend_time compare forward against.
+  torch::Tensor ForwardByConvolution(const torch::Tensor& images) const;
 
  private:
   // One scale's column pass (buffers); its row pass is a block of row_matrix_.
