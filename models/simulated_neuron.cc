@@ -235,7 +235,6 @@ torch::Tensor SimulatedNeuron::Drive(const torch::Tensor& images) const {
 }
 
 torch::Tensor SimulatedNeuron::Rates(const torch::Tensor& images) const {
-  torch::NoGradGuard no_grad;
   const torch::Tensor d = Drive(images);
   torch::Tensor rates;
   if (spec_.kind == CellKind::kSimple) {

@@ -63,6 +63,8 @@ class SimulatedNeuron {
   static absl::StatusOr<std::unique_ptr<SimulatedNeuron>> Create(const SimulatedNeuronSpec& spec);
 
   // Noiseless rates: images [N, C, H, W] in [0, 1] -> [N] (float, spikes/s).
+  // Differentiable with respect to the images (an oracle model for
+  // bench/ascent_ceiling).
   // REQUIRES: C, H, W match the spec (checked with TORCH_CHECK).
   torch::Tensor Rates(const torch::Tensor& images) const;
   // The exact optimum over the [0, 1] pixel box, [C, H, W] with values 0/1.

@@ -71,7 +71,9 @@ torch::Tensor GradientAscent::Ascend(const ResponseModel& model, const torch::Te
   torch::Tensor m = torch::zeros_like(codes), v = torch::zeros_like(codes);
   for (int64_t step = 0; !stopper_.Stop(step) && !cancelled_; ++step) {
     codes.requires_grad_(true);
-    torch::Tensor images = constraint_(space_->Decode(codes));
+    // Forward as Render (before quantization); ClampToBox lets the gradient
+    // pull pixels that saturated on the wrong side back into the box.
+    torch::Tensor images = constraint_(ClampToBox(space_->DecodeUnclipped(codes)));
     if (images.requires_grad()) {
       images.register_hook([this](const torch::Tensor& g) { return blur_(g); });
     }

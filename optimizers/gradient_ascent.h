@@ -14,8 +14,12 @@
 //                      space's prior: one start per candidate, optimized
 //                      together (starts where a rectifying model is flat
 //                      would never move);
-//       each step      images = constraint(Decode(codes)) with the image
-//                      gradient blurred (precondition); the model sees
+//       each step      images = constraint(ClampToBox(DecodeUnclipped(codes)))
+//                      (the shown image before quantization, but pixels
+//                      clipped on the wrong side keep a gradient that pulls
+//                      them back: with Decode's plain clamp the ascent in
+//                      the spectral space stalled, bench/ascent_ceiling),
+//                      the image gradient blurred (precondition); the model sees
 //                      jitter(images); the ascent maximizes
 //                        sum_i score_i / s  -  diversity * N * mean_{i!=j} cos_ij
 //                      score = ensemble mean + ucb_beta * ensemble std of

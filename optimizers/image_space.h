@@ -51,6 +51,14 @@ class ImageSpace {
   // Differentiable with respect to the codes.
   virtual torch::Tensor Decode(const torch::Tensor& codes) const = 0;
 
+  // Decode before its final clamp to the [0, 1] box: values may leave it,
+  // and Decode(c) == DecodeUnclipped(c).clamp(0, 1). For optimizers that
+  // handle the box themselves (gradient_ascent's ClampToBox lets gradients
+  // pull saturated pixels back). Default: Decode (spaces that never clip).
+  virtual torch::Tensor DecodeUnclipped(const torch::Tensor& codes) const {
+    return Decode(codes);
+  }
+
   // Images [N, C, H, W] -> the codes whose Decode is closest to them (exact
   // for pixel space, a least-squares projection for spectral space).
   virtual torch::Tensor Encode(const torch::Tensor& images) const = 0;

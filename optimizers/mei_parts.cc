@@ -4,7 +4,33 @@
 #include <cmath>
 #include <vector>
 
+#include <torch/csrc/autograd/custom_function.h>
+
 namespace stimloop {
+namespace {
+
+struct ClampToBoxFunction : public torch::autograd::Function<ClampToBoxFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* context,
+                               const torch::Tensor& images) {
+    context->save_for_backward({images});
+    return images.clamp(0.0, 1.0);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list gradients) {
+    const torch::Tensor x = context->get_saved_variables()[0];
+    const torch::Tensor& g = gradients[0];
+    const torch::Tensor passes =
+        ((x >= 0) & (x <= 1)) | ((x > 1) & (g > 0)) | ((x < 0) & (g < 0));
+    return {g * passes};
+  }
+};
+
+}  // namespace
+
+torch::Tensor ClampToBox(const torch::Tensor& images) {
+  if (!images.requires_grad()) return images.clamp(0.0, 1.0);
+  return ClampToBoxFunction::apply(images);
+}
 
 torch::Tensor Jitter::operator()(const torch::Tensor& images, at::Generator& generator) const {
   if (max_shift_ == 0) return images;
@@ -45,7 +71,7 @@ torch::Tensor ImageConstraint::operator()(const torch::Tensor& images) const {
     const torch::Tensor scale = torch::clamp_max(max_rms_contrast_ / rms, 1.0);
     x = mean + deviation * scale;
   }
-  return x.clamp(0.0, 1.0);
+  return ClampToBox(x);
 }
 
 PredictedObjective PredictObjective(const ResponseModel& model, const Objective& objective,

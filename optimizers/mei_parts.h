@@ -54,10 +54,18 @@ class GradientBlur {
   torch::Tensor kernel_;  // [K] float, sums to 1; undefined when sigma is 0
 };
 
+// Clamps images to [0, 1]. Forward it is clamp(0, 1); its gradient also
+// reaches a pixel outside the box when a descent step would move it back
+// in (above 1 with a positive gradient of the loss, below 0 with a
+// negative one), so a pixel that saturated on the wrong side can be pulled
+// back; a plain clamp's zero gradient there leaves it stuck for good.
+torch::Tensor ClampToBox(const torch::Tensor& images);
+
 // Maps images into the feasible set, differentiably: when
 // max_rms_contrast > 0, each image's deviation from its own mean is scaled
 // down (never up) so its RMS contrast (standard deviation over all pixels)
-// is at most max_rms_contrast; then pixels are clamped to [0, 1].
+// is at most max_rms_contrast; then pixels are clamped to [0, 1]
+// (ClampToBox).
 class ImageConstraint {
  public:
   explicit ImageConstraint(double max_rms_contrast) : max_rms_contrast_(max_rms_contrast) {}

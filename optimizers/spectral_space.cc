@@ -56,6 +56,10 @@ torch::Tensor SpectralSpace::SamplePrior(int64_t n, at::Generator& generator) co
 }
 
 torch::Tensor SpectralSpace::Decode(const torch::Tensor& codes) const {
+  return DecodeUnclipped(codes).clamp(0.0, 1.0);
+}
+
+torch::Tensor SpectralSpace::DecodeUnclipped(const torch::Tensor& codes) const {
   auto like = [&codes](const torch::Tensor& t) {
     return t.to(codes.device(), codes.scalar_type());
   };
@@ -63,7 +67,7 @@ torch::Tensor SpectralSpace::Decode(const torch::Tensor& codes) const {
       codes.reshape({-1, shape().channels, rows(), cols()}) * like(amplitudes_);
   const torch::Tensor image =
       torch::matmul(torch::matmul(like(basis_h_).t(), coef), like(basis_w_));
-  return (image + 0.5).clamp(0.0, 1.0);
+  return image + 0.5;
 }
 
 torch::Tensor SpectralSpace::Encode(const torch::Tensor& images) const {

@@ -17,7 +17,7 @@
 // Channels are independent. code_size = C * K_h * K_w, laid out [C, K_h, K_w].
 //
 // Decode is differentiable (two batched matmuls; clamping zeroes the gradient
-// of saturated pixels). Encode is the least-squares projection onto the basis
+// of saturated pixels; DecodeUnclipped is Decode before the clamp). Encode is the least-squares projection onto the basis
 // (the basis is orthonormal): exact inverse of Decode where nothing clipped,
 // an approximation where it did.
 //
@@ -57,6 +57,7 @@ class SpectralSpace : public ImageSpace {
   int64_t code_size() const override;
   torch::Tensor SamplePrior(int64_t n, at::Generator& generator) const override;
   torch::Tensor Decode(const torch::Tensor& codes) const override;
+  torch::Tensor DecodeUnclipped(const torch::Tensor& codes) const override;
   torch::Tensor Encode(const torch::Tensor& images) const override;
 
   // Per-axis numbers of frequencies kept.

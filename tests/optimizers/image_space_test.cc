@@ -139,6 +139,19 @@ TEST(SpectralSpaceTest, DecodeIsDifferentiable) {
   EXPECT_LT(grad.slice(1, 1).abs().max().item<float>(), 1e-3f);
 }
 
+TEST(SpectralSpaceTest, DecodeIsTheUnclippedDecodeClampedToTheBox) {
+  auto space = MakeSpace("spectral", {1, 16, 16}, {{"cutoff", 8}, {"contrast", 1.0}});
+  at::Generator generator = MakeGenerator(5, "test");
+  const torch::Tensor codes = space->SamplePrior(4, generator);
+  const torch::Tensor unclipped = space->DecodeUnclipped(codes);
+  // Contrast 1 leaves the box often: the test means something.
+  EXPECT_GT((unclipped > 1).sum().item<int64_t>() + (unclipped < 0).sum().item<int64_t>(), 16);
+  EXPECT_TRUE(torch::equal(space->Decode(codes), unclipped.clamp(0, 1)));
+  auto pixel = MakeSpace("pixel", {1, 4, 4});
+  const torch::Tensor pixel_codes = torch::rand({2, 16});
+  EXPECT_TRUE(torch::equal(pixel->DecodeUnclipped(pixel_codes), pixel->Decode(pixel_codes)));
+}
+
 TEST(PixelSpaceTest, DecodeIsDifferentiable) {
   auto space = MakeSpace("pixel", {1, 4, 4});
   const torch::Tensor codes = torch::full({1, 16}, 0.5f).requires_grad_(true);
