@@ -49,6 +49,8 @@ ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for every optimizer
 ABSL_FLAG(std::string, image_space_params, "", "name=value,... for every image space");
 ABSL_FLAG(std::string, surrogate_params, "",
           "name=value,... for the surrogate of gradient_ascent and adaptive_sampling");
+ABSL_FLAG(int, repeats, 0, "Session repeats per generation (RepeatsConfig.per_generation)");
+ABSL_FLAG(int, max_presentations, 0, "RepeatsConfig.max_presentations (0: the default, 4)");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
 ABSL_FLAG(std::string, picks, "measured",
           "Which stimulus each figure rates: measured (the best measured), shown (the "
@@ -112,6 +114,8 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
     return s;
   }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
+  config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
+  config.mutable_repeats()->set_max_presentations(absl::GetFlag(FLAGS_max_presentations));
   config.set_seed(job.seed);
 
   InMemoryJournal journal;
@@ -209,11 +213,11 @@ int Main() {
 
   std::cout << absl::StrFormat(
       "# fraction of the true optimum reached by the best measured stimulus\n"
-      "# %dx%d gray, Poisson noise, %.2f s window, peak %.0f spikes/s, generation %d, "
-      "%d seeds; median [min, max]\n",
+      "# %dx%d gray, Poisson noise, %.2f s window, peak %.0f spikes/s, generation %d "
+      "+ %d repeats, %d seeds; median [min, max]\n",
       absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_window),
       absl::GetFlag(FLAGS_peak_rate), absl::GetFlag(FLAGS_generation_size),
-      absl::GetFlag(FLAGS_seeds));
+      absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_seeds));
   std::string header = absl::StrFormat("| %-8s | %-9s | %-17s |", "cell", "space", "optimizer");
   if (label_picks) absl::StrAppendFormat(&header, " %-8s |", "stimulus");
   for (int64_t b : budgets) {

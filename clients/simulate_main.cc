@@ -43,6 +43,9 @@ ABSL_FLAG(int, target, 0, "The neuron whose rate is maximized");
 ABSL_FLAG(int, size, 64, "Image height and width in pixels");
 ABSL_FLAG(int, channels, 1, "1 (gray) or 3 (RGB)");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
+ABSL_FLAG(int, repeats, 0,
+          "Leading images re-shown per generation, so the best is picked on several "
+          "presentations (config.repeats.per_generation)");
 ABSL_FLAG(uint64_t, seed, 1, "Session seed (the neuron's receptive field uses it too)");
 ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
 ABSL_FLAG(double, peak_rate, 50, "The neuron's rate at its optimum, spikes/s");
@@ -93,6 +96,7 @@ int Run() {
     return Fail(s);
   }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
+  config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.set_seed(absl::GetFlag(FLAGS_seed));
   (*config.mutable_metadata())["subject"] = absl::GetFlag(FLAGS_subject);
   (*config.mutable_metadata())["site"] = absl::StrCat("simulated ", absl::GetFlag(FLAGS_cell),

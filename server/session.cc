@@ -161,7 +161,9 @@ absl::Status Session::ProposeGeneration() {
   std::vector<size_t> told;
   for (size_t i = 0; i < records_.size(); ++i) {
     const Record& r = records_[i];
-    if (r.entry.is_reference || r.presentations == r.told_presentations) continue;
+    if (r.entry.is_reference || r.is_repeat() || r.presentations == r.told_presentations) {
+      continue;
+    }
     observations.push_back(
         {r.entry.sequence, r.mean_objective(), r.presentations});
     told.push_back(i);
@@ -193,19 +195,26 @@ absl::Status Session::ProposeGeneration() {
                                                  " candidates, asked for ", optimizer_count)));
   }
 
-  // Interleave the reference images evenly among the optimizer's candidates.
-  std::vector<Candidate> references =
-      ReferenceCandidates(generation, first_id + optimizer_count);
+  // The extras - reference images, then repeats of the leading images
+  // (their PNG is the source's, copied below) - interleaved evenly among the
+  // optimizer's candidates.
+  std::vector<Candidate> extras = ReferenceCandidates(generation, first_id + optimizer_count);
+  absl::flat_hash_map<int64_t, size_t> repeat_source;  // candidate id -> record
+  for (size_t source : RepeatSources()) {
+    Candidate c;
+    c.id = first_id + optimizer_count + static_cast<int64_t>(extras.size());
+    c.origin = kRepeatOrigin;
+    repeat_source[c.id] = source;
+    extras.push_back(std::move(c));
+  }
   std::vector<Candidate> all;
-  all.reserve(candidates->size() + references.size());
-  const size_t total = candidates->size() + references.size();
-  size_t next_candidate = 0, next_reference = 0;
+  all.reserve(candidates->size() + extras.size());
+  const size_t total = candidates->size() + extras.size();
+  size_t next_candidate = 0, next_extra = 0;
   for (size_t slot = 0; slot < total; ++slot) {
-    const bool reference_slot =
-        next_reference < references.size() &&
-        slot >= (2 * next_reference + 1) * total / (2 * references.size());
-    all.push_back(std::move(reference_slot ? references[next_reference++]
-                                           : (*candidates)[next_candidate++]));
+    const bool extra_slot = next_extra < extras.size() &&
+                            slot >= (2 * next_extra + 1) * total / (2 * extras.size());
+    all.push_back(std::move(extra_slot ? extras[next_extra++] : (*candidates)[next_candidate++]));
   }
 
   // Entries in hand-out order; each keeps its candidate's id as sequence.
@@ -218,6 +227,16 @@ absl::Status Session::ProposeGeneration() {
     e.generation = generation;
     e.origin = c.origin;
     e.is_reference = c.origin == "reference";
+    if (auto source = repeat_source.find(c.id); source != repeat_source.end()) {
+      // The very bytes shown before, so the presentations pool.
+      const StimulusEntry& shown = records_[source->second].entry;
+      e.png = shown.png;
+      e.code = shown.code;
+      e.model_version = shown.model_version;
+      e.predicted_objective = shown.predicted_objective;
+      entries.push_back(std::move(e));
+      continue;
+    }
     auto png = EncodePng(ToUint8(c.image));
     if (!png.ok()) return undo(png.status());
     e.png = *std::move(png);
@@ -246,12 +265,14 @@ absl::Status Session::ProposeGeneration() {
   for (size_t i : told) records_[i].told_presentations = records_[i].presentations;
   if (refits_ != nullptr) refits_->AfterAsk();  // refit on everything measured so far
   generation_ = generation;
+  const size_t first_new = records_.size();
   records_.resize(records_.size() + entries.size());
   for (StimulusEntry& e : entries) {
     const size_t index = static_cast<size_t>(e.sequence - 1);
     not_handed_out_.push_back(index);
     records_[index].entry = std::move(e);
   }
+  for (size_t i = first_new; i < records_.size(); ++i) IndexImage(i);
   ahead_.reset();
   StartProposalAhead();
   return absl::OkStatus();
@@ -474,15 +495,6 @@ v1::SessionCounts Session::Counts() const {
   return counts;
 }
 
-const Session::Record* Session::BestMeasured() const {
-  const Record* best = nullptr;
-  for (const Record& r : records_) {
-    if (r.entry.is_reference || r.presentations == 0) continue;
-    if (best == nullptr || r.mean_objective() > best->mean_objective()) best = &r;
-  }
-  return best;
-}
-
 void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const {
   const StimulusEntry& e = record.entry;
   out->set_id(e.id);
@@ -506,9 +518,9 @@ void Session::Describe(bool with_images, v1::Session* out) const {
     out->mutable_created()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
     *out->mutable_counts() = Counts();
 
-    if (const Record* best = BestMeasured(); best != nullptr) {
+    if (const std::optional<PooledImage> best = BestMeasured(); best.has_value()) {
       v1::ScoredStimulus* scored = out->mutable_best_measured();
-      FillStimulus(*best, with_images, scored->mutable_stimulus());
+      FillStimulus(records_[best->records.front()], with_images, scored->mutable_stimulus());
       scored->set_mean_objective(best->mean_objective());
       scored->set_presentations(best->presentations);
     }

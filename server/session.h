@@ -4,8 +4,12 @@
 //   Next: hands out stimuli of the current generation; when none are left it
 //     tells the optimizer every measurement that changed since the last
 //     generation (the mean objective per stimulus), asks it for a new
-//     generation, interleaves reference images, quantizes to 8 bits, journals
-//     the generation, then hands out.
+//     generation, interleaves reference images and repeats of the leading
+//     images (RepeatsConfig), quantizes to 8 bits, journals the generation,
+//     then hands out.
+//   Presentations of the same image (identical PNG: repeats, or any
+//     duplicate) are pooled for best_measured and BestStimuli; each record
+//     keeps its own, and the optimizer hears only of its own stimuli.
 //   Report: validates the whole report (all or nothing), journals it
 //     (committed), then applies it. A request_id seen before returns the
 //     first acknowledgement and changes nothing.
@@ -59,6 +63,7 @@ struct JournaledSession;  // server/session_restore.h
 inline constexpr int kMaxStimuliPerRequest = 1000;
 inline constexpr int kMaxResponsesPerReport = 10000;
 inline constexpr size_t kMaxRequestIdLength = 128;
+inline constexpr char kRepeatOrigin[] = "repeat";  // Stimulus.origin of repeats
 
 class Session {
  public:
@@ -123,6 +128,13 @@ class Session {
     int skipped = 0;
     int told_presentations = 0;  // presentations when the optimizer last heard of it
     std::vector<std::vector<double>> rates;  // every presentation, in journal order
+    // Index of the first record showing the same image (its own index when
+    // none before it): presentations of one image are pooled under it.
+    size_t first_showing = 0;
+
+    bool is_repeat() const { return entry.origin == kRepeatOrigin; }
+    // Proposed (handed out or not) and neither answered nor skipped.
+    bool outstanding() const { return presentations == 0 && skipped == 0; }
 
     void AddPresentation(std::vector<double> presentation_rates, double objective) {
       ++presentations;
@@ -161,9 +173,31 @@ class Session {
                                     const std::string& field) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The optimizer stimulus with the highest mean measured objective (the
-  // first of equals); null before any was measured.
-  const Record* BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One image of the optimizer's (references aside) and every record that
+  // showed it, pooled.
+  struct PooledImage {
+    std::vector<size_t> records;  // ascending; records.front() showed it first
+    double objective_sum = 0;
+    int presentations = 0;
+    int outstanding = 0;  // records still waiting for a response
+    double mean_objective() const { return objective_sum / presentations; }
+  };
+  // Every non-reference image, in order of first showing.
+  std::vector<PooledImage> PooledImages() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets records_[index].first_showing (records before it must be indexed).
+  void IndexImage(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The measured image with the highest pooled mean objective (the first of
+  // equals); with repeats on, among images with 2+ presentations when one
+  // exists (see Session.best_measured in the proto). nullopt before any
+  // response.
+  std::optional<PooledImage> BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first records of the images to repeat in the next generation (see
+  // RepeatsConfig in the proto), best first.
+  std::vector<size_t> RepeatSources() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FillRecord for a pooled image: its first record, with the pooled mean
+  // and every presentation of the image.
+  void FillPooledRecord(const PooledImage& image, bool with_image,
+                        v1::StimulusRecord* out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Restore's last step for sessions with refits_ (server/session_restore.h).
   absl::Status ResumeRefits(const JournaledSession& journaled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;
@@ -199,6 +233,9 @@ class Session {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1
+  // Hash of a record's PNG -> the first non-reference record with that hash
+  // (IndexImage compares the bytes, so a collision only stops pooling).
+  absl::flat_hash_map<size_t, size_t> first_showing_by_hash_ ABSL_GUARDED_BY(mu_);
   std::deque<size_t> not_handed_out_ ABSL_GUARDED_BY(mu_);
   int64_t responses_ ABSL_GUARDED_BY(mu_) = 0;  // presentations, in journal order
   int64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;

@@ -110,6 +110,19 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
     return absl::InvalidArgumentError(
         "config.reference_images.dir: required when per_generation > 0");
   }
+
+  v1::RepeatsConfig& repeats = *p.mutable_repeats();
+  if (absl::Status s = CheckRange("config.repeats.per_generation", repeats.per_generation(), 0,
+                                  p.generation_size());
+      !s.ok()) {
+    return s;
+  }
+  if (repeats.max_presentations() == 0) repeats.set_max_presentations(kDefaultMaxPresentations);
+  if (absl::Status s = CheckRange("config.repeats.max_presentations",
+                                  repeats.max_presentations(), 2, kMaxPresentations);
+      !s.ok()) {
+    return s;
+  }
   return out;
 }
 

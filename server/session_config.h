@@ -17,6 +17,8 @@ inline constexpr int kMaxImageSide = 512;
 inline constexpr int kMaxNeurons = 10000;
 inline constexpr int kDefaultGenerationSize = 40;  // Ponce et al. 2019
 inline constexpr int kMaxGenerationSize = 1000;
+inline constexpr int kDefaultMaxPresentations = 4;  // repeats: 4 trials halve the noise
+inline constexpr int kMaxPresentations = 1000;
 
 // A config that passed validation, with defaults filled in.
 struct ResolvedConfig {

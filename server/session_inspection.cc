@@ -43,6 +43,7 @@ v1::GenerationStats Session::GenerationStatsOf(int64_t g) const {
       }
       continue;
     }
+    if (r.is_repeat()) continue;  // not the generation's proposal
     stats.set_stimuli(stats.stimuli() + 1);
     stats.set_model_version(std::max(stats.model_version(), r.entry.model_version));
     if (r.presentations == 0) continue;
@@ -89,18 +90,18 @@ absl::Status Session::BestStimuli(int k, bool include_png, v1::ListStimuliRespon
     return absl::InvalidArgumentError(absl::StrCat("k: ", k, " is outside [1, ", kMaxBest, "]"));
   }
   absl::MutexLock lock(&mu_);
-  std::vector<const Record*> measured;
-  for (const Record& r : records_) {
-    if (!r.entry.is_reference && r.presentations > 0) measured.push_back(&r);
-  }
+  std::vector<PooledImage> measured = PooledImages();
+  measured.erase(std::remove_if(measured.begin(), measured.end(),
+                                [](const PooledImage& p) { return p.presentations == 0; }),
+                 measured.end());
   const size_t n = std::min(measured.size(), static_cast<size_t>(k));
-  // Highest mean first; ties by sequence, so the order is deterministic.
+  // Highest mean first; ties by first showing, so the order is deterministic.
   std::partial_sort(measured.begin(), measured.begin() + n, measured.end(),
-                    [](const Record* a, const Record* b) {
-                      const double ma = a->mean_objective(), mb = b->mean_objective();
-                      return ma != mb ? ma > mb : a->entry.sequence < b->entry.sequence;
+                    [](const PooledImage& a, const PooledImage& b) {
+                      const double ma = a.mean_objective(), mb = b.mean_objective();
+                      return ma != mb ? ma > mb : a.records.front() < b.records.front();
                     });
-  for (size_t i = 0; i < n; ++i) FillRecord(*measured[i], include_png, out->add_stimuli());
+  for (size_t i = 0; i < n; ++i) FillPooledRecord(measured[i], include_png, out->add_stimuli());
   return absl::OkStatus();
 }
 
@@ -119,8 +120,8 @@ bool Session::AwaitProgress(int64_t* seen, absl::Duration timeout,
   *out->mutable_counts() = Counts();
   out->set_status(closed_ ? v1::SESSION_STATUS_CLOSED : v1::SESSION_STATUS_OPEN);
   if (complete > 0) *out->mutable_latest() = GenerationStatsOf(complete);
-  const Record* best = BestMeasured();
-  out->set_best_objective(best != nullptr ? best->mean_objective() : kNaN);
+  const std::optional<PooledImage> best = BestMeasured();
+  out->set_best_objective(best.has_value() ? best->mean_objective() : kNaN);
   *seen = complete;
   mu_.Unlock();
   return true;

@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   for (const JournaledStimulus* stimulus : queue) {
     s.not_handed_out_.push_back(static_cast<size_t>(stimulus->entry.sequence - 1));
   }
+  for (size_t i = 0; i < s.records_.size(); ++i) s.IndexImage(i);
 
   // Responses in journal order, exactly as Report applied them.
   int64_t non_skipped = 0;
@@ -93,7 +94,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               s.config_.proto.num_neurons()));
     }
     record.AddPresentation(response.rates, s.objective_->Evaluate(response.rates));
-    if (non_skipped < journaled.responses_told && !record.entry.is_reference) {
+    if (non_skipped < journaled.responses_told && !record.entry.is_reference &&
+        !record.is_repeat()) {
       ++record.told_presentations;
     }
     ++non_skipped;

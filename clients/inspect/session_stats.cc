@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
@@ -113,6 +114,33 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
     if (s.stimulus->is_reference) reference[s.stimulus->generation].push_back(value);
   }
 
+  // Identical images pooled, before the per-stimulus sums become means.
+  absl::flat_hash_map<std::string_view, size_t> image_of_png;
+  std::vector<std::vector<double>> image_objectives;
+  for (size_t i = 0; i < stats.stimuli.size(); ++i) {
+    const ScoredStimulus& s = stats.stimuli[i];
+    if (s.stimulus->is_reference) continue;
+    auto [it, inserted] = image_of_png.try_emplace(s.stimulus->png, stats.images.size());
+    if (inserted) {
+      stats.images.push_back({s.stimulus, 0, 0, 0, {}});
+      image_objectives.emplace_back();
+    }
+    ScoredStimulus& image = stats.images[it->second];
+    image.presentations += s.presentations;
+    image.skipped += s.skipped;
+    if (!s.mean_rates.empty()) {  // still sums here
+      if (image.mean_rates.empty()) image.mean_rates.assign(neurons, 0.0);
+      for (int n = 0; n < neurons; ++n) image.mean_rates[n] += s.mean_rates[n];
+    }
+    image_objectives[it->second].insert(image_objectives[it->second].end(),
+                                        objectives[i].begin(), objectives[i].end());
+  }
+  for (size_t k = 0; k < stats.images.size(); ++k) {
+    ScoredStimulus& image = stats.images[k];
+    image.mean_objective = Mean(image_objectives[k]);
+    for (double& rate : image.mean_rates) rate /= image.presentations;
+  }
+
   int64_t last_generation = 0;
   for (size_t i = 0; i < stats.stimuli.size(); ++i) {
     ScoredStimulus& s = stats.stimuli[i];
@@ -129,7 +157,8 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
     if (s.stimulus->generation < 1) continue;
     GenerationStats& g = stats.generations[s.stimulus->generation - 1];
     g.model_version = std::max(g.model_version, s.stimulus->model_version);
-    if (s.stimulus->is_reference) continue;
+    // Repeats re-show earlier images: not the generation's proposals.
+    if (s.stimulus->is_reference || s.stimulus->origin == "repeat") continue;
     ++g.stimuli;
     g.presentations += s.presentations;
     if (s.presentations == 0) continue;
@@ -168,8 +197,8 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
 
 std::vector<const ScoredStimulus*> TopStimuli(const SessionStats& stats, int k) {
   std::vector<const ScoredStimulus*> out;
-  for (const ScoredStimulus& s : stats.stimuli) {
-    if (!s.stimulus->is_reference && s.presentations > 0) out.push_back(&s);
+  for (const ScoredStimulus& s : stats.images) {
+    if (s.presentations > 0) out.push_back(&s);
   }
   std::sort(out.begin(), out.end(), [](const ScoredStimulus* a, const ScoredStimulus* b) {
     if (a->mean_objective != b->mean_objective) return a->mean_objective > b->mean_objective;

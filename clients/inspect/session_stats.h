@@ -33,7 +33,7 @@ struct ScoredStimulus {
 
 struct GenerationStats {
   int64_t generation = 0;
-  int stimuli = 0;            // optimizer stimuli (not reference)
+  int stimuli = 0;            // optimizer stimuli (not reference, not repeat)
   int measured = 0;           // optimizer stimuli with >= 1 presentation
   int presentations = 0;      // responses with rates, optimizer stimuli
   double mean_objective = 0;  // over measured stimuli' means; NaN if none
@@ -57,6 +57,10 @@ struct ModelQuality {
 
 struct SessionStats {
   std::vector<ScoredStimulus> stimuli;       // parallel to SessionData::stimuli
+  // One per distinct non-reference image (identical PNG bytes pooled, as
+  // the server pools repeats), in order of first showing; `stimulus` is the
+  // first showing, the rest summarize every presentation of the image.
+  std::vector<ScoredStimulus> images;
   std::vector<GenerationStats> generations;  // by generation, 1..last
   std::vector<ModelQuality> models;          // by version
 };
@@ -67,8 +71,9 @@ struct SessionStats {
 // stimulus.
 absl::StatusOr<SessionStats> ComputeStats(const SessionData& data);
 
-// The measured, non-reference stimuli, best mean objective first (ties:
-// lower sequence first), at most k (k <= 0: all).
+// The measured images (SessionStats::images: repeats pooled, references
+// apart), best mean objective first (ties: lower sequence of the first
+// showing first), at most k (k <= 0: all).
 std::vector<const ScoredStimulus*> TopStimuli(const SessionStats& stats, int k);
 
 // Held-out correlation from a model version's metrics JSON: "heldout_r"

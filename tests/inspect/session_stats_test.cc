@@ -23,7 +23,7 @@ StoredStimulus Stim(int sequence, int generation, double predicted, int64_t mode
   s.generation = generation;
   s.origin = reference ? "reference" : "gradient_ascent";
   s.is_reference = reference;
-  s.png = "not-a-png";
+  s.png = "png-" + std::to_string(sequence);  // distinct images
   s.model_version = model;
   s.predicted_objective = predicted;
   return s;
@@ -100,6 +100,30 @@ TEST(SessionStatsTest, SummarizesGenerationsPredictionsAndReferences) {
   ASSERT_EQ(top.size(), 2u);
   EXPECT_EQ(top[0]->stimulus->id, "s-6");
   EXPECT_EQ(top[1]->stimulus->id, "s-2");  // 4
+}
+
+TEST(SessionStatsTest, RepeatsPoolWithTheImageTheyShowAndStayOutOfGenerationStats) {
+  SessionData data = MakeData();
+  // s-8 in generation 2 re-shows s-2's image and measures 1: pooled, s-2's
+  // image has (4 + 1) / 2 = 2.5, still second to s-6 (5), before s-1 (2).
+  StoredStimulus repeat = Stim(8, 2, std::nan(""), 1);
+  repeat.origin = "repeat";
+  repeat.png = data.stimuli[1].png;
+  data.stimuli.push_back(repeat);
+  data.responses.push_back(Resp(8, 1, 0));
+  auto stats = ComputeStats(data);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->generations[1].stimuli, 3) << "the repeat is not generation 2's proposal";
+  EXPECT_DOUBLE_EQ(stats->generations[1].max_objective, 5);
+  EXPECT_EQ(stats->images.size(), 5u) << "s-1, s-2 (+ s-8), s-4, s-5, s-6";
+  auto top = TopStimuli(*stats, 3);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0]->stimulus->id, "s-6");
+  EXPECT_EQ(top[1]->stimulus->id, "s-2");  // the first showing names the image
+  EXPECT_EQ(top[1]->presentations, 2);
+  EXPECT_DOUBLE_EQ(top[1]->mean_objective, 2.5);
+  EXPECT_EQ(top[1]->mean_rates, (std::vector<double>{0.5, 1}));
+  EXPECT_EQ(top[2]->stimulus->id, "s-1");  // 2, shown before s-5 (2)
 }
 
 TEST(SessionStatsTest, RejectsRatesThatDoNotMatchTheConfig) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -199,6 +200,142 @@ TEST_F(SessionTest, ReferenceImagesAreInterleavedAndNeverBest) {
   ASSERT_TRUE(session->Next(0, &next).ok());
   EXPECT_EQ(next.stimuli_size(), 8);
   std::filesystem::remove_all(dir);
+}
+
+// Rates for a batch: the first neuron gets rate(i) for the i-th stimulus.
+google::protobuf::RepeatedPtrField<v1::Response> RatedBatch(
+    const v1::StimulusBatch& batch, const std::function<double(int)>& rate) {
+  google::protobuf::RepeatedPtrField<v1::Response> out;
+  for (int i = 0; i < batch.stimuli_size(); ++i) {
+    v1::Response* r = out.Add();
+    r->set_stimulus_id(batch.stimuli(i).id());
+    r->add_rates(rate(i));
+    r->add_rates(0);
+  }
+  return out;
+}
+
+TEST_F(SessionTest, RepeatsReShowTheLeadingImagesAndPoolTheirPresentations) {
+  v1::SessionConfig config = Config();
+  // Random search: no duplicate images of its own (genetic elites are
+  // copies, which pool too).
+  config.mutable_optimizer()->set_name("random");
+  config.mutable_repeats()->set_per_generation(2);
+  config.mutable_repeats()->set_max_presentations(3);
+  auto session = Create(config);
+  v1::StimulusBatch g1, g2, g3, g4;
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(session->Next(0, &g1).ok());
+  ASSERT_EQ(g1.stimuli_size(), 6) << "nothing measured yet: nothing to repeat";
+  // Stimulus i of generation 1 responds i: the best are 5, then 4.
+  ASSERT_TRUE(session->Report("1", RatedBatch(g1, [](int i) { return i; }), &ack).ok());
+
+  ASSERT_TRUE(session->Next(0, &g2).ok());
+  ASSERT_EQ(g2.stimuli_size(), 8);
+  std::vector<std::string> repeated_pngs;
+  for (const v1::Stimulus& s : g2.stimuli()) {
+    if (s.origin() != "repeat") continue;
+    EXPECT_FALSE(s.is_reference());
+    repeated_pngs.push_back(s.png());
+  }
+  EXPECT_EQ(repeated_pngs,
+            (std::vector<std::string>{g1.stimuli(5).png(), g1.stimuli(4).png()}));
+  // The repeats of image 5 and 4 respond 1 and 0 (image 5 was lucky once);
+  // the optimizer's new stimuli respond 3.5.
+  ASSERT_TRUE(session
+                  ->Report("2",
+                           RatedBatch(g2,
+                                      [&](int i) {
+                                        const v1::Stimulus& s = g2.stimuli(i);
+                                        if (s.origin() != "repeat") return 3.5;
+                                        return s.png() == g1.stimuli(5).png() ? 1.0 : 0.0;
+                                      }),
+                           &ack)
+                  .ok());
+  v1::Session described = Describe(*session);
+  // Pooled: image 5 (5 + 1) / 2 = 3, image 4 (4 + 0) / 2 = 2. Among images
+  // shown twice, 5 is best, although six single trials measured 3.5.
+  EXPECT_EQ(described.best_measured().stimulus().id(), g1.stimuli(5).id());
+  EXPECT_EQ(described.best_measured().presentations(), 2);
+  EXPECT_DOUBLE_EQ(described.best_measured().mean_objective(), 3.0);
+
+  v1::ListStimuliResponse best;
+  ASSERT_TRUE(session->BestStimuli(3, /*include_png=*/false, &best).ok());
+  ASSERT_EQ(best.stimuli_size(), 3);
+  EXPECT_DOUBLE_EQ(best.stimuli(0).mean_objective(), 3.5) << "best by mean, each image once";
+  for (const v1::StimulusRecord& r : best.stimuli()) {
+    EXPECT_NE(r.stimulus().origin(), "repeat") << "a repeat is listed as the image it shows";
+  }
+
+  v1::SessionStats stats;
+  session->Stats(&stats);
+  EXPECT_EQ(stats.generations(1).stimuli(), 6) << "repeats are not the optimizer's stimuli";
+  EXPECT_DOUBLE_EQ(stats.generations(1).max_objective(), 3.5);
+
+  // Generation 3 repeats the two best images shown fewer than 3 times:
+  // g2's first new stimuli (3.5 each, ties by first showing) now lead.
+  ASSERT_TRUE(session->Next(0, &g3).ok());
+  std::vector<std::string> third;
+  for (const v1::Stimulus& s : g3.stimuli()) {
+    if (s.origin() == "repeat") third.push_back(s.png());
+  }
+  std::vector<std::string> new_in_g2;
+  for (const v1::Stimulus& s : g2.stimuli()) {
+    if (s.origin() != "repeat") new_in_g2.push_back(s.png());
+  }
+  ASSERT_EQ(third.size(), 2u);
+  EXPECT_EQ(third[0], new_in_g2[0]);
+  EXPECT_EQ(third[1], new_in_g2[1]);
+  // The optimizer heard nothing of the repeats' ids: it goes on.
+  ASSERT_TRUE(session->Report("3", RatedBatch(g3, [](int) { return 0.0; }), &ack).ok());
+  ASSERT_TRUE(session->Next(0, &g4).ok());
+  EXPECT_EQ(g4.stimuli_size(), 8);
+}
+
+TEST_F(SessionTest, ImagesAtTheirPresentationLimitAreNotRepeated) {
+  v1::SessionConfig config = Config();
+  config.mutable_optimizer()->set_name("random");
+  config.set_generation_size(2);
+  config.mutable_repeats()->set_per_generation(1);
+  config.mutable_repeats()->set_max_presentations(2);
+  auto session = Create(config);
+  v1::StimulusBatch g1, g2, g3;
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(session->Next(0, &g1).ok());
+  ASSERT_TRUE(session->Report("1", RatedBatch(g1, [](int i) { return 10.0 - i; }), &ack).ok());
+  ASSERT_TRUE(session->Next(0, &g2).ok());
+  ASSERT_EQ(g2.stimuli_size(), 3);
+  ASSERT_TRUE(session->Report("2", RatedBatch(g2, [](int) { return 9.5; }), &ack).ok());
+  // g1's first image now has 2 presentations (mean 9.75): at the limit. The
+  // next best shown once is repeated instead.
+  ASSERT_TRUE(session->Next(0, &g3).ok());
+  int repeats = 0;
+  for (const v1::Stimulus& s : g3.stimuli()) {
+    if (s.origin() != "repeat") continue;
+    ++repeats;
+    EXPECT_NE(s.png(), g1.stimuli(0).png());
+  }
+  EXPECT_EQ(repeats, 1);
+}
+
+TEST_F(SessionTest, BadRepeatSettingsNameTheField) {
+  struct Case {
+    int per_generation, max_presentations;
+    std::string message;
+  };
+  for (const Case& c : {Case{7, 0, "config.repeats.per_generation: 7 is outside [0, 6]"},
+                        Case{-1, 0, "config.repeats.per_generation: -1 is outside [0, 6]"},
+                        Case{1, 1, "config.repeats.max_presentations: 1 is outside [2, 1000]"},
+                        Case{1, 1001,
+                             "config.repeats.max_presentations: 1001 is outside [2, 1000]"}}) {
+    v1::SessionConfig config = Config();
+    config.mutable_repeats()->set_per_generation(c.per_generation);
+    config.mutable_repeats()->set_max_presentations(c.max_presentations);
+    auto session = manager_.Create(config);
+    ASSERT_FALSE(session.ok()) << c.message;
+    EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(session.status().message()), c.message);
+  }
 }
 
 TEST_F(SessionTest, MissingReferenceFolderIsInvalid) {

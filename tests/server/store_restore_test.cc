@@ -27,7 +27,8 @@ std::string FreshDir(const std::string& name) {
   return dir.string();
 }
 
-v1::SessionConfig Config(uint64_t seed) {
+// `repeats`: RepeatsConfig.per_generation.
+v1::SessionConfig Config(uint64_t seed, int repeats = 0) {
   v1::SessionConfig config;
   config.mutable_image()->set_height(32);
   config.mutable_image()->set_width(32);
@@ -37,12 +38,13 @@ v1::SessionConfig Config(uint64_t seed) {
   config.mutable_image_space()->set_name("spectral");
   config.set_generation_size(10);
   config.set_seed(seed);
+  config.mutable_repeats()->set_per_generation(repeats);
   return config;
 }
 
 std::unique_ptr<Session> NewSession(const std::string& id, uint64_t seed,
-                                    SessionJournal* journal) {
-  auto resolved = ResolveConfig(Config(seed));
+                                    SessionJournal* journal, int repeats = 0) {
+  auto resolved = ResolveConfig(Config(seed, repeats));
   EXPECT_TRUE(resolved.ok()) << resolved.status();
   auto session = Session::Create(id, *std::move(resolved), absl::Now(), journal);
   EXPECT_TRUE(session.ok()) << session.status();
@@ -91,7 +93,9 @@ std::vector<std::string> Step(Session& session, int max_count, const std::string
 TEST(SessionRestoreTest, RestoredSessionGoesOnExactlyAsTheOriginal) {
   auto store = SessionStore::Open(FreshDir("same"));
   ASSERT_TRUE(store.ok()) << store.status();
-  std::unique_ptr<Session> original = NewSession("orig", 11, store->get());
+  // With repeats: chosen from the measurements and pooled by image, so the
+  // restored session must choose and pool exactly the same.
+  std::unique_ptr<Session> original = NewSession("orig", 11, store->get(), /*repeats=*/2);
   ASSERT_NE(original, nullptr);
   // Walk into the middle of generation 4 in uneven steps; leave 3 stimuli
   // handed out but unanswered.

@@ -210,7 +210,8 @@ class Client:
                        optimizer="genetic", image_space="spectral", seed=0,
                        generation_size=0, optimizer_params=None, image_space_params=None,
                        objective=None, metadata=None, surrogate_params=None,
-                       reference_dir="", references_per_generation=0, config=None):
+                       reference_dir="", references_per_generation=0, repeats_per_generation=0,
+                       config=None):
         """Starts a session; returns a Session.
 
         Either the keyword arguments, or `config`: a dict in the shape of
@@ -222,6 +223,8 @@ class Client:
         objective: None (neuron 0), a dict in the shape of stimloop.v1.Objective
         (e.g. {"population_control": {"target": 0}}), or an int (that neuron).
         generation_size 0 means the server's default, 40.
+        repeats_per_generation: the leading images re-shown in each generation
+        so the best is chosen on several presentations (RepeatsConfig).
         """
         if config is None:
             config = pb.SessionConfig(num_neurons=num_neurons, generation_size=generation_size,
@@ -236,6 +239,7 @@ class Client:
             config.metadata.update(metadata or {})
             config.reference_images.dir = reference_dir
             config.reference_images.per_generation = references_per_generation
+            config.repeats.per_generation = repeats_per_generation
             if isinstance(objective, int):
                 config.objective.single_neuron.index = objective
             elif objective is not None:

@@ -112,6 +112,22 @@ class ClientTest(unittest.TestCase):
         best_image = stimloop.decode_png(info.best_measured.stimulus.png)
         self.assertAlmostEqual(rate_of(best_image), seen[best_id])
 
+    def test_repeats_reshow_the_best_images(self):
+        session = self.new_session(optimizer="random", repeats_per_generation=2)
+        first = session.next_stimuli()
+        session.report([(s, [rate_of(s.image)]) for s in first])
+        second = session.next_stimuli()
+        self.assertEqual(len(second), 8)
+        best_two = sorted(first, key=lambda s: rate_of(s.image), reverse=True)[:2]
+        repeats = [s for s in second if s.origin == "repeat"]
+        self.assertEqual([s.png for s in repeats], [s.png for s in best_two])
+        # Both showings of the best image count toward its mean.
+        session.report([(s, [0.0]) for s in second])
+        best = session.info().best_measured
+        self.assertEqual(best.presentations, 2)
+        self.assertEqual(best.stimulus.id, best_two[0].id)
+        self.assertAlmostEqual(best.mean_objective, rate_of(best_two[0].image) / 2)
+
     def test_one_stimulus_at_a_time(self):
         session = self.new_session()
         first = session.next_stimuli(max_count=1)

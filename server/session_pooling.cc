@@ -1,0 +1,101 @@
+// Session's pooling of the presentations of one image and its choice of
+// repeats (RepeatsConfig in proto/stimloop/v1/stimloop.proto): which records
+// show the same image, the best measured image, the images to re-show.
+#include <algorithm>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/hash/hash.h"
+#include "server/session.h"
+
+namespace stimloop {
+
+void Session::IndexImage(size_t index) {
+  Record& record = records_[index];
+  record.first_showing = index;
+  if (record.entry.is_reference) return;
+  const size_t hash = absl::Hash<std::string_view>{}(record.entry.png);
+  auto [it, inserted] = first_showing_by_hash_.try_emplace(hash, index);
+  if (!inserted && records_[it->second].entry.png == record.entry.png) {
+    record.first_showing = it->second;
+  }
+}
+
+std::vector<Session::PooledImage> Session::PooledImages() const {
+  std::vector<PooledImage> images;
+  std::vector<size_t> slot_of(records_.size());  // first record -> images index
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const Record& r = records_[i];
+    if (r.entry.is_reference) continue;
+    if (r.first_showing == i) {
+      slot_of[i] = images.size();
+      images.emplace_back();
+    }
+    PooledImage& image = images[slot_of[r.first_showing]];
+    image.records.push_back(i);
+    image.objective_sum += r.objective_sum;
+    image.presentations += r.presentations;
+    if (r.outstanding()) ++image.outstanding;
+  }
+  return images;
+}
+
+std::optional<Session::PooledImage> Session::BestMeasured() const {
+  std::vector<PooledImage> images = PooledImages();
+  int min_presentations = 1;
+  if (config_.proto.repeats().per_generation() > 0 &&
+      std::any_of(images.begin(), images.end(),
+                  [](const PooledImage& p) { return p.presentations >= 2; })) {
+    min_presentations = 2;
+  }
+  std::optional<PooledImage> best;
+  for (PooledImage& image : images) {
+    if (image.presentations < min_presentations) continue;
+    if (!best.has_value() || image.mean_objective() > best->mean_objective()) {
+      best = std::move(image);
+    }
+  }
+  return best;
+}
+
+std::vector<size_t> Session::RepeatSources() const {
+  const v1::RepeatsConfig& repeats = config_.proto.repeats();
+  if (repeats.per_generation() == 0) return {};
+  std::vector<PooledImage> eligible = PooledImages();
+  eligible.erase(std::remove_if(eligible.begin(), eligible.end(),
+                                [&](const PooledImage& p) {
+                                  return p.presentations == 0 ||
+                                         p.presentations + p.outstanding >=
+                                             repeats.max_presentations();
+                                }),
+                 eligible.end());
+  const size_t n = std::min(eligible.size(), static_cast<size_t>(repeats.per_generation()));
+  // Highest mean first; ties by first showing, so the choice is deterministic.
+  std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
+                    [](const PooledImage& a, const PooledImage& b) {
+                      const double ma = a.mean_objective(), mb = b.mean_objective();
+                      return ma != mb ? ma > mb : a.records.front() < b.records.front();
+                    });
+  std::vector<size_t> sources;
+  for (size_t i = 0; i < n; ++i) sources.push_back(eligible[i].records.front());
+  return sources;
+}
+
+void Session::FillPooledRecord(const PooledImage& image, bool with_image,
+                               v1::StimulusRecord* out) const {
+  FillStimulus(records_[image.records.front()], with_image, out->mutable_stimulus());
+  out->set_mean_objective(image.mean_objective());
+  out->set_presentations(image.presentations);
+  int skipped = 0;
+  for (size_t i : image.records) {
+    const Record& r = records_[i];
+    skipped += r.skipped;
+    for (const std::vector<double>& rates : r.rates) {
+      out->add_presentation()->mutable_rates()->Add(rates.begin(), rates.end());
+    }
+  }
+  out->set_skipped(skipped);
+}
+
+}  // namespace stimloop
