@@ -63,7 +63,8 @@ class Stimulus:
     Attributes:
       id: the server's stimulus id, given back in report().
       generation: the generation it belongs to (1-based).
-      origin: what made it (optimizer name, "prior", "reference", "pool:<file>").
+      origin: what made it (optimizer name, "prior", "reference", "pool:<file>",
+        "repeat": an earlier image shown again).
       png: the exact 8-bit image as PNG bytes.
       is_reference: True for a natural reference image.
       model_version: surrogate model version that proposed it (0: none).
