@@ -181,6 +181,12 @@ class Session {
     int presentations = 0;
     int outstanding = 0;  // records still waiting for a response
     double mean_objective() const { return objective_sum / presentations; }
+    // Ranking of measured images: higher mean first, ties by first showing
+    // (deterministic).
+    static bool Better(const PooledImage& a, const PooledImage& b) {
+      const double ma = a.mean_objective(), mb = b.mean_objective();
+      return ma != mb ? ma > mb : a.records.front() < b.records.front();
+    }
   };
   // Every non-reference image, in order of first showing.
   std::vector<PooledImage> PooledImages() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -95,12 +95,8 @@ absl::Status Session::BestStimuli(int k, bool include_png, v1::ListStimuliRespon
                                 [](const PooledImage& p) { return p.presentations == 0; }),
                  measured.end());
   const size_t n = std::min(measured.size(), static_cast<size_t>(k));
-  // Highest mean first; ties by first showing, so the order is deterministic.
   std::partial_sort(measured.begin(), measured.begin() + n, measured.end(),
-                    [](const PooledImage& a, const PooledImage& b) {
-                      const double ma = a.mean_objective(), mb = b.mean_objective();
-                      return ma != mb ? ma > mb : a.records.front() < b.records.front();
-                    });
+                    PooledImage::Better);
   for (size_t i = 0; i < n; ++i) FillPooledRecord(measured[i], include_png, out->add_stimuli());
   return absl::OkStatus();
 }

@@ -52,9 +52,7 @@ std::optional<Session::PooledImage> Session::BestMeasured() const {
   std::optional<PooledImage> best;
   for (PooledImage& image : images) {
     if (image.presentations < min_presentations) continue;
-    if (!best.has_value() || image.mean_objective() > best->mean_objective()) {
-      best = std::move(image);
-    }
+    if (!best.has_value() || PooledImage::Better(image, *best)) best = std::move(image);
   }
   return best;
 }
@@ -71,12 +69,8 @@ std::vector<size_t> Session::RepeatSources() const {
                                 }),
                  eligible.end());
   const size_t n = std::min(eligible.size(), static_cast<size_t>(repeats.per_generation()));
-  // Highest mean first; ties by first showing, so the choice is deterministic.
   std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
-                    [](const PooledImage& a, const PooledImage& b) {
-                      const double ma = a.mean_objective(), mb = b.mean_objective();
-                      return ma != mb ? ma > mb : a.records.front() < b.records.front();
-                    });
+                    PooledImage::Better);
   std::vector<size_t> sources;
   for (size_t i = 0; i < n; ++i) sources.push_back(eligible[i].records.front());
   return sources;
