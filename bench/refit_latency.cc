@@ -1,7 +1,9 @@
 // NextStimuli latency while the surrogate refits, over loopback gRPC against
 // the real server binary: a model-based session (gradient_ascent or
-// adaptive_sampling) with asynchronous refits (refit_sync 0, so a refit
-// starts at every generation boundary and runs while the rig goes on), a
+// adaptive_sampling) with the session defaults (asynchronous refits,
+// refit_sync 0: a refit starts at every generation boundary and runs while
+// the rig goes on; --surrogate_params=refit_sync=1 measures the replayable
+// mode, where the rig waits for the fit of the generation before), a
 // simulated simple cell with Poisson noise, and a rig that asks for
 // `per_call` stimuli at a time and reports each batch at once (no display
 // `display_ms` per stimulus between receiving and reporting it, as a rig
@@ -35,7 +37,7 @@
 ABSL_FLAG(int, generations, 15, "Generations to run");
 ABSL_FLAG(std::string, optimizer, "gradient_ascent", "gradient_ascent or adaptive_sampling");
 ABSL_FLAG(std::string, optimizer_params, "", "name=value,...");
-ABSL_FLAG(std::string, surrogate_params, "refit_sync=0", "name=value,...");
+ABSL_FLAG(std::string, surrogate_params, "", "name=value,...");
 ABSL_FLAG(std::string, image_space, "pixel", "Image space");
 ABSL_FLAG(int, size, 64, "Image side (grayscale)");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");

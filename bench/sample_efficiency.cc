@@ -9,6 +9,10 @@
 // Sessions run in-process through the same Session code the server uses
 // (validation, 8-bit quantization, PNG round trip), with the simulated rig
 // measuring Poisson responses. No network: it measures the optimizers.
+// Model-based sessions use sync refits (replayable, PreferSyncRefits) unless
+// --surrogate_params says refit_sync=0; then --display_ms makes the rig take
+// real time per stimulus, so the versions each generation sees are those a
+// live rig would get.
 //
 //   sample_efficiency --optimizers=random,genetic --spaces=pixel,spectral \
 //       --cells=simple,complex --seeds=8 --budgets=200,500,1000,3000
@@ -29,6 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "clients/closed_loop.h"
 #include "clients/named_numbers.h"
 #include "clients/simulated_rig.h"
 #include "server/session.h"
@@ -52,6 +57,9 @@ ABSL_FLAG(std::string, surrogate_params, "",
 ABSL_FLAG(int, repeats, 0, "Session repeats per generation (RepeatsConfig.per_generation)");
 ABSL_FLAG(int, max_presentations, 0, "RepeatsConfig.max_presentations (0: the default, 4)");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
+ABSL_FLAG(int, display_ms, 0,
+          "Time the rig spends per stimulus before reporting a batch (0: answers at once). "
+          "With refit_sync=0 this decides which model versions the generations see.");
 ABSL_FLAG(std::string, picks, "measured",
           "Which stimulus each figure rates: measured (the best measured), shown (the "
           "truly best shown: an oracle), guess (the optimizer's best guess)");
@@ -113,6 +121,9 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
       !s.ok()) {
     return s;
   }
+  if (job.optimizer == "gradient_ascent" || job.optimizer == "adaptive_sampling") {
+    PreferSyncRefits(&config);
+  }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.mutable_repeats()->set_max_presentations(absl::GetFlag(FLAGS_max_presentations));
@@ -143,6 +154,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
         r->set_stimulus_id(stimulus.id());
         r->mutable_rates()->Add(rates->begin(), rates->end());
       }
+      absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_display_ms)) * batch.stimuli_size());
       v1::ReportResponsesAck ack;
       if (absl::Status s = (*session)->Report(absl::StrCat(++report), report_responses, &ack);
           !s.ok()) {
@@ -214,10 +226,10 @@ int Main() {
   std::cout << absl::StrFormat(
       "# fraction of the true optimum reached by the best measured stimulus\n"
       "# %dx%d gray, Poisson noise, %.2f s window, peak %.0f spikes/s, generation %d "
-      "+ %d repeats, %d seeds; median [min, max]\n",
+      "+ %d repeats, %d seeds, %d ms display per stimulus; median [min, max]\n",
       absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_window),
       absl::GetFlag(FLAGS_peak_rate), absl::GetFlag(FLAGS_generation_size),
-      absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_seeds));
+      absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_seeds), absl::GetFlag(FLAGS_display_ms));
   std::string header = absl::StrFormat("| %-8s | %-9s | %-17s |", "cell", "space", "optimizer");
   if (label_picks) absl::StrAppendFormat(&header, " %-8s |", "stimulus");
   for (int64_t b : budgets) {

@@ -20,6 +20,11 @@ absl::StatusOr<double> BestTrueFraction(const v1::Session& session, const Simula
 
 }  // namespace
 
+void PreferSyncRefits(v1::SessionConfig* config) {
+  auto& params = *config->mutable_surrogate()->mutable_params();
+  if (params.count("refit_sync") == 0) params["refit_sync"] = 1;
+}
+
 absl::StatusOr<ClosedLoopResult> RunClosedLoop(RigClient& client, SimulatedRig& rig,
                                                const std::string& session_id, int target,
                                                const ClosedLoopOptions& options) {

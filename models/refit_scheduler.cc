@@ -37,7 +37,7 @@ absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* pa
   RefitOptions options;
   options.refit_every =
       static_cast<int64_t>(TakeParam(params, "refit_every", 1, 1, 1e9, true, &error));
-  options.sync = TakeParam(params, "refit_sync", 1, 0, 1, true, &error) != 0;
+  options.sync = TakeParam(params, "refit_sync", 0, 0, 1, true, &error) != 0;
   options.lag = static_cast<int>(TakeParam(params, "refit_lag", 1, 0, 1, true, &error));
   options.cancel_superseded = TakeParam(params, "refit_cancel", 0, 0, 1, true, &error) != 0;
   if (!error.ok()) return error;

@@ -25,29 +25,31 @@
 // default because cancelling starves when fits are slower than generations.
 // The destructor cancels the running fit and joins the worker.
 //
-// Determinism vs responsiveness ("refit_sync", default 1). Async refits make
-// the version an Ask sees depend on timing, so the mode is explicit:
+// Responsiveness vs exact replay ("refit_sync", default 0). Which version
+// an Ask sees is either the newest finished one (timing decides) or fixed
+// by the data (the rig may have to wait for it):
+//   async (0, default): generation g uses the newest version finished when
+//     it is proposed; NextStimuli never waits on training (issue 4 point 3,
+//     DESIGN.md "Responsiveness"). Every stimulus records the version that
+//     proposed it, every version its checkpoint, and a restored session
+//     loads the newest checkpoint, so a run stays inspectable and resumes
+//     after a crash; but a second run with the same responses may pair
+//     generations with other versions, so it is not replayed bit for bit.
 //   sync (1): generation g is proposed with exactly the newest version
 //     fitted on the data of the request made at the boundary of generation
 //     g - refit_lag. refit_lag 1 (default): the refit requested when
 //     generation g-1 was proposed must have finished before generation g is
-//     proposed; the rig shows all of generation g-1 meanwhile, and the
-//     session asks for generation g in the background as soon as that fit
-//     ends (server/session.h, "Proposing ahead"), so NextStimuli waits only
-//     at a generation boundary and only when the fit plus that Ask take
-//     longer than showing a generation (40 stimuli at 0.25-0.5 s each is
-//     10-20 s; on 2 CPU cores a refit on a few hundred trials plus a
-//     gradient ascent take about that: BENCHMARKS.md). refit_lag 0 fits
-//     synchronously on everything before each generation (offline runs).
-//     Same config, seed and responses then give the same stimuli bit for
-//     bit, which crash recovery and offline benchmarks rely on.
-//   async (0): generation g uses the newest version finished when it is
-//     proposed; NextStimuli never waits on training. Stimuli then depend on
-//     fit timing (each records the version that proposed it, so the run
-//     stays inspectable but not replayable).
-// The default is sync because determinism is a property the whole server
-// promises and lag 1 makes waiting rare; a lab that prefers never waiting
-// over reproducibility sets refit_sync 0.
+//     proposed; the session asks for generation g in the background as
+//     soon as that fit ends (server/session.h, "Proposing ahead"), so
+//     NextStimuli waits at a generation boundary whenever the fit plus that
+//     Ask take longer than showing a generation: on 2 CPU cores at 0.25 s
+//     per stimulus, at most boundaries (BENCHMARKS.md). refit_lag 0 fits
+//     synchronously on everything before each generation. Same config,
+//     seed and responses then give the same stimuli bit for bit.
+// Offline runs against a simulated rig that answers at once (stimloop-
+// simulate, bench/sample_efficiency) set sync 1: there waiting costs
+// nothing, every generation sees the fit on all earlier data, and runs
+// replay exactly. A rig in front of an animal keeps the default.
 //
 // Thread-safe.
 #ifndef STIMLOOP_MODELS_REFIT_SCHEDULER_H_
@@ -77,7 +79,7 @@ namespace stimloop {
 // config.surrogate.params (see ParseRefitOptions).
 struct RefitOptions {
   int64_t refit_every = 1;         // new examples needed to request a refit
-  bool sync = true;                // see "Determinism vs responsiveness"
+  bool sync = false;               // see "Responsiveness vs exact replay"
   int lag = 1;                     // sync mode: 0 or 1 generations
   bool cancel_superseded = false;  // cancel a running fit that a request supersedes
 };
@@ -86,7 +88,7 @@ struct RefitOptions {
 // surrogate's (models/surrogate_config.h):
 //   refit_every       (default 1: every generation boundary with new data,
 //                     [1, 1e9]): see RefitOptions.
-//   refit_sync        (default 1, {0, 1}).
+//   refit_sync        (default 0, {0, 1}): see RefitOptions::sync.
 //   refit_lag         (default 1, {0, 1}).
 //   refit_cancel      (default 0, {0, 1}): cancel_superseded.
 // INVALID_ARGUMENT names "surrogate.params.<key>".

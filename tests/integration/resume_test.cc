@@ -119,7 +119,8 @@ struct RunResult {
 };
 
 // A gradient_ascent session with a tiny surrogate refit every generation
-// (sync mode, the default): resume must also restore the model.
+// (sync mode, so that the interrupted run must equal the uninterrupted one
+// bit for bit): resume must also restore the model.
 v1::SessionConfig ModelBasedConfig(uint64_t seed) {
   v1::SessionConfig config = SmallConfig(seed);
   config.mutable_optimizer()->set_name("gradient_ascent");
@@ -127,6 +128,7 @@ v1::SessionConfig ModelBasedConfig(uint64_t seed) {
   optimizer["prior_generations"] = 1;
   optimizer["steps"] = 10;
   auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["refit_sync"] = 1;
   surrogate["ensemble_size"] = 2;
   surrogate["max_epochs"] = 5;
   surrogate["min_trials"] = 8;

@@ -127,7 +127,13 @@ TEST(RefitSchedulerTest, ParsesAndRemovesItsParams) {
   auto defaults = ParseRefitOptions(&empty);
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->refit_every, 1);
-  EXPECT_TRUE(defaults->sync);
+  EXPECT_FALSE(defaults->sync);  // the rig never waits unless a session asks
+  EXPECT_EQ(defaults->lag, 1);
+
+  std::map<std::string, double> sync{{"refit_sync", 1}};
+  auto replayable = ParseRefitOptions(&sync);
+  ASSERT_TRUE(replayable.ok());
+  EXPECT_TRUE(replayable->sync);
 
   std::map<std::string, double> bad{{"refit_lag", 2}};
   auto error = ParseRefitOptions(&bad);
@@ -313,6 +319,7 @@ TEST(RefitSchedulerTest, DestructionCancelsTheRunningFitAndJoins) {
 TEST(RefitSchedulerTest, SyncLagZeroFitsEverythingBeforeAsk) {
   FakeFit fit;
   RefitOptions options;
+  options.sync = true;
   options.lag = 0;
   RefitScheduler s(options, fit.Function(), nullptr);
   s.BeforeAsk();  // no data: nothing to wait for
@@ -329,7 +336,9 @@ TEST(RefitSchedulerTest, SyncLagZeroFitsEverythingBeforeAsk) {
 
 TEST(RefitSchedulerTest, SyncLagOneUsesTheFitRequestedOneGenerationEarlier) {
   FakeFit fit;
-  RefitScheduler s({}, fit.Function(), nullptr);
+  RefitOptions options;
+  options.sync = true;  // lag 1 is the default
+  RefitScheduler s(options, fit.Function(), nullptr);
   s.BeforeAsk();
   EXPECT_EQ(s.Latest(), nullptr);  // generation 1
   EXPECT_FALSE(s.AfterAsk());
