@@ -37,6 +37,7 @@ class FactorizedReadoutImpl : public torch::nn::Module {
 
   const torch::Tensor& mask() const { return mask_; }
   const torch::Tensor& weights() const { return weights_; }
+  const torch::Tensor& bias() const { return bias_; }
 
  private:
   torch::Tensor mask_, weights_, bias_;

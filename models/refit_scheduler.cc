@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "models/thread_priority.h"
 #include <ATen/Parallel.h>
 
 namespace stimloop {
@@ -205,8 +206,10 @@ RefitData RefitScheduler::Snapshot(int64_t n) const {
 }
 
 void RefitScheduler::WorkerLoop() {
-  // Fits on this thread use the process-wide intra-op thread count.
+  // Fits on this thread use the process-wide intra-op thread count, and
+  // yield the CPU to the threads that answer the rig.
   at::init_num_threads();
+  LowerThisThreadPriority();
   for (;;) {
     int64_t n = 0;
     int64_t version = 0;

@@ -146,21 +146,78 @@ Surrogate::Surrogate(int64_t version, std::shared_ptr<const FrontEnd> front_end,
     const SurrogateHeadOptions& o = head->options();
     TORCH_CHECK(o.features.channels == shape.channels && o.features.height == shape.height &&
                     o.features.width == shape.width &&
-                    o.num_neurons == members_.front()->options().num_neurons,
-                "Surrogate: member does not match the front end");
+                    o.num_neurons == members_.front()->options().num_neurons &&
+                    o.core_channels == members_.front()->options().core_channels &&
+                    o.output == members_.front()->options().output,
+                "Surrogate: member does not match the front end or the other members");
     head->eval();
     for (torch::Tensor& p : head->parameters()) {
       p.mutable_grad() = torch::Tensor();  // drop the trainer's last gradients
       p.set_requires_grad(false);
     }
   }
+  StackMembers();
+}
+
+void Surrogate::StackMembers() {
+  torch::NoGradGuard no_grad;
+  const SurrogateHead& first = members_.front();
+  for (const SurrogateHead& head : members_) {
+    if (!torch::equal(head->feature_mean(), first->feature_mean()) ||
+        !torch::equal(head->feature_scale(), first->feature_scale())) {
+      return;  // members standardize differently: evaluate them one by one
+    }
+  }
+  const int64_t channels = first->options().features.channels;
+  const int64_t core_channels = first->options().core_channels;
+  std::vector<torch::Tensor> masks, feature_weights, core_weights, biases, kernels, core_biases;
+  for (const SurrogateHead& head : members_) {
+    const FactorizedReadout& readout = head->readout();
+    masks.push_back(readout->mask().flatten(1));                      // [n, h*w]
+    feature_weights.push_back(readout->weights().narrow(1, 0, channels));  // [n, F]
+    biases.push_back(readout->bias().unsqueeze(0));                    // [1, n]
+    if (core_channels > 0) {
+      core_weights.push_back(readout->weights().narrow(1, channels, core_channels));
+      kernels.push_back(head->core()->weight);  // [K, F, 1, 1]
+      core_biases.push_back(head->core()->bias);
+    }
+  }
+  masks_ = torch::stack(masks, 0);
+  feature_weights_ = torch::stack(feature_weights, 0);
+  biases_ = torch::stack(biases, 0);
+  if (core_channels > 0) {
+    core_weights_ = torch::stack(core_weights, 0);
+    core_kernels_ = torch::cat(kernels, 0);
+    core_biases_ = torch::cat(core_biases, 0);
+  }
+  feature_mean_ = first->feature_mean();
+  feature_scale_ = first->feature_scale();
 }
 
 torch::Tensor Surrogate::PredictMembersFromFeatures(const torch::Tensor& features) const {
-  std::vector<torch::Tensor> rates;
-  rates.reserve(members_.size());
-  for (const SurrogateHead& head : members_) rates.push_back(head->forward(features));
-  return torch::stack(rates, 0);
+  if (!feature_mean_.defined()) {
+    std::vector<torch::Tensor> rates;
+    rates.reserve(members_.size());
+    for (const SurrogateHead& head : members_) rates.push_back(head->forward(features));
+    return torch::stack(rates, 0);
+  }
+  // Index letters: b image, f feature channel, p feature position, m member,
+  // j neuron, k core channel. SurrogateHeadImpl::forward, for all m at once.
+  const torch::Tensor x = (features - feature_mean_) / feature_scale_;  // [b, f, h, w]
+  const torch::Tensor pooled = torch::einsum("bfp,mjp->mbfj", {x.flatten(2), masks_});
+  torch::Tensor z = torch::einsum("mbfj,mjf->mbj", {pooled, feature_weights_}) + biases_;
+  if (core_kernels_.defined()) {
+    const int64_t members = masks_.size(0);
+    const torch::Tensor core = torch::elu(torch::conv2d(x, core_kernels_, core_biases_));
+    const torch::Tensor by_member =
+        core.flatten(2).unflatten(1, {members, core_kernels_.size(0) / members});  // [b,m,k,p]
+    const torch::Tensor pooled_core = torch::einsum("bmkp,mjp->mbkj", {by_member, masks_});
+    z = z + torch::einsum("mbkj,mjk->mbj", {pooled_core, core_weights_});
+  }
+  if (members_.front()->options().output == RateNonlinearity::kExp) {
+    return torch::exp(z.clamp_max(20));
+  }
+  return torch::softplus(z);
 }
 
 torch::Tensor Surrogate::PredictMembers(const torch::Tensor& images) const {

@@ -67,6 +67,10 @@ class SurrogateHeadImpl : public torch::nn::Module {
 
   const SurrogateHeadOptions& options() const { return options_; }
   const FactorizedReadout& readout() const { return readout_; }
+  // The 1x1 core (nullptr when core_channels = 0) and the feature statistics.
+  const torch::nn::Conv2d& core() const { return core_; }
+  const torch::Tensor& feature_mean() const { return feature_mean_; }
+  const torch::Tensor& feature_scale() const { return feature_scale_; }
 
  private:
   SurrogateHeadOptions options_;
@@ -90,7 +94,11 @@ class Surrogate : public ResponseModel {
 
   // images [N, C, H, W] in [0, 1] -> rates [M, N, num_neurons].
   torch::Tensor PredictMembers(const torch::Tensor& images) const override;
-  // The same from precomputed front-end features [N, F, h, w].
+  // The same from precomputed front-end features [N, F, h, w]. All members
+  // are evaluated at once from parameters stacked at construction (one
+  // standardization, one 1x1 convolution and one pooling for the ensemble:
+  // an ascent step differentiates through it 40 images at a time); equal to
+  // stacking every member's forward up to float rounding.
   torch::Tensor PredictMembersFromFeatures(const torch::Tensor& features) const;
   // Ensemble mean [N, num_neurons].
   torch::Tensor PredictMean(const torch::Tensor& images) const;
@@ -99,9 +107,19 @@ class Surrogate : public ResponseModel {
   const std::vector<SurrogateHead>& members() const { return members_; }
 
  private:
+  // Fills the stacked tensors below (left undefined when members differ).
+  void StackMembers();
+
   int64_t version_;
   std::shared_ptr<const FrontEnd> front_end_;
   std::vector<SurrogateHead> members_;
+  // Stacked member parameters (M members, n neurons, K core channels):
+  // masks [M, n, h*w], feature_weights [M, n, F], core_weights [M, n, K],
+  // biases [M, 1, n], core_kernels [M*K, F, 1, 1], core_biases [M*K].
+  torch::Tensor masks_, feature_weights_, core_weights_, biases_, core_kernels_, core_biases_;
+  // The members' shared feature statistics; defined only when every member
+  // has the same ones (then the stacked path is used).
+  torch::Tensor feature_mean_, feature_scale_;
 };
 
 // Writes `model` to `path` (INTERNAL naming the path on I/O errors).

@@ -203,8 +203,8 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeGradientAscent(const OptimizerSpe
   GradientAscentParams params;
   params.prior_generations = p.GetInt("prior_generations", 1, 0, 1000000);
   params.init_candidates = p.GetInt("init_candidates", 4, 1, 1000);
-  params.steps = p.GetInt("steps", 50, 1, 10000);
-  params.learning_rate = p.Get("learning_rate", 0.12, 1e-9, 10);
+  params.steps = p.GetInt("steps", 100, 1, 10000);
+  params.learning_rate = p.Get("learning_rate", 0.06, 1e-9, 10);
   params.jitter = p.GetInt("jitter", 0, 0, 64);
   params.blur_sigma = p.Get("blur_sigma", 1.0, 0, 16);
   params.max_rms_contrast = p.Get("max_rms_contrast", 0.0, 0, 0.5);

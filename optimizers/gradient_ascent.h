@@ -57,22 +57,20 @@
 //   prior_generations 1    [0, 1e6]  Asks from the prior before the model
 //                                     is used (it needs data first).
 //   init_candidates   4    [1, 1000]  prior draws per start (best kept).
-//   steps             50   [1, 10000] Walker et al. ran 1000 steps on a big
-//                                     CNN; here 50 normalized steps with
-//                                     the step size below reach 0.97
-//                                     (spectral) and 0.99 (pixel) of the
-//                                     optimum on the true cell's model,
-//                                     as 100 steps of half the size did
-//                                     (bench/ascent_ceiling), and keep a
-//                                     generation of 40 64x64 images near
-//                                     6 s on one CPU thread, shorter than
-//                                     a rig takes to show it.
-//   learning_rate     0.12 (0, 10]    Adam step in pixel-box units (see
-//                                     range_k): 50 decaying steps move a
-//                                     coordinate ~3 boxes. At 0.06 the
-//                                     median pixel-space image of a
-//                                     generation reached 0.94 of the
-//                                     optimum instead of 0.99.
+//   steps             100  [1, 10000] Walker et al. ran 1000 steps on a big
+//                                     CNN; 100 normalized steps reach the
+//                                     box corners of a 64x64 image. An Ask
+//                                     of 40 64x64 images takes ~11 s on one
+//                                     CPU thread; steps 50 with
+//                                     learning_rate 0.12 halves that and
+//                                     reaches as far on the true cell, but
+//                                     cost ~0.05 of the optimum at 1000
+//                                     closed-loop responses (BENCHMARKS.md).
+//   learning_rate     0.06 (0, 10]    Adam step in pixel-box units (see
+//                                     range_k): 100 decaying steps move a
+//                                     coordinate ~3 boxes; on a Gabor
+//                                     template model 0.06 reaches 98% of
+//                                     the pixel optimum, 0.03 ~90%.
 //   jitter            0    [0, 64]    max shift in pixels. Walker et al.
 //                                     jitter by a few px on large images;
 //                                     on 64x64 images the simulated cells'
@@ -112,8 +110,8 @@ namespace stimloop {
 struct GradientAscentParams {
   int64_t prior_generations = 1;
   int64_t init_candidates = 4;
-  int64_t steps = 50;
-  double learning_rate = 0.12;
+  int64_t steps = 100;
+  double learning_rate = 0.06;
   int64_t jitter = 0;
   double blur_sigma = 1.0;
   double max_rms_contrast = 0.0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "models/session_models.h"
+#include "models/thread_priority.h"
 #include "optimizers/optimizer_state.h"
 
 namespace stimloop {
@@ -291,7 +292,9 @@ void Session::StartProposalAhead() {
 
 void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
   // Runs without the session lock: while ahead_running_, nothing else
-  // touches the optimizer (see "Proposing ahead" in session.h).
+  // touches the optimizer (see "Proposing ahead" in session.h). Yields the
+  // CPU to the threads that answer the rig.
+  LowerThisThreadPriority();
   const std::string before = SaveOptimizerState(*optimizer);
   if (refits_ != nullptr) refits_->BeforeAsk();
   absl::StatusOr<std::vector<Candidate>> candidates;

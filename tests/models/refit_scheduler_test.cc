@@ -1,5 +1,6 @@
 #include "models/refit_scheduler.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "models/thread_priority.h"
 
 namespace stimloop {
 namespace {
@@ -368,6 +370,30 @@ TEST(RefitSchedulerTest, AsyncBeforeAskNeverWaitsForARunningFit) {
   s.WaitIdle();
   EXPECT_EQ(LatestVersion(s), 1);
   EXPECT_FALSE(fit.wait_timed_out);
+}
+
+// Fits yield the CPU to the threads that answer the rig (Linux: a higher
+// nice value on the worker alone; the caller's stays as it was).
+TEST(RefitSchedulerTest, FitsRunAtALowerPriorityThanTheCaller) {
+#ifndef __linux__
+  GTEST_SKIP() << "thread priorities are set on Linux only";
+#endif
+  const int caller_nice = ThisThreadNice();
+  std::atomic<int> fit_nice{-100};
+  RefitScheduler s(
+      {},
+      [&](const RefitData&, int64_t version, const std::atomic<bool>&) -> absl::StatusOr<FitOutcome> {
+        fit_nice = ThisThreadNice();
+        FitOutcome out;
+        out.model = std::make_shared<ConstantModel>(version, 1);
+        return out;
+      },
+      nullptr);
+  AppendExamples(s, 2);
+  ASSERT_TRUE(s.AfterAsk());
+  s.WaitIdle();
+  EXPECT_EQ(fit_nice.load(), std::min(19, caller_nice + kBackgroundNice));
+  EXPECT_EQ(ThisThreadNice(), caller_nice);
 }
 
 TEST(RefitSchedulerTest, AFailedFitPublishesNothingAndIsRetried) {

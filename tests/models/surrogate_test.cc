@@ -362,6 +362,43 @@ TEST(SurrogateFitTest, BadDataIsRejectedNamingTheField) {
   EXPECT_NE(result.status().message().find("training_data.images"), std::string::npos);
 }
 
+// The ensemble is evaluated from stacked parameters; it must be what every
+// member's own forward gives, with and without the core, for both output
+// nonlinearities, and differentiable in the images the same way.
+TEST(SurrogateFitTest, StackedEnsembleEqualsEveryMembersForward) {
+  for (const auto& [core_channels, output] :
+       std::vector<std::pair<double, double>>{{16, 0}, {0, 0}, {4, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "core_channels " << core_channels << ", output "
+                                      << output);
+    SurrogateSpec spec = Spec({{"ensemble_size", 3},
+                               {"max_epochs", 4},
+                               {"gabor_stride", 2},
+                               {"core_channels", core_channels},
+                               {"output", output}});
+    const auto front_end = SmallGabor(spec);
+    auto model = FitSurrogate(SmallTrials(80, 2, 5), spec, front_end, 1, 1, nullptr, nullptr);
+    ASSERT_TRUE(model.ok()) << model.status();
+
+    torch::Tensor stacked_images = Probe().requires_grad_(true);
+    const torch::Tensor stacked = (*model)->PredictMembers(stacked_images);
+    torch::Tensor member_images = Probe().requires_grad_(true);
+    const torch::Tensor features = front_end->Forward(member_images);
+    std::vector<torch::Tensor> rates;
+    for (const SurrogateHead& head : (*model)->members()) rates.push_back(head->forward(features));
+    const torch::Tensor members = torch::stack(rates, 0);
+
+    ASSERT_EQ(stacked.sizes(), members.sizes());
+    EXPECT_TRUE(torch::allclose(stacked, members, /*rtol=*/1e-4, /*atol=*/1e-6))
+        << "largest difference " << (stacked - members).abs().max().item<double>();
+    EXPECT_GT(members.std().item<double>(), 0);  // not a constant that any code would match
+    stacked.sum().backward();
+    members.sum().backward();
+    EXPECT_TRUE(torch::allclose(stacked_images.grad(), member_images.grad(), 1e-3, 1e-6))
+        << "largest gradient difference "
+        << (stacked_images.grad() - member_images.grad()).abs().max().item<double>();
+  }
+}
+
 TEST(SurrogateCheckpointTest, RoundTripGivesIdenticalPredictions) {
   const SurrogateSpec spec = SmallSpec();
   const auto front_end = SmallGabor(spec);

@@ -54,41 +54,33 @@ struct Fixture {
 };
 
 // The pixel space can reach the template's exact optimum; the spectral
-// space (smooth images, 1/f amplitudes) gets close through saturation
-// (ClampToBox lets the ascent pull pixels that clipped on the wrong side
-// back; with a plain clamp, whose gradient is zero there, it stalled at
-// 0.29). With the default 50 steps most spectral candidates pass 0.85 and
-// the last, pushed apart by the diversity term, reached 0.77 (100 steps of
-// half the size: 0.92 for every candidate).
+// space (smooth images, 1/f amplitudes) gets close through saturation:
+// 0.92 of it for every candidate (ClampToBox lets the ascent pull pixels
+// that clipped on the wrong side back; with a plain clamp, whose gradient
+// is zero there, it stalled at 0.29).
 TEST(GradientAscentTest, ReachesNearTheModelOptimumFarAboveThePrior) {
-  struct Target {
-    std::string space;
-    double median_fraction, min_fraction;
-  };
-  for (const auto& [space_name, median_fraction, min_fraction] :
-       std::vector<Target>{{"pixel", 0.95, 0.95}, {"spectral", 0.85, 0.7}}) {
+  for (const auto& [space_name, fraction] :
+       std::vector<std::pair<std::string, double>>{{"pixel", 0.95}, {"spectral", 0.85}}) {
+    SCOPED_TRACE(space_name);
     Fixture f(space_name);
     auto optimizer = f.Make({{"prior_generations", 0}});
     auto candidates = optimizer->Ask(8, 1);
     ASSERT_TRUE(candidates.ok()) << candidates.status();
     const torch::Tensor predicted = f.Predict(StackImages(*candidates));
     const double optimum = f.Predict(f.model->Optimum().unsqueeze(0))[0].item<double>();
-    SCOPED_TRACE(::testing::Message() << space_name << ": predicted " << predicted / optimum
-                                      << " of the optimum");
 
     at::Generator generator = MakeGenerator(3, "test");
     const double prior =
         f.Predict(QuantizeImages(f.space->Decode(f.space->SamplePrior(64, generator))))
             .mean()
             .item<double>();
-    EXPECT_GT(predicted.median().item<double>(), median_fraction * optimum);
-    EXPECT_GT(predicted.min().item<double>(), min_fraction * optimum);
+    EXPECT_GT(predicted.min().item<double>(), fraction * optimum);
     EXPECT_LT(prior, 0.2 * optimum);
     EXPECT_GT(predicted.min().item<double>(), 2 * prior);
     for (const Candidate& c : *candidates) {
       EXPECT_EQ(c.origin, "gradient_ascent");
       EXPECT_EQ(c.model_version, 7);
-      EXPECT_GT(c.predicted_objective, min_fraction * optimum);
+      EXPECT_GT(c.predicted_objective, fraction * optimum);
       EXPECT_TRUE(torch::equal(c.image, QuantizeImages(c.image)));
     }
   }

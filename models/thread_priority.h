@@ -1,0 +1,35 @@
+// Background compute (refits, asks proposed ahead) yields the CPU to the
+// threads that answer the rig.
+//
+// On a machine with as many busy compute threads as cores (2 cores: one
+// refit, one background Ask), the gRPC threads that hand out stimuli queue
+// for a core behind them. A compute thread calls LowerThisThreadPriority()
+// once when it starts: on Linux its nice value rises by kBackgroundNice
+// (setpriority on the thread id, which NPTL applies to that thread alone),
+// so the scheduler prefers RPC threads whenever both are runnable, and the
+// compute still gets every cycle they leave. LibTorch runs its intra-op work
+// on the calling thread when --torch_threads is 1, and OpenBLAS too once
+// bounded (server/torch_threads.h), so the whole fit is covered.
+// Measured (bench/refit_latency, 2-core VM): hand-outs within a generation
+// took up to 170 ms in some runs without it and up to 624 ms in one run with
+// it; run-to-run noise on the shared VM is larger than any effect seen so
+// far (BENCHMARKS.md). It stays because it is the scheduler's own way to say
+// which threads matter, at no cost to throughput.
+#ifndef STIMLOOP_MODELS_THREAD_PRIORITY_H_
+#define STIMLOOP_MODELS_THREAD_PRIORITY_H_
+
+namespace stimloop {
+
+inline constexpr int kBackgroundNice = 10;
+
+// Raises the calling thread's nice value by kBackgroundNice (capped at 19).
+// Returns false where that is not possible (not Linux, or refused); the
+// thread then runs as before.
+bool LowerThisThreadPriority();
+
+// The calling thread's nice value (0 where unknown).
+int ThisThreadNice();
+
+}  // namespace stimloop
+
+#endif  // STIMLOOP_MODELS_THREAD_PRIORITY_H_
