@@ -3,7 +3,8 @@
 // the same run with the reference computation, the 2-D convolution with the
 // bank's own kernels (GaborBankImpl::ForwardByConvolution), which gives the
 // same features, and with the whole default surrogate (front end plus 5 members'
-// heads, freshly initialized: the same sizes as a fitted one).
+// heads, freshly initialized: the same sizes as a fitted one), evaluated
+// stacked (Surrogate::PredictMembers) and member by member.
 //
 //   frontend_time --images=40 --size=64 --repeats=30 --threads=1
 #include <chrono>
