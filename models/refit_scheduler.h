@@ -49,7 +49,10 @@
 // Offline runs against a simulated rig that answers at once (stimloop-
 // simulate, bench/sample_efficiency) set sync 1: there waiting costs
 // nothing, every generation sees the fit on all earlier data, and runs
-// replay exactly. A rig in front of an animal keeps the default.
+// replay exactly. A live rig keeps the default, at the price of staler
+// models on a small machine (BENCHMARKS.md, "Async refits with a rig that
+// takes real time": per response they cost the simple cell a lot on 2
+// cores; the per-minute comparison with sync is open).
 //
 // Thread-safe.
 #ifndef STIMLOOP_MODELS_REFIT_SCHEDULER_H_
