@@ -121,9 +121,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
       !s.ok()) {
     return s;
   }
-  if (job.optimizer == "gradient_ascent" || job.optimizer == "adaptive_sampling") {
-    PreferSyncRefits(&config);
-  }
+  PreferSyncRefits(&config);
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.mutable_repeats()->set_max_presentations(absl::GetFlag(FLAGS_max_presentations));

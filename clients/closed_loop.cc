@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "optimizers/optimizer.h"
 
 namespace stimloop {
 namespace {
@@ -21,6 +22,7 @@ absl::StatusOr<double> BestTrueFraction(const v1::Session& session, const Simula
 }  // namespace
 
 void PreferSyncRefits(v1::SessionConfig* config) {
+  if (!UsesSurrogate(config->optimizer().name())) return;
   auto& params = *config->mutable_surrogate()->mutable_params();
   if (params.count("refit_sync") == 0) params["refit_sync"] = 1;
 }

@@ -95,10 +95,7 @@ int Run() {
       !s.ok()) {
     return Fail(s);
   }
-  if (config.optimizer().name() == "gradient_ascent" ||
-      config.optimizer().name() == "adaptive_sampling") {
-    stimloop::PreferSyncRefits(&config);
-  }
+  stimloop::PreferSyncRefits(&config);
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.set_seed(absl::GetFlag(FLAGS_seed));

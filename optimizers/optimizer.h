@@ -110,6 +110,10 @@ struct OptimizerContext {
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& spec,
                                                          const OptimizerContext& context);
 
+// Whether the optimizer `name` proposes from a surrogate model and so needs
+// OptimizerContext.models (gradient_ascent, adaptive_sampling).
+bool UsesSurrogate(const std::string& name);
+
 // A CPU generator seeded from `seed` and a stream label, so that independent
 // consumers of one session seed (optimizer, surrogate, ...) draw independent
 // streams.

@@ -27,6 +27,10 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& sp
       "' (known: random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
 }
 
+bool UsesSurrogate(const std::string& name) {
+  return name == "gradient_ascent" || name == "adaptive_sampling";
+}
+
 namespace {
 
 // SplitMix64 finalizer: spreads nearby seeds over the whole 64-bit range.

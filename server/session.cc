@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
 
   OptimizerContext context{session->image_space_, session->objective_, c.proto.seed()};
   // Issue 4: model-based optimizers see the surrogate through a ModelSource.
-  if (c.optimizer.name == "gradient_ascent" || c.optimizer.name == "adaptive_sampling") {
+  if (UsesSurrogate(c.optimizer.name)) {
     SessionModelsSpec models_spec;
     models_spec.params.insert(c.proto.surrogate().params().begin(),
                               c.proto.surrogate().params().end());
