@@ -13,7 +13,6 @@
 #include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
@@ -21,6 +20,7 @@
 #include "bench/bench_util.h"
 #include "models/gabor_frontend.h"
 #include "models/surrogate.h"
+#include "server/torch_threads.h"
 
 ABSL_FLAG(int, images, 40, "Images per batch");
 ABSL_FLAG(int, size, 64, "Image side, pixels (grayscale)");
@@ -45,7 +45,7 @@ double TimeMs(const std::function<torch::Tensor(const torch::Tensor&)>& features
 }
 
 int Main() {
-  at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  SetTorchThreads(absl::GetFlag(FLAGS_threads));  // LibTorch and OpenBLAS, as the server does
   const int n = absl::GetFlag(FLAGS_images), size = absl::GetFlag(FLAGS_size);
   const int repeats = absl::GetFlag(FLAGS_repeats);
   const GaborBankSpec spec;  // the surrogate's default bank

@@ -12,7 +12,6 @@
 //                 [--params=key=value,...]
 // --params overrides the surrogate's defaults (models/surrogate_config.h).
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
 #include "models/trainer.h"
+#include "server/torch_threads.h"
 
 namespace stimloop {
 namespace {
@@ -113,7 +113,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "--images: pink, smooth or genetic, not %s\n", images.c_str());
     return 2;
   }
-  at::set_num_threads(threads);
+  SetTorchThreads(threads);  // LibTorch and OpenBLAS, as the server does
   absl::StatusOr<SurrogateSpec> spec = ParseSurrogateSpec(params);
   if (!spec.ok()) {
     std::fprintf(stderr, "%s\n", spec.status().ToString().c_str());

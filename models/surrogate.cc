@@ -109,6 +109,40 @@ torch::Tensor SurrogateHeadImpl::forward(const torch::Tensor& features) const {
   return torch::softplus(z);
 }
 
+torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& standardized) const {
+  const FeatureShape& f = options_.features;
+  TORCH_CHECK(standardized.dim() == 3 && standardized.size(1) == f.height * f.width &&
+                  standardized.size(2) == f.channels,
+              "SurrogateHead: position-major features must be [N, ", f.height * f.width, ", ",
+              f.channels, "], got ", standardized.sizes());
+  // Index letters: b trial, p position, f feature channel, k core channel,
+  // j neuron. z[b, j] = sum_p mask[j, p] u[b, p, j] + bias[j] with
+  // u[b, p, j] = sum_f w[j, f] x[b, p, f] + sum_k w[j, F + k] core[b, p, k].
+  const torch::Tensor& weights = readout_->weights();  // [n, F + K]
+  const int64_t n = options_.num_neurons, k = options_.core_channels;
+  torch::Tensor u;  // [b, p, j]
+  if (k > 0) {
+    const torch::Tensor both = torch::matmul(
+        standardized, torch::cat({core_->weight.flatten(1), weights.narrow(1, 0, f.channels)}, 0)
+                          .t());  // [b, p, K + n]
+    const torch::Tensor core = torch::elu(both.narrow(2, 0, k) + core_->bias);
+    u = both.narrow(2, k, n) + torch::matmul(core, weights.narrow(1, f.channels, k).t());
+  } else {
+    u = torch::matmul(standardized, weights.t());
+  }
+  const torch::Tensor z = (u * readout_->mask().flatten(1).t()).sum(1) + readout_->bias();
+  if (options_.output == RateNonlinearity::kExp) return torch::exp(z.clamp_max(20));
+  return torch::softplus(z);
+}
+
+torch::Tensor StandardizedPositionMajor(const torch::Tensor& features, const torch::Tensor& mean,
+                                        const torch::Tensor& scale) {
+  return ((features - mean.reshape({1, -1, 1, 1})) / scale.reshape({1, -1, 1, 1}))
+      .flatten(2)
+      .transpose(1, 2)
+      .contiguous();
+}
+
 void SurrogateHeadImpl::Reset(const torch::Tensor& feature_mean,
                               const torch::Tensor& feature_scale,
                               const torch::Tensor& initial_rates, at::Generator& generator) {

@@ -54,6 +54,15 @@ class SurrogateHeadImpl : public torch::nn::Module {
   // front-end features [N, F, h, w] -> rates [N, num_neurons] >= 0.
   torch::Tensor forward(const torch::Tensor& features) const;
 
+  // forward for features already standardized with this head's
+  // feature_mean / feature_scale and laid out position-major, [N, h*w, F]
+  // (StandardizedPositionMajor): equal to forward to float rounding. The
+  // trainer's layout: one product over the features gives both the core and
+  // the readout's feature weights, and no concatenation is materialized, so
+  // a minibatch step (forward + backward) costs about a quarter of
+  // forward's (64 trials, default sizes, 1 thread; BENCHMARKS.md).
+  torch::Tensor ForwardPositionMajor(const torch::Tensor& standardized) const;
+
   // Draws the parameters from `generator`, sets the feature statistics
   // ([F] each, scale > 0) and the readout bias so that the initial rates
   // equal `initial_rates` ([num_neurons], > 0).
@@ -79,6 +88,11 @@ class SurrogateHeadImpl : public torch::nn::Module {
   torch::Tensor feature_mean_, feature_scale_;  // buffers [1, F, 1, 1]
 };
 TORCH_MODULE(SurrogateHead);
+
+// features [N, F, h, w], mean and scale [F] -> (features - mean) / scale as
+// [N, h*w, F], contiguous: the input of SurrogateHeadImpl::ForwardPositionMajor.
+torch::Tensor StandardizedPositionMajor(const torch::Tensor& features, const torch::Tensor& mean,
+                                        const torch::Tensor& scale);
 
 class Surrogate : public ResponseModel {
  public:

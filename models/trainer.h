@@ -6,7 +6,9 @@
 //    (spec.holdout_fraction, at least one) is held out; the rest is the
 //    training split. Groups never straddle the split.
 //  - The front end is fixed, so its features are computed once per distinct
-//    stimulus; memory: distinct stimuli * F * h * w * 4 bytes.
+//    stimulus and standardized once (per channel, training split), kept
+//    position-major for SurrogateHeadImpl::ForwardPositionMajor; memory:
+//    distinct stimuli * F * h * w * 4 bytes, twice that at the peak.
 //  - Member m starts from its own random initialization and trains on its
 //    own bootstrap resample (drawn with replacement) of the training trials,
 //    with Adam on minibatches of spec.batch_size, minimizing the Poisson

@@ -399,6 +399,59 @@ TEST(SurrogateFitTest, StackedEnsembleEqualsEveryMembersForward) {
   }
 }
 
+// The trainer's layout: a head fed standardized position-major features
+// gives forward's rates and the same gradients in every parameter (what Adam
+// steps on), with and without the core, for 3 neurons and both outputs.
+TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
+  for (const auto& [core_channels, output] : std::vector<std::pair<int64_t, RateNonlinearity>>{
+           {16, RateNonlinearity::kSoftplus}, {0, RateNonlinearity::kSoftplus},
+           {4, RateNonlinearity::kExp}}) {
+    SCOPED_TRACE(::testing::Message() << "core_channels " << core_channels);
+    const SurrogateSpec spec = Spec({{"gabor_stride", 2}});
+    const auto front_end = SmallGabor(spec);
+    const torch::Tensor features = front_end->Forward(Probe());
+    const torch::Tensor mean = features.mean({0, 2, 3}), scale = features.std({0, 2, 3}) + 0.1;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(5);
+    SurrogateHeadOptions options;
+    options.features = front_end->feature_shape();
+    options.core_channels = core_channels;
+    options.num_neurons = 3;
+    options.output = output;
+    SurrogateHead head(options);
+    head->Reset(mean, scale, torch::full({3}, 2.0), generator);
+    {
+      torch::NoGradGuard no_grad;  // readout weights far from their tiny initial values
+      for (torch::Tensor& p : head->parameters()) p.add_(torch::randn(p.sizes(), generator) * 0.1);
+    }
+    auto gradients = [&](const torch::Tensor& rates) {
+      for (torch::Tensor& p : head->parameters()) p.mutable_grad() = torch::Tensor();
+      (rates * torch::arange(1, rates.numel() + 1, torch::kFloat).view(rates.sizes())).sum().backward();
+      std::vector<torch::Tensor> out;
+      for (const torch::Tensor& p : head->parameters()) out.push_back(p.grad().clone());
+      return out;
+    };
+    const torch::Tensor expected = head->forward(features);
+    const std::vector<torch::Tensor> expected_grads = gradients(expected);
+    const torch::Tensor actual =
+        head->ForwardPositionMajor(StandardizedPositionMajor(features, mean, scale));
+    const std::vector<torch::Tensor> actual_grads = gradients(actual);
+
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    EXPECT_GT(expected.std().item<double>(), 0);
+    EXPECT_TRUE(torch::allclose(actual, expected, 1e-4, 1e-6))
+        << "largest difference " << (actual - expected).abs().max().item<double>();
+    ASSERT_EQ(actual_grads.size(), expected_grads.size());
+    for (size_t i = 0; i < actual_grads.size(); ++i) {
+      // Relative to the largest entry: elementwise, small entries are sums
+      // of large terms of both signs and differ in float rounding alone.
+      const double largest = expected_grads[i].abs().max().item<double>();
+      const double difference = (actual_grads[i] - expected_grads[i]).abs().max().item<double>();
+      EXPECT_GT(largest, 0) << "parameter " << i;
+      EXPECT_LT(difference, 1e-4 * largest) << "parameter " << i << " (largest " << largest << ")";
+    }
+  }
+}
+
 TEST(SurrogateCheckpointTest, RoundTripGivesIdenticalPredictions) {
   const SurrogateSpec spec = SmallSpec();
   const auto front_end = SmallGabor(spec);
