@@ -97,7 +97,16 @@ GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_
   height_out_ = (height + stride - 1) / stride;
   width_out_ = (width + stride - 1) / stride;
   const int64_t height_out = height_out_, width_out = width_out_;
-  std::vector<torch::Tensor> row_blocks;
+  // Per scale, then concatenated (rows: along their columns, scale-major)
+  // or stacked (columns: along the batch).
+  std::vector<torch::Tensor> re_rows, im_rows, envelope_rows, re_columns, im_columns,
+      envelope_columns, dc_over_norm;
+  // [F, k] filters -> [W, F * Wout], columns (filter, output position).
+  auto row_block = [&](const torch::Tensor& filters, int64_t radius) {
+    return BandMatrices(filters, width, width_out, stride, radius)
+        .permute({2, 0, 1})
+        .reshape({width, filters.size(0) * width_out});
+  };
   for (int64_t s = 0; s < spec.scales; ++s) {
     const double t = spec.scales == 1 ? 0.0 : static_cast<double>(s) / (spec.scales - 1);
     const double wavelength =
@@ -108,45 +117,44 @@ GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_
         1, std::min<int64_t>(static_cast<int64_t>(std::ceil(2 * sigma)),
                              std::max(height, width) - 1));
     const Factors f = MakeFactors(wavelength, sigma, radius, o);
-    Scale scale;
-    scale.radius = radius;
     // Row pass: Re a_o, Im a_o and the envelope g along x.
-    row_blocks.push_back(
-        BandMatrices(torch::cat({f.ar, f.ai, f.g.unsqueeze(0)}, 0), width, width_out, stride,
-                     radius)
-            .permute({2, 0, 1})
-            .reshape({width, (2 * o + 1) * width_out}));
-    // Column pass of orientation o on (Re, Im) stacked along y:
-    //   even_o = (Br Re - Bi Im) / norm_even,  odd_o = (Bi Re + Br Im) / norm_odd.
+    re_rows.push_back(row_block(f.ar, radius));
+    im_rows.push_back(row_block(f.ai, radius));
+    envelope_rows.push_back(row_block(f.g.unsqueeze(0), radius));
+    // Column pass of orientation o on Re and Im:
+    //   even_o = (Br Re - Bi Im) / norm_even,  odd_o = (Bi Re + Br Im) / norm_odd,
+    // transposed ([O, H, 2 Hout]) since y is the last axis of the row pass's output.
     const torch::Tensor br = BandMatrices(f.br, height, height_out, stride, radius);
     const torch::Tensor bi = BandMatrices(f.bi, height, height_out, stride, radius);
     const torch::Tensor even_norm = f.norm.narrow(0, 0, o).view({o, 1, 1});
     const torch::Tensor odd_norm = f.norm.narrow(0, o, o).view({o, 1, 1});
-    scale.columns = torch::cat({torch::cat({br / even_norm, -bi / even_norm}, 2),
-                                torch::cat({bi / odd_norm, br / odd_norm}, 2)},
-                               1);  // [O, 2 Hout, 2 H]
-    scale.envelope_columns =
-        BandMatrices(f.g.unsqueeze(0), height, height_out, stride, radius)[0];  // [Hout, H]
-    scale.dc_over_norm = (f.dc / f.norm).view({1, 2 * o, 1, 1});
-    for (torch::Tensor* t : {&scale.columns, &scale.envelope_columns, &scale.dc_over_norm}) {
-      *t = t->to(torch::kFloat).contiguous();
-    }
-    register_buffer(absl::StrCat("columns_", s), scale.columns);
-    register_buffer(absl::StrCat("envelope_columns_", s), scale.envelope_columns);
-    register_buffer(absl::StrCat("dc_over_norm_", s), scale.dc_over_norm);
+    re_columns.push_back(torch::cat({br / even_norm, bi / odd_norm}, 1).transpose(1, 2));
+    im_columns.push_back(torch::cat({-bi / even_norm, br / odd_norm}, 1).transpose(1, 2));
+    envelope_columns.push_back(
+        BandMatrices(f.g.unsqueeze(0), height, height_out, stride, radius)[0].t());
+    dc_over_norm.push_back(f.dc / f.norm);
     wavelengths_.push_back(wavelength);
-    scales_.push_back(std::move(scale));
+    radii_.push_back(radius);
   }
-  row_matrix_ =
-      register_buffer("row_matrix", torch::cat(row_blocks, 1).to(torch::kFloat).contiguous());
+  auto buffer = [&](const char* name, const torch::Tensor& value) {
+    return register_buffer(name, value.to(torch::kFloat).contiguous());
+  };
+  re_rows_ = buffer("re_rows", torch::cat(re_rows, 1));
+  im_rows_ = buffer("im_rows", torch::cat(im_rows, 1));
+  envelope_rows_ = buffer("envelope_rows", torch::cat(envelope_rows, 1));
+  re_columns_ = buffer("re_columns", torch::cat(re_columns, 0));
+  im_columns_ = buffer("im_columns", torch::cat(im_columns, 0));
+  envelope_columns_ = buffer("envelope_columns", torch::stack(envelope_columns, 0));
+  dc_over_norm_ =
+      buffer("dc_over_norm", torch::stack(dc_over_norm, 0).view({1, spec.scales, 2 * o, 1, 1}));
 }
 
 torch::Tensor GaborBankImpl::Kernels2d(int64_t scale) const {
-  TORCH_CHECK(scale >= 0 && scale < static_cast<int64_t>(scales_.size()), "GaborBank: no scale ",
+  TORCH_CHECK(scale >= 0 && scale < static_cast<int64_t>(radii_.size()), "GaborBank: no scale ",
               scale);
   const double wavelength = wavelengths_[scale];
   const Factors f = MakeFactors(wavelength, spec_.sigma_ratio * wavelength,
-                                scales_[scale].radius, spec_.orientations);
+                                radii_[scale], spec_.orientations);
   const torch::Tensor envelope = f.g.unsqueeze(1) * f.g.unsqueeze(0);
   return ((RawKernels(f) - f.dc.view({-1, 1, 1}) * envelope) / f.norm.view({-1, 1, 1}))
       .to(torch::kFloat);
@@ -159,10 +167,10 @@ torch::Tensor GaborBankImpl::ForwardByConvolution(const torch::Tensor& images) c
   const torch::Tensor luminance = images.to(torch::kFloat).mean(1, /*keepdim=*/true) - 0.5;
   const int64_t o = spec_.orientations;
   std::vector<torch::Tensor> parts;
-  for (size_t s = 0; s < scales_.size(); ++s) {
+  for (size_t s = 0; s < radii_.size(); ++s) {
     const torch::Tensor linear =
         F::conv2d(luminance, Kernels2d(static_cast<int64_t>(s)).unsqueeze(1),
-                  F::Conv2dFuncOptions().stride(spec_.stride).padding(scales_[s].radius));
+                  F::Conv2dFuncOptions().stride(spec_.stride).padding(radii_[s]));
     parts.push_back(linear);
     parts.push_back(linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2));
   }
@@ -175,42 +183,37 @@ torch::Tensor GaborBankImpl::forward(const torch::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == channels_,
               "GaborBank: images must be [N, ", channels_, ", H, W]");
   const int64_t n = images.size(0), height = images.size(2), width = images.size(3);
-  TORCH_CHECK(width == row_matrix_.size(0) && height == scales_[0].envelope_columns.size(1),
-              "GaborBank: images must be ", scales_[0].envelope_columns.size(1), "x",
-              row_matrix_.size(0), " pixels, not ", height, "x", width);
-  const int64_t o = spec_.orientations;
+  TORCH_CHECK(width == re_rows_.size(0) && height == envelope_columns_.size(1),
+              "GaborBank: images must be ", envelope_columns_.size(1), "x", re_rows_.size(0),
+              " pixels, not ", height, "x", width);
+  const int64_t scales = spec_.scales, o = spec_.orientations;
   const int64_t ho = height_out_, wo = width_out_;
-  const torch::Tensor luminance = images.to(torch::kFloat).mean(1) - 0.5;  // [N, H, W]
-  // Every scale's row pass in one product, laid out for the column passes
-  // as [S][2 O + 1, H, N * Wout] (y is what they contract). unbind and split
-  // rather than select and narrow: their backward is one stack or cat, not
-  // a zero-filled copy of the whole tensor per piece.
-  const std::vector<torch::Tensor> by_scale =
-      torch::matmul(luminance.reshape({n * height, width}), row_matrix_)
-          .view({n, height, spec_.scales, 2 * o + 1, wo})
-          .permute({2, 3, 1, 0, 4})
-          .reshape({spec_.scales, 2 * o + 1, height, n * wo})
-          .unbind(0);
-  std::vector<torch::Tensor> parts;
-  parts.reserve(2 * scales_.size());
-  for (size_t s = 0; s < scales_.size(); ++s) {
-    const Scale& scale = scales_[s];
-    const std::vector<torch::Tensor> re_im_env = by_scale[s].split_with_sizes({o, o, 1}, 0);
-    const torch::Tensor re_im = torch::cat({re_im_env[0], re_im_env[1]}, 1);  // [O, 2 H, N Wout]
-    const torch::Tensor even_odd = torch::bmm(scale.columns, re_im)  // [O, 2 Hout, N * Wout]
-                                       .view({o, 2, ho, n, wo})
-                                       .permute({3, 1, 0, 2, 4})
-                                       .reshape({n, 2 * o, ho, wo});
-    const torch::Tensor envelope = torch::matmul(scale.envelope_columns, re_im_env[2][0])
-                                       .view({ho, n, wo})
-                                       .permute({1, 0, 2})
-                                       .unsqueeze(1);  // [N, 1, Hout, Wout]
-    const torch::Tensor linear = even_odd - scale.dc_over_norm * envelope;
-    const std::vector<torch::Tensor> even_and_odd = linear.split(o, 1);
-    parts.push_back(linear);
-    parts.push_back(even_and_odd[0].pow(2) + even_and_odd[1].pow(2));
-  }
-  return torch::cat(parts, 1);
+  // [W, N * H]: x first, so that each row pass below is one product whose
+  // output is already laid out for the column passes, [filters][Wout N, H].
+  // Three products (Re, Im, envelope) rather than one split in three: the
+  // backward of a split concatenates the row passes' large gradients.
+  const torch::Tensor luminance =
+      (images.to(torch::kFloat).mean(1) - 0.5).permute({2, 0, 1}).reshape({width, n * height});
+  auto row_pass = [&](const torch::Tensor& rows, int64_t filters) {
+    return torch::mm(rows.t(), luminance).view({filters, wo * n, height});
+  };
+  const torch::Tensor re = row_pass(re_rows_, scales * o);  // [S O, Wout N, H]
+  const torch::Tensor im = row_pass(im_rows_, scales * o);
+  const torch::Tensor envelope_rows = row_pass(envelope_rows_, scales);  // [S, Wout N, H]
+  // Column passes of every scale and orientation at once: [S O, Wout N, 2 Hout]
+  // -> [N, S, 2 O, Hout, Wout] (even then odd within each scale).
+  const torch::Tensor even_odd = torch::baddbmm(torch::bmm(re, re_columns_), im, im_columns_)
+                                     .view({scales, o, wo, n, 2, ho})
+                                     .permute({3, 0, 4, 1, 5, 2})
+                                     .reshape({n, scales, 2 * o, ho, wo});
+  const torch::Tensor envelope = torch::bmm(envelope_rows, envelope_columns_)  // [S, Wout N, Hout]
+                                     .view({scales, wo, n, ho})
+                                     .permute({2, 0, 3, 1})
+                                     .unsqueeze(2);  // [N, S, 1, Hout, Wout]
+  const torch::Tensor linear = even_odd - dc_over_norm_ * envelope;
+  const std::vector<torch::Tensor> even_and_odd = linear.split(o, 2);
+  return torch::cat({linear, even_and_odd[0].pow(2) + even_and_odd[1].pow(2)}, 2)
+      .view({n, 3 * scales * o, ho, wo});
 }
 
 GaborFrontEnd::GaborFrontEnd(const GaborBankSpec& spec, int64_t channels, int64_t height,

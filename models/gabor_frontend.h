@@ -19,12 +19,13 @@
 // along x and one along y, and the DC correction is the separable envelope.
 // Each scale is therefore a strided correlation along the rows (2 O + 1
 // one-dimensional filters) followed by one along the columns, and both are
-// done as products with banded matrices (zero padding included): one GEMM
-// for every scale's rows, one batched GEMM per scale for the columns. Same
-// output as the 2-D kernels of Kernels2d (to float rounding, ~1e-6), about
-// 3x faster forward and backward than strided convolutions on 40 64x64
-// images (bench/frontend_time, BENCHMARKS.md): gradient ascent pays it at
-// every step. The matrices fix the image size at construction. A dense
+// done as products with banded matrices (zero padding included): three
+// GEMMs for every scale's rows (Re, Im, envelope), laid out so that two
+// batched GEMMs do every scale's columns without reordering the rows'
+// output. Same output and image gradient as the 2-D kernels of Kernels2d
+// (to float rounding, ~1e-6), about 4x faster forward and backward than
+// strided convolutions on 40 64x64 images (bench/frontend_time,
+// BENCHMARKS.md): gradient ascent pays it at every step. The matrices fix the image size at construction. A dense
 // band does W / k times the multiply-adds of a kernel of width k, which the
 // GEMM's efficiency more than pays for at 64x64 (k = 13..49); larger images
 // (up to 512, kernels scale with them) have not been timed.
@@ -66,22 +67,21 @@ class GaborBankImpl : public torch::nn::Module {
   torch::Tensor ForwardByConvolution(const torch::Tensor& images) const;
 
  private:
-  // One scale's column pass (buffers); its row pass is a block of row_matrix_.
-  struct Scale {
-    int64_t radius = 0;
-    torch::Tensor columns;           // [O, 2 Hout, 2 H]: (Re; Im) -> (even_o; odd_o)
-    torch::Tensor envelope_columns;  // [Hout, H]: the envelope along y
-    torch::Tensor dc_over_norm;      // [1, 2 O, 1, 1]: envelope share removed per channel
-  };
-
   GaborBankSpec spec_;
   int64_t channels_;
   int64_t height_out_ = 0, width_out_ = 0;
-  // [W, S * (2 O + 1) * Wout]: every scale's row filters (Re a_o, Im a_o,
-  // envelope) as banded matrices, zero padding included.
-  torch::Tensor row_matrix_;
   std::vector<double> wavelengths_;
-  std::vector<Scale> scales_;
+  std::vector<int64_t> radii_;  // kernel radius of each scale, pixels
+  // Buffers. Row passes as banded matrices (zero padding included), columns
+  // (scale, filter, output x): [W, S O Wout] for Re a_o and Im a_o, [W, S
+  // Wout] for the envelope g. Column passes, transposed and stacked over
+  // (scale, orientation): even_o and odd_o along y are
+  // Re_o re_columns[o] + Im_o im_columns[o], [S O, H, 2 Hout]; the envelope's
+  // [S, H, Hout]. dc_over_norm [1, S, 2 O, 1, 1]: the envelope's share
+  // removed from each even / odd channel.
+  torch::Tensor re_rows_, im_rows_, envelope_rows_;
+  torch::Tensor re_columns_, im_columns_, envelope_columns_;
+  torch::Tensor dc_over_norm_;
 };
 TORCH_MODULE(GaborBank);
 

@@ -103,7 +103,8 @@ torch::Tensor DirectKernels(double wavelength, double sigma, int64_t radius,
 }
 
 // The separable computation equals the 2-D Gabor convolution it replaces,
-// for gray and color images, square or not, at any stride.
+// in value and in gradient, for gray and color images, square or not, at
+// any stride.
 TEST(GaborFrontEndTest, SeparableBankEqualsTheTwoDimensionalConvolution) {
   struct Case {
     int64_t channels, height, width, stride;
@@ -122,6 +123,20 @@ TEST(GaborFrontEndTest, SeparableBankEqualsTheTwoDimensionalConvolution) {
     const torch::Tensor reference = bank->ForwardByConvolution(images);
     ASSERT_EQ(features.sizes(), reference.sizes());
     EXPECT_LT((features - reference).abs().max().item<float>(), 1e-4);
+    // And the same gradient with respect to the images (what the ascent uses).
+    const torch::Tensor weights = torch::randn(features.sizes());
+    auto image_gradient = [&](auto forward) {
+      const torch::Tensor x = images.clone().requires_grad_(true);
+      (forward(x) * weights).sum().backward();
+      return x.grad();
+    };
+    const torch::Tensor gradient =
+        image_gradient([&](const torch::Tensor& x) { return bank->forward(x); });
+    const torch::Tensor reference_gradient =
+        image_gradient([&](const torch::Tensor& x) { return bank->ForwardByConvolution(x); });
+    EXPECT_GT(reference_gradient.abs().max().item<float>(), 0);
+    EXPECT_LT((gradient - reference_gradient).abs().max().item<float>(),
+              1e-4 * reference_gradient.abs().max().item<float>());
     for (int64_t s = 0; s < spec.scales; ++s) {
       const double wavelength = bank->wavelengths()[s];
       const torch::Tensor kernels = bank->Kernels2d(s);
@@ -164,7 +179,7 @@ TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
   const FeatureShape& shape = front_end.feature_shape();
   EXPECT_EQ(shape.channels, 3 * 4 * 8);
   EXPECT_EQ(shape.height, kSize / 4);  // default stride 4
-  EXPECT_EQ(front_end.bank()->buffers().size(), 1u + 4u * 3);  // row matrix + 3 per scale
+  EXPECT_EQ(front_end.bank()->buffers().size(), 7u);  // 3 row passes, 3 column passes, DC
   EXPECT_TRUE(front_end.bank()->parameters().empty());  // nothing trainable
   // Gratings at the second scale's wavelength, orientation 0, two phases.
   const double wavelength = front_end.bank()->wavelengths()[1];
