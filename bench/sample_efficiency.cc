@@ -12,7 +12,8 @@
 // Model-based sessions use sync refits (replayable, PreferSyncRefits) unless
 // --surrogate_params says refit_sync=0; then --display_ms makes the rig take
 // real time per stimulus, so the versions each generation sees are those a
-// live rig would get.
+// live rig would get, and a row "minutes" gives the wall time each budget
+// took (median over seeds): compare sync and async refits per minute.
 //
 //   sample_efficiency --optimizers=random,genetic --spaces=pixel,spectral \
 //       --cells=simple,complex --seeds=8 --budgets=200,500,1000,3000
@@ -73,6 +74,7 @@ struct Job {
   // fractions[p][b]: pick p (order of --picks) at budget b; NaN when the
   // pick does not exist (no best guess).
   std::vector<std::vector<double>> fractions;
+  std::vector<double> minutes;  // [b]: wall time from session creation to budget b
   std::string error;
 };
 
@@ -131,6 +133,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   SessionManager manager(&journal, 1);
   auto session = manager.Create(config);
   if (!session.ok()) return session.status();
+  const absl::Time created = absl::Now();
 
   int64_t responses = 0;
   int64_t report = 0;
@@ -160,6 +163,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
       }
       responses = ack.counts().responses();
     }
+    job.minutes.push_back(absl::ToDoubleMinutes(absl::Now() - created));
     v1::Session described;
     (*session)->Describe(/*with_images=*/true, &described);
     const double optimum = rig.population().neuron(0).optimum_rate();
@@ -213,7 +217,7 @@ int Main() {
       for (absl::string_view optimizer : absl::StrSplit(absl::GetFlag(FLAGS_optimizers), ','))
         for (int seed = 1; seed <= absl::GetFlag(FLAGS_seeds); ++seed)
           jobs.push_back({std::string(optimizer), std::string(space), std::string(cell),
-                          static_cast<uint64_t>(seed), {}, ""});
+                          static_cast<uint64_t>(seed), {}, {}, ""});
 
   const absl::Time start = absl::Now();
   RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
@@ -258,6 +262,25 @@ int Main() {
         }
         const Summary m = Summarize(values);
         absl::StrAppendFormat(&row, " %5.3f [%5.3f,%5.3f] |", m.median, m.min, m.max);
+      }
+      std::cout << row << "\n";
+    }
+    if (absl::GetFlag(FLAGS_display_ms) > 0) {
+      const Job& j = jobs[first];
+      std::string row = absl::StrFormat("| %-8s | %-9s | %-17s |", j.cell, j.space, j.optimizer);
+      if (label_picks) absl::StrAppendFormat(&row, " %-8s |", "minutes");
+      for (size_t b = 0; b < budgets.size(); ++b) {
+        std::vector<double> values;
+        for (int s = 0; s < absl::GetFlag(FLAGS_seeds); ++s) {
+          const Job& job = jobs[first + s];
+          if (job.error.empty() && b < job.minutes.size()) values.push_back(job.minutes[b]);
+        }
+        if (values.empty()) {
+          absl::StrAppendFormat(&row, " %19s |", "-");
+          continue;
+        }
+        const Summary m = Summarize(values);
+        absl::StrAppendFormat(&row, " %5.2f [%5.2f,%5.2f] |", m.median, m.min, m.max);
       }
       std::cout << row << "\n";
     }
