@@ -49,10 +49,11 @@
 // Offline runs against a simulated rig that answers at once (stimloop-
 // simulate, bench/sample_efficiency) set sync 1: there waiting costs
 // nothing, every generation sees the fit on all earlier data, and runs
-// replay exactly. A live rig keeps the default, at the price of staler
-// models on a small machine (BENCHMARKS.md, "Async refits with a rig that
-// takes real time": per response they cost the simple cell a lot on 2
-// cores; the per-minute comparison with sync is open).
+// replay exactly. A live rig keeps the default: on 2 cores at 0.25 s per
+// stimulus it matched sync per response and got more responses per minute
+// (BENCHMARKS.md, "Async against sync refits per minute of recording",
+// 2 seeds; with 3-6 generations stale refits before 683bf08 it had cost
+// the simple cell a lot per response).
 //
 // Thread-safe.
 #ifndef STIMLOOP_MODELS_REFIT_SCHEDULER_H_
