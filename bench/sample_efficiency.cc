@@ -21,6 +21,7 @@
 #include <cmath>
 #include <limits>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
@@ -64,6 +66,9 @@ ABSL_FLAG(int, display_ms, 0,
 ABSL_FLAG(std::string, picks, "measured",
           "Which stimulus each figure rates: measured (the best measured), shown (the "
           "truly best shown: an oracle), guess (the optimizer's best guess)");
+ABSL_FLAG(std::string, dump_pooled, "",
+          "CSV file: at every budget, the 1000 best-measured images of every session with "
+          "their presentations, measured objectives and true rate (to study picks offline)");
 
 namespace stimloop {
 namespace {
@@ -75,6 +80,7 @@ struct Job {
   // pick does not exist (no best guess).
   std::vector<std::vector<double>> fractions;
   std::vector<double> minutes;  // [b]: wall time from session creation to budget b
+  std::string dump;             // --dump_pooled rows
   std::string error;
 };
 
@@ -86,6 +92,29 @@ absl::StatusOr<Pick> ParsePick(absl::string_view name) {
   if (name == "guess") return Pick::kGuess;
   return absl::InvalidArgumentError(
       absl::StrCat("--picks: '", name, "' is not measured, shown or guess"));
+}
+
+// Appends one CSV row per pooled image (best measured first) to job.dump:
+// cell, seed, budget, rank, generation, model_version, predicted objective,
+// presentations, mean measured objective, true fraction of the optimum, then
+// every presentation's objective separated by ';'.
+absl::Status AppendPooledRows(const Session& session, const SimulatedRig& rig, Job& job,
+                              int64_t budget) {
+  v1::ListStimuliResponse best;
+  if (absl::Status s = session.BestStimuli(1000, /*include_png=*/true, &best); !s.ok()) return s;
+  const double optimum = rig.population().neuron(0).optimum_rate();
+  for (int i = 0; i < best.stimuli_size(); ++i) {
+    const v1::StimulusRecord& r = best.stimuli(i);
+    auto truth = rig.TrueRates(r.stimulus().png());
+    if (!truth.ok()) return truth.status();
+    std::vector<std::string> each;
+    for (const v1::Presentation& p : r.presentation()) each.push_back(absl::StrCat(p.rates(0)));
+    absl::StrAppendFormat(&job.dump, "%s,%d,%d,%d,%d,%d,%.6g,%d,%.6g,%.6g,%s\n", job.cell, job.seed,
+                          budget, i, r.stimulus().generation(), r.stimulus().model_version(),
+                          r.stimulus().predicted_objective(), r.presentations(),
+                          r.mean_objective(), (*truth)[0] / optimum, absl::StrJoin(each, ";"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
@@ -167,6 +196,9 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
     v1::Session described;
     (*session)->Describe(/*with_images=*/true, &described);
     const double optimum = rig.population().neuron(0).optimum_rate();
+    if (!absl::GetFlag(FLAGS_dump_pooled).empty()) {
+      if (absl::Status s = AppendPooledRows(**session, rig, job, budget); !s.ok()) return s;
+    }
     for (size_t p = 0; p < picks.size(); ++p) {
       double rate = std::numeric_limits<double>::quiet_NaN();
       if (picks[p] == Pick::kShown) {
@@ -286,6 +318,16 @@ int Main() {
     }
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
+  if (const std::string path = absl::GetFlag(FLAGS_dump_pooled); !path.empty()) {
+    std::ofstream out(path);
+    out << "cell,seed,budget,rank,generation,model_version,predicted,presentations,mean,"
+           "true_fraction,objectives\n";
+    for (const Job& job : jobs) out << job.dump;
+    if (!out) {
+      std::cerr << "--dump_pooled: cannot write " << path << "\n";
+      return 1;
+    }
+  }
   return 0;
 }
 
