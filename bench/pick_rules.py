@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""Which pooled image should a session call its best? Rules read offline.
+
+Reads the CSV of `sample_efficiency --dump_pooled=FILE` (every session's
+pooled images at every budget, with their true rate) and prints, per cell and
+budget, the true fraction of the optimum of the image each rule picks: median
+and mean over seeds, then every seed. Rules use only what a session knows
+(presentations, measured objectives, generation, the proposing model's
+predicted objective); "shown" is the oracle.
+
+    /usr/bin/python3 bench/pick_rules.py pooled.csv
+"""
+import collections
+import csv
+import math
+import sys
+
+import numpy as np
+
+
+def load(path):
+    sessions = collections.defaultdict(list)
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            sessions[(r['cell'], int(r['seed']), int(r['budget']))].append(dict(
+                generation=int(r['generation']), predicted=float(r['predicted']),
+                n=int(r['presentations']), mean=float(r['mean']),
+                truth=float(r['true_fraction']),
+                objectives=[float(x) for x in r['objectives'].split(';') if x]))
+    return sessions
+
+
+def fano(images):
+    """Noise variance per unit mean, pooled over images shown twice or more."""
+    squares = weighted_means = 0.0
+    for i in images:
+        if i['n'] >= 2:
+            o = np.array(i['objectives'])
+            squares += ((o - o.mean()) ** 2).sum()
+            weighted_means += (i['n'] - 1) * max(o.mean(), 1e-9)
+    return squares / weighted_means if weighted_means > 0 else 1.0
+
+
+def best_mean(images, min_n=2):
+    """The session's rule (Session.best_measured) with min_n = 2."""
+    pool = [i for i in images if i['n'] >= min_n] or images
+    return max(pool, key=lambda i: i['mean'])
+
+
+def shrunk(images, recent=5):
+    """Empirical Bayes: each mean shrunk towards the mean of the newest
+    `recent` generations' images by its noise (Fano x mean / n)."""
+    f = fano(images)
+    newest = max(i['generation'] for i in images)
+    pool = [i for i in images if i['generation'] > newest - recent]
+    means = np.array([i['mean'] for i in pool])
+    noise = f * np.maximum(means, 1e-9) / np.array([i['n'] for i in pool])
+    prior_mean, prior_var = means.mean(), max(means.var() - noise.mean(), 1e-6)
+
+    def posterior(i):
+        var = f * max(i['mean'], prior_mean) / i['n']
+        return prior_mean + prior_var / (prior_var + var) * (i['mean'] - prior_mean)
+    return max(images, key=posterior)
+
+
+def model_prior(images, recent=10):
+    """As shrunk, but the prior mean of an image is a regression of the
+    measured means on the proposing model's predicted objective."""
+    f = fano(images)
+    newest = max(i['generation'] for i in images)
+    pool = [i for i in images
+            if i['generation'] > newest - recent and not math.isnan(i['predicted'])]
+    if len(pool) < 10:
+        return shrunk(images, recent)
+    p = np.array([i['predicted'] for i in pool])
+    m = np.array([i['mean'] for i in pool])
+    w = np.sqrt([i['n'] for i in pool])
+    design = np.vstack([np.ones_like(p), p]).T
+    coef = np.linalg.lstsq(design * w[:, None], m * w, rcond=None)[0]
+    noise = f * np.maximum(m, 1e-9) / np.array([i['n'] for i in pool])
+    prior_var = max(((m - design @ coef) ** 2).mean() - noise.mean(), 1e-6)
+
+    def posterior(i):
+        predicted = p.mean() if math.isnan(i['predicted']) else i['predicted']
+        prior = coef[0] + coef[1] * predicted
+        var = f * max(i['mean'], prior) / i['n']
+        return prior + prior_var / (prior_var + var) * (i['mean'] - prior)
+    return max(images, key=posterior)
+
+
+def lower_bound(images, z=1.0):
+    f = fano(images)
+    return max(images, key=lambda i: i['mean'] - z * math.sqrt(f * max(i['mean'], 1e-9) / i['n']))
+
+
+RULES = {
+    'best mean, n>=2 (session)': best_mean,
+    'best mean, n>=3': lambda x: best_mean(x, 3),
+    'best mean, n>=4': lambda x: best_mean(x, 4),
+    'shrunk to newest 5 gens': shrunk,
+    'shrunk to model prediction': model_prior,
+    'mean - 1 s.e.': lower_bound,
+    'shown (oracle)': lambda x: max(x, key=lambda i: i['truth']),
+}
+
+
+def main():
+    sessions = load(sys.argv[1])
+    for cell in sorted({k[0] for k in sessions}):
+        for budget in sorted({k[2] for k in sessions}):
+            keys = sorted(k for k in sessions if k[0] == cell and k[2] == budget)
+            fanos = [fano(sessions[k]) for k in keys]
+            print(f'{cell}, {budget} responses, {len(keys)} seeds, Fano factor of the '
+                  f'repeats {np.median(fanos):.1f} (rates; Poisson at 0.2 s: 5)')
+            for name, rule in RULES.items():
+                truths = [rule(sessions[k])['truth'] for k in keys]
+                print(f'  {name:28s} median {np.median(truths):.3f} mean {np.mean(truths):.3f}  '
+                      + ' '.join(f'{t:.2f}' for t in truths))
+
+
+if __name__ == '__main__':
+    main()
