@@ -59,8 +59,6 @@ ABSL_FLAG(std::string, surrogate_params, "",
           "name=value,... for the surrogate of gradient_ascent and adaptive_sampling");
 ABSL_FLAG(int, repeats, 0, "Session repeats per generation (RepeatsConfig.per_generation)");
 ABSL_FLAG(int, max_presentations, 0, "RepeatsConfig.max_presentations (0: the default, 4)");
-ABSL_FLAG(int, recent_generations, 0,
-          "RepeatsConfig.recent_generations (0: repeats chosen among every image)");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
 ABSL_FLAG(int, display_ms, 0,
           "Time the rig spends per stimulus before reporting a batch (0: answers at once). "
@@ -158,7 +156,6 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.mutable_repeats()->set_max_presentations(absl::GetFlag(FLAGS_max_presentations));
-  config.mutable_repeats()->set_recent_generations(absl::GetFlag(FLAGS_recent_generations));
   config.set_seed(job.seed);
 
   InMemoryJournal journal;

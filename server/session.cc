@@ -201,7 +201,7 @@ absl::Status Session::ProposeGeneration() {
   // optimizer's candidates.
   std::vector<Candidate> extras = ReferenceCandidates(generation, first_id + optimizer_count);
   absl::flat_hash_map<int64_t, size_t> repeat_source;  // candidate id -> record
-  for (size_t source : RepeatSources(generation)) {
+  for (size_t source : RepeatSources()) {
     Candidate c;
     c.id = first_id + optimizer_count + static_cast<int64_t>(extras.size());
     c.origin = kRepeatOrigin;

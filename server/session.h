@@ -197,9 +197,9 @@ class Session {
   // exists (see Session.best_measured in the proto). nullopt before any
   // response.
   std::optional<PooledImage> BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The first records of the images to repeat in generation `generation`
-  // (being proposed; see RepeatsConfig in the proto), best first.
-  std::vector<size_t> RepeatSources(int64_t generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first records of the images to repeat in the next generation (see
+  // RepeatsConfig in the proto), best first.
+  std::vector<size_t> RepeatSources() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FillRecord for a pooled image: its first record, with the pooled mean
   // and every presentation of the image.
   void FillPooledRecord(const PooledImage& image, bool with_image,

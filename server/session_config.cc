@@ -123,11 +123,6 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckRange("config.repeats.recent_generations",
-                                  repeats.recent_generations(), 0, 1000000);
-      !s.ok()) {
-    return s;
-  }
   return out;
 }
 

@@ -57,20 +57,13 @@ std::optional<Session::PooledImage> Session::BestMeasured() const {
   return best;
 }
 
-std::vector<size_t> Session::RepeatSources(int64_t generation) const {
+std::vector<size_t> Session::RepeatSources() const {
   const v1::RepeatsConfig& repeats = config_.proto.repeats();
   if (repeats.per_generation() == 0) return {};
-  // Images first shown before this generation are too old, unless shown
-  // twice already (0: none is).
-  const int64_t first_recent =
-      repeats.recent_generations() > 0 ? generation - repeats.recent_generations() : 0;
   std::vector<PooledImage> eligible = PooledImages();
   eligible.erase(std::remove_if(eligible.begin(), eligible.end(),
                                 [&](const PooledImage& p) {
-                                  const bool too_old =
-                                      p.presentations < 2 &&
-                                      records_[p.records.front()].entry.generation < first_recent;
-                                  return p.presentations == 0 || too_old ||
+                                  return p.presentations == 0 ||
                                          p.presentations + p.outstanding >=
                                              repeats.max_presentations();
                                 }),

@@ -318,46 +318,6 @@ TEST_F(SessionTest, ImagesAtTheirPresentationLimitAreNotRepeated) {
   EXPECT_EQ(repeats, 1);
 }
 
-// With recent_generations, an early image that was lucky once does not take
-// the repeats from the newest generation; an image shown twice stays
-// eligible.
-TEST_F(SessionTest, RecentGenerationsKeepRepeatsOnTheNewestImages) {
-  for (int recent : {0, 1}) {
-    v1::SessionConfig config = Config();
-    config.mutable_optimizer()->set_name("random");
-    config.set_generation_size(2);
-    config.mutable_repeats()->set_per_generation(1);
-    config.mutable_repeats()->set_max_presentations(3);
-    config.mutable_repeats()->set_recent_generations(recent);
-    auto session = Create(config);
-    v1::StimulusBatch g1, g2, g3;
-    v1::ReportResponsesAck ack;
-    ASSERT_TRUE(session->Next(0, &g1).ok());
-    // A = g1[0] responds 10, B = g1[1] responds 9.
-    ASSERT_TRUE(session->Report("1", RatedBatch(g1, [](int i) { return 10.0 - i; }), &ack).ok());
-    ASSERT_TRUE(session->Next(0, &g2).ok());
-    ASSERT_EQ(g2.stimuli_size(), 3);
-    // A's repeat responds 0 (A: mean 5 over two), g2's own images 1 and 2.
-    double fresh = 1;
-    ASSERT_TRUE(session
-                    ->Report("2", RatedBatch(g2, [&](int i) {
-                      return g2.stimuli(i).origin() == "repeat" ? 0.0 : fresh++;
-                    }),
-                             &ack)
-                    .ok());
-    ASSERT_TRUE(session->Next(0, &g3).ok());
-    std::vector<std::string> repeated;
-    for (const v1::Stimulus& s : g3.stimuli()) {
-      if (s.origin() == "repeat") repeated.push_back(s.png());
-    }
-    ASSERT_EQ(repeated.size(), 1u) << "recent_generations " << recent;
-    // Every image eligible: B (9, shown once) leads. Newest generation only:
-    // B is too old, and A (5, shown twice) beats g2's images (2 and 1).
-    EXPECT_EQ(repeated[0], recent == 0 ? g1.stimuli(1).png() : g1.stimuli(0).png())
-        << "recent_generations " << recent;
-  }
-}
-
 TEST_F(SessionTest, BadRepeatSettingsNameTheField) {
   struct Case {
     int per_generation, max_presentations;
@@ -376,13 +336,6 @@ TEST_F(SessionTest, BadRepeatSettingsNameTheField) {
     EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(std::string(session.status().message()), c.message);
   }
-  v1::SessionConfig config = Config();
-  config.mutable_repeats()->set_recent_generations(-1);
-  auto session = manager_.Create(config);
-  ASSERT_FALSE(session.ok());
-  EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(session.status().message()),
-            "config.repeats.recent_generations: -1 is outside [0, 1000000]");
 }
 
 TEST_F(SessionTest, MissingReferenceFolderIsInvalid) {
