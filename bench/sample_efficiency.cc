@@ -94,15 +94,25 @@ absl::StatusOr<Pick> ParsePick(absl::string_view name) {
       absl::StrCat("--picks: '", name, "' is not measured, shown or guess"));
 }
 
+// Appends a table cell "median [min, max]" of `values` ("-" when empty).
+void AppendSummaryCell(const std::vector<double>& values, int decimals, std::string* row) {
+  if (values.empty()) {
+    absl::StrAppendFormat(row, " %19s |", "-");
+    return;
+  }
+  const Summary m = Summarize(values);
+  absl::StrAppendFormat(row, " %5.*f [%5.*f,%5.*f] |", decimals, m.median, decimals, m.min,
+                        decimals, m.max);
+}
+
 // Appends one CSV row per pooled image (best measured first) to job.dump:
 // cell, seed, budget, rank, generation, model_version, predicted objective,
 // presentations, mean measured objective, true fraction of the optimum, then
 // every presentation's objective separated by ';'.
-absl::Status AppendPooledRows(const Session& session, const SimulatedRig& rig, Job& job,
-                              int64_t budget) {
+absl::Status AppendPooledRows(const Session& session, const SimulatedRig& rig, double optimum,
+                              int64_t budget, Job& job) {
   v1::ListStimuliResponse best;
   if (absl::Status s = session.BestStimuli(1000, /*include_png=*/true, &best); !s.ok()) return s;
-  const double optimum = rig.population().neuron(0).optimum_rate();
   for (int i = 0; i < best.stimuli_size(); ++i) {
     const v1::StimulusRecord& r = best.stimuli(i);
     auto truth = rig.TrueRates(r.stimulus().png());
@@ -197,7 +207,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
     (*session)->Describe(/*with_images=*/true, &described);
     const double optimum = rig.population().neuron(0).optimum_rate();
     if (!absl::GetFlag(FLAGS_dump_pooled).empty()) {
-      if (absl::Status s = AppendPooledRows(**session, rig, job, budget); !s.ok()) return s;
+      if (absl::Status s = AppendPooledRows(**session, rig, optimum, budget, job); !s.ok()) return s;
     }
     for (size_t p = 0; p < picks.size(); ++p) {
       double rate = std::numeric_limits<double>::quiet_NaN();
@@ -251,6 +261,15 @@ int Main() {
           jobs.push_back({std::string(optimizer), std::string(space), std::string(cell),
                           static_cast<uint64_t>(seed), {}, {}, ""});
 
+  std::ofstream dump;  // opened now: a bad path fails before the long run
+  if (const std::string path = absl::GetFlag(FLAGS_dump_pooled); !path.empty()) {
+    dump.open(path);
+    if (!dump) {
+      std::cerr << "--dump_pooled: cannot write " << path << "\n";
+      return 2;
+    }
+  }
+
   const absl::Time start = absl::Now();
   RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
     absl::Status s = RunJob(jobs[i], budgets, picks);
@@ -288,12 +307,7 @@ int Main() {
           }
           if (!std::isnan(job.fractions[p][b])) values.push_back(job.fractions[p][b]);
         }
-        if (values.empty()) {
-          absl::StrAppendFormat(&row, " %19s |", "-");
-          continue;
-        }
-        const Summary m = Summarize(values);
-        absl::StrAppendFormat(&row, " %5.3f [%5.3f,%5.3f] |", m.median, m.min, m.max);
+        AppendSummaryCell(values, /*decimals=*/3, &row);
       }
       std::cout << row << "\n";
     }
@@ -307,24 +321,19 @@ int Main() {
           const Job& job = jobs[first + s];
           if (job.error.empty() && b < job.minutes.size()) values.push_back(job.minutes[b]);
         }
-        if (values.empty()) {
-          absl::StrAppendFormat(&row, " %19s |", "-");
-          continue;
-        }
-        const Summary m = Summarize(values);
-        absl::StrAppendFormat(&row, " %5.2f [%5.2f,%5.2f] |", m.median, m.min, m.max);
+        AppendSummaryCell(values, /*decimals=*/2, &row);
       }
       std::cout << row << "\n";
     }
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
-  if (const std::string path = absl::GetFlag(FLAGS_dump_pooled); !path.empty()) {
-    std::ofstream out(path);
-    out << "cell,seed,budget,rank,generation,model_version,predicted,presentations,mean,"
-           "true_fraction,objectives\n";
-    for (const Job& job : jobs) out << job.dump;
-    if (!out) {
-      std::cerr << "--dump_pooled: cannot write " << path << "\n";
+  if (dump.is_open()) {
+    dump << "cell,seed,budget,rank,generation,model_version,predicted,presentations,mean,"
+            "true_fraction,objectives\n";
+    for (const Job& job : jobs) dump << job.dump;
+    dump.flush();
+    if (!dump) {
+      std::cerr << "--dump_pooled: cannot write " << absl::GetFlag(FLAGS_dump_pooled) << "\n";
       return 1;
     }
   }
