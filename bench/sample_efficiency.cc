@@ -59,9 +59,6 @@ ABSL_FLAG(std::string, surrogate_params, "",
           "name=value,... for the surrogate of gradient_ascent and adaptive_sampling");
 ABSL_FLAG(int, repeats, 0, "Session repeats per generation (RepeatsConfig.per_generation)");
 ABSL_FLAG(int, max_presentations, 0, "RepeatsConfig.max_presentations (0: the default, 4)");
-ABSL_FLAG(std::string, repeat_ranking, "measured",
-          "RepeatsConfig.rank_by: measured (mean measured objective) or model (the newest "
-          "model's prediction; gradient_ascent and adaptive_sampling only)");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
 ABSL_FLAG(int, display_ms, 0,
           "Time the rig spends per stimulus before reporting a batch (0: answers at once). "
@@ -169,9 +166,6 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.mutable_repeats()->set_max_presentations(absl::GetFlag(FLAGS_max_presentations));
-  config.mutable_repeats()->set_rank_by(absl::GetFlag(FLAGS_repeat_ranking) == "model"
-                                            ? v1::REPEAT_RANKING_MODEL
-                                            : v1::REPEAT_RANKING_MEASURED);
   config.set_seed(job.seed);
 
   InMemoryJournal journal;
@@ -258,11 +252,6 @@ int Main() {
     picks.push_back(*pick);
   }
   const bool label_picks = picks.size() != 1 || picks[0] != Pick::kMeasured;
-  if (const std::string ranking = absl::GetFlag(FLAGS_repeat_ranking);
-      ranking != "measured" && ranking != "model") {
-    std::cerr << "--repeat_ranking: '" << ranking << "' is not measured or model\n";
-    return 2;
-  }
 
   std::vector<Job> jobs;
   for (absl::string_view cell : absl::StrSplit(absl::GetFlag(FLAGS_cells), ','))

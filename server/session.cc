@@ -91,12 +91,6 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
   auto optimizer = MakeOptimizer(c.optimizer, context);
   if (!optimizer.ok()) return InConfig(optimizer.status());
   session->optimizer_ = *std::move(optimizer);
-  session->model_source_ = context.models;
-  if (c.proto.repeats().rank_by() == v1::REPEAT_RANKING_MODEL && context.models == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.repeats.rank_by: MODEL ranks images by the surrogate's predictions; optimizer '",
-        c.optimizer.name, "' has no surrogate (gradient_ascent and adaptive_sampling do)"));
-  }
 
   if (c.proto.reference_images().per_generation() > 0) {
     auto references =
@@ -207,13 +201,7 @@ absl::Status Session::ProposeGeneration() {
   // optimizer's candidates.
   std::vector<Candidate> extras = ReferenceCandidates(generation, first_id + optimizer_count);
   absl::flat_hash_map<int64_t, size_t> repeat_source;  // candidate id -> record
-  const v1::RepeatsConfig& repeats = config_.proto.repeats();
-  const bool rank_by_model =
-      repeats.per_generation() > 0 && repeats.rank_by() == v1::REPEAT_RANKING_MODEL;
-  if (rank_by_model) PredictForRepeatsNow();
-  for (size_t source : RepeatSources(rank_by_model && repeat_predictions_.has_value()
-                                         ? &*repeat_predictions_
-                                         : nullptr)) {
+  for (size_t source : RepeatSources()) {
     Candidate c;
     c.id = first_id + optimizer_count + static_cast<int64_t>(extras.size());
     c.origin = kRepeatOrigin;
@@ -299,13 +287,10 @@ void Session::StartProposalAhead() {
   ahead_running_ = true;
   ahead_thread_ = std::thread(&Session::ProposeAhead, this, optimizer_.get(),
                               config_.proto.generation_size(),
-                              static_cast<int64_t>(records_.size()) + 1, ImagesToPredict(),
-                              repeat_predictions_);
+                              static_cast<int64_t>(records_.size()) + 1);
 }
 
-void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id,
-                           std::vector<std::pair<size_t, std::string>> to_predict,
-                           std::optional<RepeatPredictions> previous) {
+void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
   // Runs without the session lock: while ahead_running_, nothing else
   // touches the optimizer (see "Proposing ahead" in session.h). Yields the
   // CPU to the threads that answer the rig.
@@ -330,23 +315,8 @@ void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id,
       std::cerr << "session " << id_ << ": cannot restore the optimizer: " << s << "\n";
     }
   }
-  // The repeats' ranking for the same boundary (RepeatRanking MODEL), from
-  // the version the Ask used (or a newer one); records_ grow only at a
-  // boundary, which waits for this thread.
-  std::optional<absl::StatusOr<RepeatPredictions>> predictions;
-  const std::shared_ptr<const ResponseModel> model =
-      to_predict.empty() || model_source_ == nullptr ? nullptr : model_source_->Latest();
-  if (model != nullptr && !absl::IsCancelled(candidates.status())) {
-    predictions = PredictForRepeats(*model, *objective_, to_predict,
-                                    static_cast<size_t>(first_id - 1), std::move(previous));
-    if (!predictions->ok()) {
-      std::cerr << "session " << id_ << ": background prediction for repeats failed: "
-                << predictions->status() << "\n";
-    }
-  }
   absl::MutexLock lock(&mu_);
   if (candidates.ok()) ahead_ = *std::move(candidates);
-  if (predictions.has_value() && predictions->ok()) repeat_predictions_ = **std::move(predictions);
   ahead_running_ = false;
 }
 

@@ -5,8 +5,7 @@
 //     tells the optimizer every measurement that changed since the last
 //     generation (the mean objective per stimulus), asks it for a new
 //     generation, interleaves reference images and repeats of the leading
-//     images (RepeatsConfig: by measured mean, or by the newest model's
-//     prediction, computed alongside the background Ask), quantizes to 8 bits, journals the generation,
+//     images (RepeatsConfig), quantizes to 8 bits, journals the generation,
 //     then hands out.
 //   Presentations of the same image (identical PNG: repeats, or any
 //     duplicate) are pooled for best_measured and BestStimuli; each record
@@ -43,7 +42,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -51,10 +49,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "models/refit_scheduler.h"
-#include "models/response_model.h"
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
-#include "optimizers/objective.h"
 #include "optimizers/optimizer.h"
 #include "server/session_config.h"
 #include "server/session_journal.h"
@@ -163,36 +159,9 @@ class Session {
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next generation's Ask on ahead_thread_ (propose_ahead_ only).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The newest model's predicted objective (ensemble mean) of the session's
-  // images, for RepeatRanking MODEL.
-  struct RepeatPredictions {
-    int64_t version = 0;                          // the model version
-    size_t records_covered = 0;                   // records_[0, this) were predicted
-    absl::flat_hash_map<size_t, double> by_image;  // first record -> objective
-  };
-  // (first record, PNG) of every image of the optimizer's so far; empty
-  // unless repeats are ranked by the model.
-  std::vector<std::pair<size_t, std::string>> ImagesToPredict() const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Predicts those of `images` that `previous` has not predicted with the
-  // same model version (all of them for another version). ~0.1 s per 100
-  // images on a CPU: runs on the background Ask's thread (at the boundary
-  // only without one).
-  static absl::StatusOr<RepeatPredictions> PredictForRepeats(
-      const ResponseModel& model, const Objective& objective,
-      const std::vector<std::pair<size_t, std::string>>& images, size_t records_covered,
-      std::optional<RepeatPredictions> previous);
   // Body of ahead_thread_: BeforeAsk, Ask, then stores the candidates in
-  // ahead_ (on failure the optimizer is restored and nothing is stored);
-  // then, for RepeatRanking MODEL, predicts `to_predict` (see
-  // ImagesToPredict) with the newest version into repeat_predictions_.
-  void ProposeAhead(Optimizer* optimizer, int count, int64_t first_id,
-                    std::vector<std::pair<size_t, std::string>> to_predict,
-                    std::optional<RepeatPredictions> previous);
-  // Brings repeat_predictions_ up to date at a boundary when the background
-  // Ask did not (no propose-ahead, or it failed); a failure is logged and
-  // leaves the repeats ranked by measurement.
-  void PredictForRepeatsNow() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ahead_ (on failure the optimizer is restored and nothing is stored).
+  void ProposeAhead(Optimizer* optimizer, int count, int64_t first_id);
   bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !ahead_running_ || !not_handed_out_.empty() || closed_;
   }
@@ -229,10 +198,8 @@ class Session {
   // response.
   std::optional<PooledImage> BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The first records of the images to repeat in the next generation (see
-  // RepeatsConfig in the proto), best first: by `predictions` when given
-  // (images without one rank last), else by measured mean.
-  std::vector<size_t> RepeatSources(const RepeatPredictions* predictions) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RepeatsConfig in the proto), best first.
+  std::vector<size_t> RepeatSources() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FillRecord for a pooled image: its first record, with the pooled mean
   // and every presentation of the image.
   void FillPooledRecord(const PooledImage& image, bool with_image,
@@ -262,9 +229,6 @@ class Session {
   // boundaries in ProposeGeneration (see models/refit_scheduler.h).
   std::shared_ptr<RefitScheduler> refits_;
   CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
-  // The model versions of model-based optimizers (trained or fixed); null
-  // for the others.
-  std::shared_ptr<const ModelSource> model_source_;
   bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
   // The background Ask of generation generation_ + 1: running, and its
   // candidates when it succeeded (consumed by ProposeGeneration once
@@ -272,9 +236,6 @@ class Session {
   bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<std::vector<Candidate>> ahead_ ABSL_GUARDED_BY(mu_);
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
-  // RepeatRanking MODEL: the newest predictions (set by the background Ask
-  // or PredictForRepeatsNow).
-  std::optional<RepeatPredictions> repeat_predictions_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1

@@ -123,13 +123,6 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
       !s.ok()) {
     return s;
   }
-  if (!v1::RepeatRanking_IsValid(repeats.rank_by())) {
-    return absl::InvalidArgumentError(absl::StrCat("config.repeats.rank_by: ", repeats.rank_by(),
-                                                   " is not a RepeatRanking"));
-  }
-  if (repeats.rank_by() == v1::REPEAT_RANKING_UNSPECIFIED) {
-    repeats.set_rank_by(v1::REPEAT_RANKING_MEASURED);
-  }
   return out;
 }
 

@@ -1,18 +1,12 @@
 // Session's pooling of the presentations of one image and its choice of
 // repeats (RepeatsConfig in proto/stimloop/v1/stimloop.proto): which records
-// show the same image, the best measured image, the images to re-show and
-// the newest model's predictions that may rank them.
+// show the same image, the best measured image, the images to re-show.
 #include <algorithm>
-#include <exception>
-#include <iostream>
-#include <limits>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/hash/hash.h"
-#include "absl/strings/str_cat.h"
-#include "optimizers/mei_parts.h"
 #include "server/session.h"
 
 namespace stimloop {
@@ -63,7 +57,7 @@ std::optional<Session::PooledImage> Session::BestMeasured() const {
   return best;
 }
 
-std::vector<size_t> Session::RepeatSources(const RepeatPredictions* predictions) const {
+std::vector<size_t> Session::RepeatSources() const {
   const v1::RepeatsConfig& repeats = config_.proto.repeats();
   if (repeats.per_generation() == 0) return {};
   std::vector<PooledImage> eligible = PooledImages();
@@ -75,85 +69,11 @@ std::vector<size_t> Session::RepeatSources(const RepeatPredictions* predictions)
                                 }),
                  eligible.end());
   const size_t n = std::min(eligible.size(), static_cast<size_t>(repeats.per_generation()));
-  if (predictions == nullptr) {
-    std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
-                      PooledImage::Better);
-  } else {
-    auto predicted = [&](const PooledImage& p) {
-      auto it = predictions->by_image.find(p.records.front());
-      return it != predictions->by_image.end() ? it->second
-                                               : -std::numeric_limits<double>::infinity();
-    };
-    std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
-                      [&](const PooledImage& a, const PooledImage& b) {
-                        const double pa = predicted(a), pb = predicted(b);
-                        return pa != pb ? pa > pb : a.records.front() < b.records.front();
-                      });
-  }
+  std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
+                    PooledImage::Better);
   std::vector<size_t> sources;
   for (size_t i = 0; i < n; ++i) sources.push_back(eligible[i].records.front());
   return sources;
-}
-
-std::vector<std::pair<size_t, std::string>> Session::ImagesToPredict() const {
-  std::vector<std::pair<size_t, std::string>> out;
-  if (config_.proto.repeats().per_generation() == 0 ||
-      config_.proto.repeats().rank_by() != v1::REPEAT_RANKING_MODEL) {
-    return out;
-  }
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const Record& r = records_[i];
-    if (!r.entry.is_reference && r.first_showing == i) out.emplace_back(i, r.entry.png);
-  }
-  return out;
-}
-
-absl::StatusOr<Session::RepeatPredictions> Session::PredictForRepeats(
-    const ResponseModel& model, const Objective& objective,
-    const std::vector<std::pair<size_t, std::string>>& images, size_t records_covered,
-    std::optional<RepeatPredictions> previous) {
-  RepeatPredictions out;
-  if (previous.has_value() && previous->version == model.version()) out = *std::move(previous);
-  out.version = model.version();
-  out.records_covered = records_covered;
-  std::vector<size_t> missing;
-  std::vector<torch::Tensor> pixels;
-  for (const auto& [record, png] : images) {
-    if (out.by_image.contains(record)) continue;
-    auto image = DecodeImage(png);
-    if (!image.ok()) return image.status();
-    missing.push_back(record);
-    pixels.push_back(image->to(torch::kFloat).div_(255));
-  }
-  if (missing.empty()) return out;
-  try {
-    const torch::Tensor predicted =
-        PredictObjectiveNoGrad(model, objective, torch::stack(pixels)).mean.to(torch::kDouble);
-    for (size_t k = 0; k < missing.size(); ++k) {
-      out.by_image[missing[k]] = predicted[static_cast<int64_t>(k)].item<double>();
-    }
-  } catch (const std::exception& e) {  // e.g. out of memory: never terminate
-    return absl::InternalError(absl::StrCat("predicting images for repeats: ", e.what()));
-  }
-  return out;
-}
-
-void Session::PredictForRepeatsNow() {
-  if (model_source_ == nullptr) return;
-  if (repeat_predictions_.has_value() && repeat_predictions_->records_covered == records_.size()) {
-    return;  // the background Ask predicted every image
-  }
-  const std::shared_ptr<const ResponseModel> model = model_source_->Latest();
-  if (model == nullptr) return;  // nothing fitted yet: ranked by measurement
-  auto predictions = PredictForRepeats(*model, *objective_, ImagesToPredict(), records_.size(),
-                                       std::move(repeat_predictions_));
-  repeat_predictions_.reset();
-  if (!predictions.ok()) {
-    std::cerr << "session " << id_ << ": repeats ranked by measurement: "
-              << predictions.status() << "\n";
-    return;
-  }
-  repeat_predictions_ = *std::move(predictions);
 }
 
 void Session::FillPooledRecord(const PooledImage& image, bool with_image,

@@ -1,10 +1,8 @@
 // The session with a model-based optimizer: refits run off the request
 // path, and every stimulus records the model version that proposed it.
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -15,7 +13,6 @@
 #include <gtest/gtest.h>
 
 #include "models/session_models.h"
-#include "optimizers/image_io.h"
 #include "server/session.h"
 #include "server/session_manager.h"
 
@@ -235,83 +232,6 @@ TEST(SessionRefitTest, NextGenerationIsAskedWhileTheCurrentOneIsShown) {
     manager.reset();
     EXPECT_FALSE(fit.timed_out) << "the held refit was not cancelled";
   }
-}
-
-// Mean pixel value in [0, 1] of a stimulus, as BrightnessModel sees it.
-double Brightness(const v1::Stimulus& stimulus) {
-  auto image = DecodeImage(stimulus.png());
-  EXPECT_TRUE(image.ok()) << image.status();
-  return image->to(torch::kDouble).mean().item<double>() / 255;
-}
-
-// RepeatRanking MODEL: the images re-shown are those the newest model
-// predicts best, not those measured best once.
-TEST(SessionRefitTest, RepeatsRankedByTheModelAreTheImagesItPredictsBest) {
-  HeldFit fit;
-  fit.Release();  // fits finish at once; every version predicts brightness
-  ScopedFitFunctionForTesting scoped(fit.Function());
-  InMemoryJournal journal;
-  SessionManager manager(&journal, 4);
-  v1::SessionConfig config = Config("gradient_ascent", /*refit_sync=*/1);
-  config.mutable_repeats()->set_per_generation(2);
-  config.mutable_repeats()->set_rank_by(v1::REPEAT_RANKING_MODEL);
-  auto session = manager.Create(config);
-  ASSERT_TRUE(session.ok()) << session.status();
-
-  // The neuron prefers dark images: what it measures ranks the images the
-  // other way round from the model.
-  std::vector<v1::Stimulus> shown;  // the optimizer's images, measured once
-  auto report_dark_preferring = [&](const v1::StimulusBatch& batch, const std::string& id) {
-    google::protobuf::RepeatedPtrField<v1::Response> responses;
-    for (const v1::Stimulus& s : batch.stimuli()) {
-      v1::Response* r = responses.Add();
-      r->set_stimulus_id(s.id());
-      r->add_rates(50 * (1 - Brightness(s)));
-      if (s.origin() != "repeat") shown.push_back(s);
-    }
-    v1::ReportResponsesAck ack;
-    ASSERT_TRUE((*session)->Report(id, responses, &ack).ok());
-  };
-  auto repeated = [](const v1::StimulusBatch& batch) {
-    std::vector<std::string> pngs;
-    for (const v1::Stimulus& s : batch.stimuli()) {
-      if (s.origin() == "repeat") pngs.push_back(s.png());
-    }
-    return pngs;
-  };
-  // The two images of `shown` that `better` ranks first.
-  auto top_two = [&](const std::function<bool(const v1::Stimulus&, const v1::Stimulus&)>& better) {
-    std::vector<v1::Stimulus> sorted = shown;
-    std::stable_sort(sorted.begin(), sorted.end(), better);
-    return std::vector<std::string>{sorted[0].png(), sorted[1].png()};
-  };
-  auto darker = [](const v1::Stimulus& a, const v1::Stimulus& b) {
-    return Brightness(a) < Brightness(b);
-  };
-  auto brighter = [](const v1::Stimulus& a, const v1::Stimulus& b) {
-    return Brightness(a) > Brightness(b);
-  };
-
-  v1::StimulusBatch g1, g2, g3;
-  ASSERT_TRUE((*session)->Next(0, &g1).ok());
-  EXPECT_TRUE(repeated(g1).empty()) << "nothing measured yet";
-  report_dark_preferring(g1, "r1");
-  // Generation 2 is proposed before any version is fitted: repeats go to the
-  // images measured best, the darkest.
-  ASSERT_TRUE((*session)->Next(0, &g2).ok());
-  EXPECT_EQ(g2.stimuli(0).model_version(), 0);
-  EXPECT_EQ(repeated(g2), top_two(darker));
-  const std::vector<std::string> measured_best = top_two(darker);
-  report_dark_preferring(g2, "r2");
-  // Generation 3 has version 1 (sync mode): repeats go to the images it
-  // predicts best, the brightest, whatever was measured.
-  ASSERT_TRUE((*session)->Next(0, &g3).ok());
-  EXPECT_EQ(g3.stimuli(0).model_version(), 1);
-  const std::vector<std::string> predicted_best = top_two(brighter);
-  EXPECT_EQ(repeated(g3), predicted_best);
-  EXPECT_NE(predicted_best, measured_best);
-  EXPECT_GT(fit.predicted.load(), static_cast<int64_t>(shown.size()))
-      << "the shown images were predicted besides the Ask's own";
 }
 
 TEST(SessionRefitTest, BadSurrogateParamsNameTheField) {

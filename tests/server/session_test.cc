@@ -318,31 +318,6 @@ TEST_F(SessionTest, ImagesAtTheirPresentationLimitAreNotRepeated) {
   EXPECT_EQ(repeats, 1);
 }
 
-TEST_F(SessionTest, RepeatsRankedByAModelNeedAModel) {
-  struct Case {
-    std::string optimizer;
-    int rank_by;
-    std::string message;
-  };
-  for (const Case& c :
-       {Case{"random", v1::REPEAT_RANKING_MODEL,
-             "config.repeats.rank_by: MODEL ranks images by the surrogate's predictions; "
-             "optimizer 'random' has no surrogate (gradient_ascent and adaptive_sampling do)"},
-        Case{"genetic", v1::REPEAT_RANKING_MODEL,
-             "config.repeats.rank_by: MODEL ranks images by the surrogate's predictions; "
-             "optimizer 'genetic' has no surrogate (gradient_ascent and adaptive_sampling do)"},
-        Case{"random", 7, "config.repeats.rank_by: 7 is not a RepeatRanking"}}) {
-    v1::SessionConfig config = Config();
-    config.mutable_optimizer()->set_name(c.optimizer);
-    config.mutable_repeats()->set_per_generation(1);
-    config.mutable_repeats()->set_rank_by(static_cast<v1::RepeatRanking>(c.rank_by));
-    auto session = manager_.Create(config);
-    ASSERT_FALSE(session.ok()) << c.message;
-    EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(std::string(session.status().message()), c.message);
-  }
-}
-
 TEST_F(SessionTest, BadRepeatSettingsNameTheField) {
   struct Case {
     int per_generation, max_presentations;
