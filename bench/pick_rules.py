@@ -6,7 +6,12 @@ pooled images at every budget, with their true rate) and prints, per cell and
 budget, the true fraction of the optimum of the image each rule picks: median
 and mean over seeds, then every seed. Rules use only what a session knows
 (presentations, measured objectives, generation, the proposing model's
-predicted objective); "shown" is the oracle.
+predicted objective); "shown" is the oracle. "validation KxV" simulates a
+block at the session's end: the K images the session ranks first (best mean
+among images shown twice or more) shown V more times each, drawn from
+their true rate with the benchmark's noise (Poisson counts in a 0.2 s
+window, peak 50 spikes/s), then the best pooled mean; it reads as the pick
+after budget + K*V responses.
 
     /usr/bin/python3 bench/pick_rules.py pooled.csv
 """
@@ -88,6 +93,19 @@ def model_prior(images, recent=10):
     return max(images, key=posterior)
 
 
+PEAK_RATE, WINDOW_S = 50.0, 0.2  # bench/sample_efficiency's defaults
+
+
+def validation_block(images, k, v, rng):
+    pool = [i for i in images if i['n'] >= 2] or images
+    candidates = sorted(pool, key=lambda i: -i['mean'])[:k]
+
+    def pooled(i):
+        extra = rng.poisson(i['truth'] * PEAK_RATE * WINDOW_S, size=v) / WINDOW_S
+        return (i['mean'] * i['n'] + extra.sum()) / (i['n'] + v)
+    return max(candidates, key=pooled)
+
+
 def lower_bound(images, z=1.0):
     f = fano(images)
     return max(images, key=lambda i: i['mean'] - z * math.sqrt(f * max(i['mean'], 1e-9) / i['n']))
@@ -100,6 +118,9 @@ RULES = {
     'shrunk to newest 5 gens': shrunk,
     'shrunk to model prediction': model_prior,
     'mean - 1 s.e.': lower_bound,
+    'validation 5x20 (+100)': lambda x, rng: validation_block(x, 5, 20, rng),
+    'validation 10x10 (+100)': lambda x, rng: validation_block(x, 10, 10, rng),
+    'validation 3x30 (+90)': lambda x, rng: validation_block(x, 3, 30, rng),
     'shown (oracle)': lambda x: max(x, key=lambda i: i['truth']),
 }
 
@@ -113,7 +134,11 @@ def main():
             print(f'{cell}, {budget} responses, {len(keys)} seeds, Fano factor of the '
                   f'repeats {np.median(fanos):.1f} (rates; Poisson at 0.2 s: 5)')
             for name, rule in RULES.items():
-                truths = [rule(sessions[k])['truth'] for k in keys]
+                if name.startswith('validation'):
+                    truths = [rule(sessions[k], np.random.default_rng(k[1] * 7919 + k[2]))['truth']
+                              for k in keys]
+                else:
+                    truths = [rule(sessions[k])['truth'] for k in keys]
                 print(f'  {name:28s} median {np.median(truths):.3f} mean {np.mean(truths):.3f}  '
                       + ' '.join(f'{t:.2f}' for t in truths))
 
