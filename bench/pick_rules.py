@@ -46,10 +46,14 @@ def fano(images):
     return squares / weighted_means if weighted_means > 0 else 1.0
 
 
+def shown_at_least(images, min_n):
+    """The images with min_n or more presentations; all of them if none."""
+    return [i for i in images if i['n'] >= min_n] or images
+
+
 def best_mean(images, min_n=2):
     """The session's rule (Session.best_measured) with min_n = 2."""
-    pool = [i for i in images if i['n'] >= min_n] or images
-    return max(pool, key=lambda i: i['mean'])
+    return max(shown_at_least(images, min_n), key=lambda i: i['mean'])
 
 
 def shrunk(images, recent=5):
@@ -97,8 +101,9 @@ PEAK_RATE, WINDOW_S = 50.0, 0.2  # bench/sample_efficiency's defaults
 
 
 def validation_block(images, k, v, rng):
-    pool = [i for i in images if i['n'] >= 2] or images
-    candidates = sorted(pool, key=lambda i: -i['mean'])[:k]
+    """The session's k best (its own rule's order) shown v more times each,
+    the extra trials drawn from the true rate; the best pooled mean."""
+    candidates = sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])[:k]
 
     def pooled(i):
         extra = rng.poisson(i['truth'] * PEAK_RATE * WINDOW_S, size=v) / WINDOW_S
@@ -118,10 +123,14 @@ RULES = {
     'shrunk to newest 5 gens': shrunk,
     'shrunk to model prediction': model_prior,
     'mean - 1 s.e.': lower_bound,
+    'shown (oracle)': lambda x: max(x, key=lambda i: i['truth']),
+}
+
+# Rules that draw simulated trials: (images, rng) -> image.
+SIMULATED_RULES = {
     'validation 5x20 (+100)': lambda x, rng: validation_block(x, 5, 20, rng),
     'validation 10x10 (+100)': lambda x, rng: validation_block(x, 10, 10, rng),
     'validation 3x30 (+90)': lambda x, rng: validation_block(x, 3, 30, rng),
-    'shown (oracle)': lambda x: max(x, key=lambda i: i['truth']),
 }
 
 
@@ -132,13 +141,15 @@ def main():
             keys = sorted(k for k in sessions if k[0] == cell and k[2] == budget)
             fanos = [fano(sessions[k]) for k in keys]
             print(f'{cell}, {budget} responses, {len(keys)} seeds, Fano factor of the '
-                  f'repeats {np.median(fanos):.1f} (rates; Poisson at 0.2 s: 5)')
-            for name, rule in RULES.items():
-                if name.startswith('validation'):
-                    truths = [rule(sessions[k], np.random.default_rng(k[1] * 7919 + k[2]))['truth']
-                              for k in keys]
-                else:
-                    truths = [rule(sessions[k])['truth'] for k in keys]
+                  f'repeats {np.median(fanos):.1f} (rates; Poisson at {WINDOW_S} s: '
+                  f'{1 / WINDOW_S:g})')
+            picks = {name: [rule(sessions[k]) for k in keys] for name, rule in RULES.items()}
+            for name, rule in SIMULATED_RULES.items():
+                # One generator per session (seed, budget): reruns print the same.
+                picks[name] = [rule(sessions[k], np.random.default_rng(k[1] * 7919 + k[2]))
+                               for k in keys]
+            for name, picked in picks.items():
+                truths = [i['truth'] for i in picked]
                 print(f'  {name:28s} median {np.median(truths):.3f} mean {np.mean(truths):.3f}  '
                       + ' '.join(f'{t:.2f}' for t in truths))
 
