@@ -52,23 +52,6 @@ class NeuronModel : public ResponseModel {
   std::shared_ptr<const SimulatedNeuron> neuron_;
 };
 
-class OneModel : public ModelSource {
- public:
-  explicit OneModel(std::shared_ptr<const ResponseModel> model) : model_(std::move(model)) {}
-  std::shared_ptr<const ResponseModel> Latest() const override { return model_; }
-
- private:
-  std::shared_ptr<const ResponseModel> model_;
-};
-
-// "a=1,b=2" -> the std::map the optimizer and image-space specs hold.
-absl::Status ParseParams(const std::string& text, std::map<std::string, double>* out) {
-  google::protobuf::Map<std::string, double> parsed;
-  if (absl::Status s = ParseNamedNumbers(text, &parsed); !s.ok()) return s;
-  out->insert(parsed.begin(), parsed.end());
-  return absl::OkStatus();
-}
-
 struct Job {
   std::string space, cell;
   uint64_t seed;
@@ -91,7 +74,7 @@ absl::Status RunJob(Job& job) {
 
   ImageSpaceSpec space_spec;
   space_spec.name = job.space;
-  if (absl::Status s = ParseParams(absl::GetFlag(FLAGS_image_space_params), &space_spec.params);
+  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_image_space_params), &space_spec.params);
       !s.ok()) {
     return s;
   }
@@ -103,13 +86,14 @@ absl::Status RunJob(Job& job) {
   OptimizerSpec optimizer_spec;
   optimizer_spec.name = "gradient_ascent";
   if (absl::Status s =
-          ParseParams(absl::GetFlag(FLAGS_optimizer_params), &optimizer_spec.params);
+          ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params), &optimizer_spec.params);
       !s.ok()) {
     return s;
   }
   optimizer_spec.params["prior_generations"] = 0;
   OptimizerContext context{*space, std::make_shared<const Objective>(*std::move(objective)),
-                           job.seed, std::make_shared<OneModel>(std::make_shared<NeuronModel>(cell))};
+                           job.seed,
+                           std::make_shared<FixedModelSource>(std::make_shared<NeuronModel>(cell))};
   auto optimizer = MakeOptimizer(optimizer_spec, context);
   if (!optimizer.ok()) return optimizer.status();
   auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);

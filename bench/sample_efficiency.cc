@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include <torch/serialize.h>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
@@ -39,6 +41,7 @@
 #include "clients/closed_loop.h"
 #include "clients/named_numbers.h"
 #include "clients/simulated_rig.h"
+#include "optimizers/image_io.h"
 #include "server/session.h"
 #include "server/session_journal.h"
 #include "server/session_manager.h"
@@ -69,6 +72,9 @@ ABSL_FLAG(std::string, picks, "measured",
 ABSL_FLAG(std::string, dump_pooled, "",
           "CSV file: at every budget, the 1000 best-measured images of every session with "
           "their presentations, measured objectives and true rate (to study picks offline)");
+ABSL_FLAG(std::string, dump_trials, "",
+          "Folder: at every budget, every presentation of every session so far saved as "
+          "<cell>_<seed>_<budget>.pt (bench/surrogate_guess refits surrogates on them)");
 
 namespace stimloop {
 namespace {
@@ -123,6 +129,45 @@ absl::Status AppendPooledRows(const Session& session, const SimulatedRig& rig, d
                           budget, i, r.stimulus().generation(), r.stimulus().model_version(),
                           r.stimulus().predicted_objective(), r.presentations(),
                           r.mean_objective(), (*truth)[0] / optimum, absl::StrJoin(each, ";"));
+  }
+  return absl::OkStatus();
+}
+
+// Saves every presentation so far to <dir>/<cell>_<seed>_<budget>.pt, in
+// the order of the session's stimuli, as torch::save of four tensors:
+// images uint8 [N, 1, H, W], measured rates float [N, 1], generation int64
+// [N] and the true rate as a fraction of the optimum, float [N]. Repeated
+// stimuli appear once per presentation (the trials a refit sees).
+absl::Status SaveTrials(const Session& session, const SimulatedRig& rig, double optimum,
+                        int64_t budget, const Job& job) {
+  v1::ListStimuliResponse all;
+  if (absl::Status s = session.ListStimuli(0, 0, /*include_png=*/true, &all); !s.ok()) return s;
+  std::vector<torch::Tensor> images;
+  std::vector<float> rates, fractions;
+  std::vector<int64_t> generations;
+  for (const v1::StimulusRecord& r : all.stimuli()) {
+    if (r.presentation_size() == 0) continue;
+    auto image = DecodeImage(r.stimulus().png());
+    if (!image.ok()) return image.status();
+    auto truth = rig.TrueRates(r.stimulus().png());
+    if (!truth.ok()) return truth.status();
+    for (const v1::Presentation& p : r.presentation()) {
+      images.push_back(*image);
+      rates.push_back(static_cast<float>(p.rates(0)));
+      generations.push_back(r.stimulus().generation());
+      fractions.push_back(static_cast<float>((*truth)[0] / optimum));
+    }
+  }
+  const int64_t n = static_cast<int64_t>(rates.size());
+  std::vector<torch::Tensor> saved = {
+      torch::stack(images), torch::tensor(rates).view({n, 1}), torch::tensor(generations),
+      torch::tensor(fractions)};
+  const std::string path = absl::StrCat(absl::GetFlag(FLAGS_dump_trials), "/", job.cell, "_",
+                                        job.seed, "_", budget, ".pt");
+  try {
+    torch::save(saved, path);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("--dump_trials: cannot write ", path));
   }
   return absl::OkStatus();
 }
@@ -208,6 +253,9 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
     const double optimum = rig.population().neuron(0).optimum_rate();
     if (!absl::GetFlag(FLAGS_dump_pooled).empty()) {
       if (absl::Status s = AppendPooledRows(**session, rig, optimum, budget, job); !s.ok()) return s;
+    }
+    if (!absl::GetFlag(FLAGS_dump_trials).empty()) {
+      if (absl::Status s = SaveTrials(**session, rig, optimum, budget, job); !s.ok()) return s;
     }
     for (size_t p = 0; p < picks.size(); ++p) {
       double rate = std::numeric_limits<double>::quiet_NaN();

@@ -103,12 +103,11 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  google::protobuf::Map<std::string, double> parsed;
-  if (absl::Status s = ParseNamedNumbers(params_text, &parsed); !s.ok()) {
+  std::map<std::string, double> params;
+  if (absl::Status s = ParseNamedNumbers(params_text, &params); !s.ok()) {
     std::fprintf(stderr, "--params: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  const std::map<std::string, double> params(parsed.begin(), parsed.end());
   if (images != "pink" && images != "smooth" && images != "genetic") {
     std::fprintf(stderr, "--images: pink, smooth or genetic, not %s\n", images.c_str());
     return 2;

@@ -1,5 +1,6 @@
-// Parses "name=value,name=value" command-line text into a proto map of
-// numbers (optimizer and image-space parameters).
+// Parses "name=value,name=value" command-line text into a map of numbers
+// (optimizer, image-space and surrogate parameters): a proto map for a
+// SessionConfig, or the std::map the specs inside the server hold.
 #ifndef STIMLOOP_CLIENTS_NAMED_NUMBERS_H_
 #define STIMLOOP_CLIENTS_NAMED_NUMBERS_H_
 
@@ -14,10 +15,11 @@
 
 namespace stimloop {
 
-// "a=1,b=2.5" -> {a: 1, b: 2.5}; "" -> nothing. INVALID_ARGUMENT quoting
-// the first item that is not name=number.
-inline absl::Status ParseNamedNumbers(const std::string& text,
-                                      google::protobuf::Map<std::string, double>* out) {
+// "a=1,b=2.5" -> {a: 1, b: 2.5} added to *out; "" -> nothing. Map is
+// google::protobuf::Map<std::string, double> or std::map<std::string, double>.
+// INVALID_ARGUMENT quoting the first item that is not name=number.
+template <typename Map>
+absl::Status ParseNamedNumbers(const std::string& text, Map* out) {
   if (text.empty()) return absl::OkStatus();
   for (absl::string_view item : absl::StrSplit(text, ',')) {
     std::vector<std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include <torch/types.h>
 
@@ -33,6 +34,18 @@ class ModelSource {
   virtual ~ModelSource() = default;
   // nullptr until a first version is fitted.
   virtual std::shared_ptr<const ResponseModel> Latest() const = 0;
+};
+
+// A source that hands out one model that never changes (a whole TorchScript
+// surrogate, or a benchmark's fixed model).
+class FixedModelSource : public ModelSource {
+ public:
+  explicit FixedModelSource(std::shared_ptr<const ResponseModel> model)
+      : model_(std::move(model)) {}
+  std::shared_ptr<const ResponseModel> Latest() const override { return model_; }
+
+ private:
+  std::shared_ptr<const ResponseModel> model_;
 };
 
 }  // namespace stimloop

@@ -30,17 +30,6 @@ absl::Status InConfig(const absl::Status& status) {
   return absl::InvalidArgumentError(absl::StrCat("config.", status.message()));
 }
 
-// Hands out one model that never changes.
-class FixedModelSource : public ModelSource {
- public:
-  explicit FixedModelSource(std::shared_ptr<const ResponseModel> model)
-      : model_(std::move(model)) {}
-  std::shared_ptr<const ResponseModel> Latest() const override { return model_; }
-
- private:
-  std::shared_ptr<const ResponseModel> model_;
-};
-
 std::map<std::string, double> FlattenMetrics(const FitMetrics& m) {
   std::map<std::string, double> out{
       {"num_trials", static_cast<double>(m.num_trials)},

@@ -1,0 +1,233 @@
+// Surrogate guess: how good a surrogate is *near the optimum*, measured on the
+// trials a closed loop collected. For each saved session (sample_efficiency
+// --dump_trials) and each surrogate variant, fits the surrogate on the
+// session's presentations, then rates on the true cell
+//   guess       gradient_ascent's BestGuess with this model (its optimum);
+//   gen best /  the best and median image of one Ask (a generation of
+//   gen median  proposals) with this model, when --ask;
+//   late corr   the correlation of the model's prediction with the true rate
+//               over the distinct images of the session's last
+//               --late_generations generations (near-optimal, near-equal
+//               images: what the pick and the next proposals hinge on).
+// Fractions are of the cell's optimum, median [min, max] over seeds. The same
+// trials for every variant, so variants compare on equal data; the closed
+// loop's own answer to a variant (it changes the data) is sample_efficiency's.
+//
+//   surrogate_guess --trials_dir=DIR --cells=simple,complex --seeds=8 --budget=1000 \
+//       --variants='default;l1_mask=1;ensemble_size=10'
+// A variant is "default" or key=value,... over the surrogate's defaults
+// (models/surrogate_config.h); the key fit_seed=N (not a surrogate key) sets
+// the fit's seed (default 1), so "fit_seed=2" is the defaults' control.
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/bench_util.h"
+#include "clients/named_numbers.h"
+#include "models/simulated_neuron.h"
+#include "models/torchscript_model.h"
+#include "models/trainer.h"
+#include "optimizers/optimizer.h"
+#include "server/torch_threads.h"
+
+ABSL_FLAG(std::string, trials_dir, "", "Folder of sample_efficiency --dump_trials files");
+ABSL_FLAG(std::string, cells, "simple,complex", "Simulated cell kinds");
+ABSL_FLAG(int, seeds, 8, "Seeds 1..N (session and neuron, as sample_efficiency's)");
+ABSL_FLAG(int, budget, 1000, "Which saved budget to fit on");
+ABSL_FLAG(std::string, variants, "default", "Surrogate variants separated by ';'");
+ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for gradient_ascent");
+ABSL_FLAG(bool, ask, true, "Also rate one Ask (a generation of proposals) per fit");
+ABSL_FLAG(int, generation_size, 40, "Images per Ask");
+ABSL_FLAG(int, late_generations, 5, "Generations counted as late for 'late corr'");
+ABSL_FLAG(int, threads, 2, "Fits run in parallel (each with one LibTorch thread)");
+
+namespace stimloop {
+namespace {
+
+struct Job {
+  std::string variant, cell;
+  uint64_t seed = 0;
+  double guess = 0, gen_best = 0, gen_median = 0, late_corr = 0, fit_s = 0;
+  std::string error;
+};
+
+double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor x = a.to(torch::kDouble).flatten() - a.to(torch::kDouble).mean();
+  const torch::Tensor y = b.to(torch::kDouble).flatten() - b.to(torch::kDouble).mean();
+  return ((x * y).sum() / (x.norm() * y.norm())).item<double>();
+}
+
+// The variant's surrogate parameters and fit seed.
+absl::Status ParseVariant(const std::string& variant, std::map<std::string, double>* params,
+                          uint64_t* fit_seed) {
+  *fit_seed = 1;
+  if (variant == "default") return absl::OkStatus();
+  if (absl::Status s = ParseNamedNumbers(variant, params); !s.ok()) return s;
+  if (auto it = params->find("fit_seed"); it != params->end()) {
+    *fit_seed = static_cast<uint64_t>(it->second);
+    params->erase(it);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunJob(Job& job) {
+  std::vector<torch::Tensor> saved;
+  const std::string path = absl::StrCat(absl::GetFlag(FLAGS_trials_dir), "/", job.cell, "_",
+                                        job.seed, "_", absl::GetFlag(FLAGS_budget), ".pt");
+  try {
+    torch::load(saved, path);
+  } catch (const c10::Error&) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  if (saved.size() != 4) return absl::InvalidArgumentError(absl::StrCat(path, ": not 4 tensors"));
+  const torch::Tensor images = saved[0].to(torch::kFloat) / 255;
+  const torch::Tensor& generations = saved[2];
+  const torch::Tensor& true_fraction = saved[3];
+
+  auto kind = ParseCellKind(job.cell);
+  if (!kind.ok()) return kind.status();
+  SimulatedNeuronSpec neuron_spec;
+  neuron_spec.kind = *kind;
+  neuron_spec.height = images.size(2);
+  neuron_spec.width = images.size(3);
+  neuron_spec.seed = job.seed;
+  auto population = SimulatedPopulation::Create(neuron_spec, 1, false);  // sample_efficiency's
+  if (!population.ok()) return population.status();
+  const SimulatedNeuron& cell = population->neuron(0);
+
+  std::map<std::string, double> params;
+  uint64_t fit_seed = 1;
+  if (absl::Status s = ParseVariant(job.variant, &params, &fit_seed); !s.ok()) return s;
+  auto spec = ParseSurrogateSpec(params);
+  if (!spec.ok()) return spec.status();
+  auto front_end = MakeFrontEnd(*spec, {1, images.size(2), images.size(3)});
+  if (!front_end.ok()) return front_end.status();
+  const absl::Time start = absl::Now();
+  // Empty stimulus ids: repeats are the presentations with identical pixels.
+  auto model = FitSurrogate(TrainingData{images, saved[1], {}}, *spec, *front_end, 1,
+                            fit_seed, nullptr, nullptr);
+  if (!model.ok()) return model.status();
+  job.fit_s = absl::ToDoubleSeconds(absl::Now() - start);
+
+  // Late images: distinct stimuli of the last generations.
+  const int64_t last = generations.max().item<int64_t>();
+  const torch::Tensor late = generations > last - absl::GetFlag(FLAGS_late_generations);
+  const torch::Tensor late_images = images.index({late});
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor predicted = (*model)->PredictMembers(late_images).mean(0).select(1, 0);
+    job.late_corr = Correlation(predicted, true_fraction.index({late}));
+  }
+
+  ImageSpaceSpec space_spec;
+  space_spec.name = "spectral";
+  auto space = MakeImageSpace(space_spec, ImageShape{1, images.size(2), images.size(3)});
+  if (!space.ok()) return space.status();
+  auto objective = Objective::Create(ObjectiveSpec{}, 1);
+  if (!objective.ok()) return objective.status();
+  OptimizerSpec optimizer_spec;
+  optimizer_spec.name = "gradient_ascent";
+  if (absl::Status s =
+          ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params), &optimizer_spec.params);
+      !s.ok()) {
+    return s;
+  }
+  optimizer_spec.params["prior_generations"] = 0;
+  OptimizerContext context{*space, std::make_shared<const Objective>(*std::move(objective)),
+                           job.seed, std::make_shared<FixedModelSource>(*model)};
+  auto optimizer = MakeOptimizer(optimizer_spec, context);
+  if (!optimizer.ok()) return optimizer.status();
+  const double optimum = cell.optimum_rate();
+  const torch::Tensor guess = (*optimizer)->BestGuess();
+  job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / optimum;
+  if (absl::GetFlag(FLAGS_ask)) {
+    auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);
+    if (!candidates.ok()) return candidates.status();
+    std::vector<torch::Tensor> proposed;
+    for (const Candidate& c : *candidates) proposed.push_back(c.image);
+    const torch::Tensor fractions = cell.Rates(torch::stack(proposed)) / optimum;
+    job.gen_best = fractions.max().item<double>();
+    job.gen_median = fractions.median().item<double>();
+  }
+  return absl::OkStatus();
+}
+
+std::string Cell(const std::vector<double>& values) {
+  const Summary s = Summarize(values);
+  return absl::StrFormat("%.3f [%.3f,%.3f]", s.median, s.min, s.max);
+}
+
+int Main() {
+  if (absl::GetFlag(FLAGS_trials_dir).empty()) {
+    std::cerr << "--trials_dir is required (a sample_efficiency --dump_trials folder)\n";
+    return 2;
+  }
+  SetTorchThreads(1);
+  const int seeds = absl::GetFlag(FLAGS_seeds);
+  std::vector<Job> jobs;
+  for (absl::string_view variant : absl::StrSplit(absl::GetFlag(FLAGS_variants), ';'))
+    for (absl::string_view cell : absl::StrSplit(absl::GetFlag(FLAGS_cells), ','))
+      for (int seed = 1; seed <= seeds; ++seed) {
+        Job job;
+        job.variant = std::string(variant);
+        job.cell = std::string(cell);
+        job.seed = static_cast<uint64_t>(seed);
+        jobs.push_back(job);
+      }
+  const absl::Time start = absl::Now();
+  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
+    absl::Status s = RunJob(jobs[i]);
+    if (!s.ok()) jobs[i].error = std::string(s.message());
+  });
+
+  std::cout << absl::StrFormat(
+      "# surrogates refit on the trials of %s at %d responses; true rate / optimum,\n"
+      "# median [min, max] over %d seeds; late corr over the last %d generations\n",
+      absl::GetFlag(FLAGS_trials_dir), absl::GetFlag(FLAGS_budget), seeds,
+      absl::GetFlag(FLAGS_late_generations));
+  std::cout << "| variant | cell | guess | gen best | gen median | late corr | fit s |\n"
+               "|---|---|---|---|---|---|---|\n";
+  int failed = 0;
+  for (size_t first = 0; first < jobs.size(); first += seeds) {
+    std::vector<double> guess, best, median, corr, secs;
+    for (int s = 0; s < seeds; ++s) {
+      const Job& job = jobs[first + s];
+      if (!job.error.empty()) {
+        std::cerr << job.variant << " " << job.cell << " seed " << job.seed << ": " << job.error
+                  << "\n";
+        ++failed;
+        continue;
+      }
+      guess.push_back(job.guess);
+      best.push_back(job.gen_best);
+      median.push_back(job.gen_median);
+      corr.push_back(job.late_corr);
+      secs.push_back(job.fit_s);
+    }
+    if (guess.empty()) continue;
+    std::cout << absl::StrFormat("| %s | %s | %s | %s | %s | %s | %.1f |\n", jobs[first].variant,
+                                 jobs[first].cell, Cell(guess), Cell(best), Cell(median),
+                                 Cell(corr), Summarize(secs).median);
+  }
+  std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace stimloop
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return stimloop::Main();
+}
