@@ -6,9 +6,10 @@
 //   gen best /  the best and median image of one Ask (a generation of
 //   gen median  proposals) with this model, when --ask;
 //   late corr   the correlation of the model's prediction with the true rate
-//               over the distinct images of the session's last
+//               over the presentations of the session's last
 //               --late_generations generations (near-optimal, near-equal
-//               images: what the pick and the next proposals hinge on).
+//               images, a re-shown one once per presentation: what the pick
+//               and the next proposals hinge on).
 // Fractions are of the cell's optimum, median [min, max] over seeds. The same
 // trials for every variant, so variants compare on equal data; the closed
 // loop's own answer to a variant (it changes the data) is sample_efficiency's.
@@ -120,7 +121,7 @@ absl::Status RunJob(Job& job) {
   if (!model.ok()) return model.status();
   job.fit_s = absl::ToDoubleSeconds(absl::Now() - start);
 
-  // Late images: distinct stimuli of the last generations.
+  // Late images: every presentation of the last generations.
   const int64_t last = generations.max().item<int64_t>();
   const torch::Tensor late = generations > last - absl::GetFlag(FLAGS_late_generations);
   const torch::Tensor late_images = images.index({late});
