@@ -9,7 +9,6 @@
 //
 //   ascent_ceiling --spaces=spectral,pixel --cells=simple,complex --seeds=8
 #include <iostream>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,7 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
-#include "clients/named_numbers.h"
+#include "bench/fixed_model_ascent.h"
 #include "models/simulated_neuron.h"
 #include "optimizers/optimizer.h"
 #include "server/torch_threads.h"
@@ -72,35 +71,13 @@ absl::Status RunJob(Job& job) {
   auto shared_population = std::make_shared<SimulatedPopulation>(*std::move(population));
   std::shared_ptr<const SimulatedNeuron> cell(shared_population, &shared_population->neuron(0));
 
-  ImageSpaceSpec space_spec;
-  space_spec.name = job.space;
-  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_image_space_params), &space_spec.params);
-      !s.ok()) {
-    return s;
-  }
-  auto space = MakeImageSpace(space_spec, ImageShape{1, spec.height, spec.width});
-  if (!space.ok()) return space.status();
-  auto objective = Objective::Create(ObjectiveSpec{}, 1);
-  if (!objective.ok()) return objective.status();
-
-  OptimizerSpec optimizer_spec;
-  optimizer_spec.name = "gradient_ascent";
-  if (absl::Status s =
-          ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params), &optimizer_spec.params);
-      !s.ok()) {
-    return s;
-  }
-  optimizer_spec.params["prior_generations"] = 0;
-  OptimizerContext context{*space, std::make_shared<const Objective>(*std::move(objective)),
-                           job.seed,
-                           std::make_shared<FixedModelSource>(std::make_shared<NeuronModel>(cell))};
-  auto optimizer = MakeOptimizer(optimizer_spec, context);
+  auto optimizer = MakeFixedModelAscent(
+      std::make_shared<NeuronModel>(cell), job.space, absl::GetFlag(FLAGS_image_space_params),
+      absl::GetFlag(FLAGS_optimizer_params), ImageShape{1, spec.height, spec.width}, job.seed);
   if (!optimizer.ok()) return optimizer.status();
   auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);
   if (!candidates.ok()) return candidates.status();
-  std::vector<torch::Tensor> images;
-  for (const Candidate& c : *candidates) images.push_back(c.image);
-  const torch::Tensor fractions = cell->Rates(torch::stack(images)) / cell->optimum_rate();
+  const torch::Tensor fractions = TrueFractions(*cell, *candidates);
   job.best = fractions.max().item<double>();
   job.median = fractions.median().item<double>();
   return absl::OkStatus();

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <limits>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -167,7 +168,8 @@ absl::Status SaveTrials(const Session& session, const SimulatedRig& rig, double 
   try {
     torch::save(saved, path);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("--dump_trials: cannot write ", path));
+    return absl::InternalError(
+        absl::StrCat("--dump_trials: cannot write ", path, ": ", e.what_without_backtrace()));
   }
   return absl::OkStatus();
 }
@@ -289,6 +291,11 @@ int Main() {
     budgets.push_back(value);
   }
   std::sort(budgets.begin(), budgets.end());
+  if (const std::string dir = absl::GetFlag(FLAGS_dump_trials);
+      !dir.empty() && !std::filesystem::is_directory(dir)) {
+    std::cerr << "--dump_trials: " << dir << " is not a folder\n";  // before the long run
+    return 2;
+  }
   std::vector<Pick> picks;
   std::vector<std::string> pick_names = absl::StrSplit(absl::GetFlag(FLAGS_picks), ',');
   for (const std::string& name : pick_names) {
@@ -385,7 +392,9 @@ int Main() {
       return 1;
     }
   }
-  return 0;
+  const bool any_failed =
+      std::any_of(jobs.begin(), jobs.end(), [](const Job& job) { return !job.error.empty(); });
+  return any_failed ? 1 : 0;
 }
 
 }  // namespace

@@ -35,11 +35,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "bench/fixed_model_ascent.h"
 #include "clients/named_numbers.h"
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
 #include "models/trainer.h"
-#include "optimizers/optimizer.h"
 #include "server/torch_threads.h"
 
 ABSL_FLAG(std::string, trials_dir, "", "Folder of sample_efficiency --dump_trials files");
@@ -131,33 +131,16 @@ absl::Status RunJob(Job& job) {
     job.late_corr = Correlation(predicted, true_fraction.index({late}));
   }
 
-  ImageSpaceSpec space_spec;
-  space_spec.name = "spectral";
-  auto space = MakeImageSpace(space_spec, ImageShape{1, images.size(2), images.size(3)});
-  if (!space.ok()) return space.status();
-  auto objective = Objective::Create(ObjectiveSpec{}, 1);
-  if (!objective.ok()) return objective.status();
-  OptimizerSpec optimizer_spec;
-  optimizer_spec.name = "gradient_ascent";
-  if (absl::Status s =
-          ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params), &optimizer_spec.params);
-      !s.ok()) {
-    return s;
-  }
-  optimizer_spec.params["prior_generations"] = 0;
-  OptimizerContext context{*space, std::make_shared<const Objective>(*std::move(objective)),
-                           job.seed, std::make_shared<FixedModelSource>(*model)};
-  auto optimizer = MakeOptimizer(optimizer_spec, context);
+  auto optimizer = MakeFixedModelAscent(*model, "spectral", "",
+                                        absl::GetFlag(FLAGS_optimizer_params),
+                                        ImageShape{1, images.size(2), images.size(3)}, job.seed);
   if (!optimizer.ok()) return optimizer.status();
-  const double optimum = cell.optimum_rate();
   const torch::Tensor guess = (*optimizer)->BestGuess();
-  job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / optimum;
+  job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / cell.optimum_rate();
   if (absl::GetFlag(FLAGS_ask)) {
     auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);
     if (!candidates.ok()) return candidates.status();
-    std::vector<torch::Tensor> proposed;
-    for (const Candidate& c : *candidates) proposed.push_back(c.image);
-    const torch::Tensor fractions = cell.Rates(torch::stack(proposed)) / optimum;
+    const torch::Tensor fractions = TrueFractions(cell, *candidates);
     job.gen_best = fractions.max().item<double>();
     job.gen_median = fractions.median().item<double>();
   }
