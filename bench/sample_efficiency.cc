@@ -1,6 +1,11 @@
 // Sample efficiency: the fraction of the true optimum reached by the
 // session's best measured stimulus (what a scientist would be shown, not an
 // oracle pick) after a number of responses, median and spread over seeds.
+// `--validation_candidates=K` adds a column: after the last budget the
+// session's validation block (K leading images, and with
+// --validation_best_guess the optimizer's guess, each shown
+// --validation_presentations more times; the rest of the generation under
+// way is skipped first), then the same picks.
 // `--picks` adds two diagnostic readings of the same runs: "shown", the
 // truly best stimulus shown so far (an oracle pick: what a perfect
 // measurement would have found), and "guess", the optimizer's best guess
@@ -76,6 +81,12 @@ ABSL_FLAG(std::string, dump_pooled, "",
 ABSL_FLAG(std::string, dump_trials, "",
           "Folder: at every budget, every presentation of every session so far saved as "
           "<cell>_<seed>_<budget>.pt (bench/surrogate_guess refits surrogates on them)");
+ABSL_FLAG(int, validation_candidates, 0,
+          "After the last budget, a validation block (ValidationBlock) re-showing this many "
+          "leading images, read as one more column; 0: none");
+ABSL_FLAG(int, validation_presentations, 20, "Presentations of each validated image");
+ABSL_FLAG(bool, validation_best_guess, false,
+          "Adds the optimizer's best guess to the validation block");
 
 namespace stimloop {
 namespace {
@@ -89,6 +100,7 @@ struct Job {
   std::vector<double> minutes;  // [b]: wall time from session creation to budget b
   std::string dump;             // --dump_pooled rows
   std::string error;
+  int64_t validation_responses = 0;  // the validation block's, when there is one
 };
 
 enum class Pick { kMeasured, kShown, kGuess };
@@ -224,41 +236,42 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   int64_t responses = 0;
   int64_t report = 0;
   double best_shown_rate = 0;  // true rate of the truly best stimulus shown
-  job.fractions.assign(picks.size(), {});
-  for (int64_t budget : budgets) {
-    while (responses < budget) {
-      v1::StimulusBatch batch;
-      const int want = static_cast<int>(std::min<int64_t>(budget - responses, 1000));
-      if (absl::Status s = (*session)->Next(want, &batch); !s.ok()) return s;
-      google::protobuf::RepeatedPtrField<v1::Response> report_responses;
-      for (const v1::Stimulus& stimulus : batch.stimuli()) {
-        auto rates = rig.Measure(stimulus.png());
-        if (!rates.ok()) return rates.status();
-        auto truth = rig.TrueRates(stimulus.png());
-        if (!truth.ok()) return truth.status();
-        best_shown_rate = std::max(best_shown_rate, (*truth)[0]);
-        v1::Response* r = report_responses.Add();
-        r->set_stimulus_id(stimulus.id());
-        r->mutable_rates()->Add(rates->begin(), rates->end());
+  int32_t remaining = 0;       // of the generation under way, not handed out
+  // Measures (or, `skip`, aborts) every stimulus of `batch` and reports it.
+  auto show = [&](const v1::StimulusBatch& batch, bool skip) -> absl::Status {
+    remaining = batch.remaining();
+    google::protobuf::RepeatedPtrField<v1::Response> report_responses;
+    for (const v1::Stimulus& stimulus : batch.stimuli()) {
+      v1::Response* r = report_responses.Add();
+      r->set_stimulus_id(stimulus.id());
+      if (skip) {
+        r->set_skipped(true);
+        continue;
       }
-      absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_display_ms)) * batch.stimuli_size());
-      v1::ReportResponsesAck ack;
-      if (absl::Status s = (*session)->Report(absl::StrCat(++report), report_responses, &ack);
-          !s.ok()) {
-        return s;
-      }
-      responses = ack.counts().responses();
+      auto rates = rig.Measure(stimulus.png());
+      if (!rates.ok()) return rates.status();
+      auto truth = rig.TrueRates(stimulus.png());
+      if (!truth.ok()) return truth.status();
+      best_shown_rate = std::max(best_shown_rate, (*truth)[0]);
+      r->mutable_rates()->Add(rates->begin(), rates->end());
     }
-    job.minutes.push_back(absl::ToDoubleMinutes(absl::Now() - created));
+    if (report_responses.empty()) return absl::OkStatus();
+    if (!skip) {
+      absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_display_ms)) * batch.stimuli_size());
+    }
+    v1::ReportResponsesAck ack;
+    if (absl::Status s = (*session)->Report(absl::StrCat(++report), report_responses, &ack);
+        !s.ok()) {
+      return s;
+    }
+    responses = ack.counts().responses();
+    return absl::OkStatus();
+  };
+  const double optimum = rig.population().neuron(0).optimum_rate();
+  // Reads every pick now, as one more column.
+  auto read_picks = [&]() -> absl::Status {
     v1::Session described;
     (*session)->Describe(/*with_images=*/true, &described);
-    const double optimum = rig.population().neuron(0).optimum_rate();
-    if (!absl::GetFlag(FLAGS_dump_pooled).empty()) {
-      if (absl::Status s = AppendPooledRows(**session, rig, optimum, budget, job); !s.ok()) return s;
-    }
-    if (!absl::GetFlag(FLAGS_dump_trials).empty()) {
-      if (absl::Status s = SaveTrials(**session, rig, optimum, budget, job); !s.ok()) return s;
-    }
     for (size_t p = 0; p < picks.size(); ++p) {
       double rate = std::numeric_limits<double>::quiet_NaN();
       if (picks[p] == Pick::kShown) {
@@ -275,6 +288,44 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
       }
       job.fractions[p].push_back(rate / optimum);
     }
+    return absl::OkStatus();
+  };
+
+  job.fractions.assign(picks.size(), {});
+  for (int64_t budget : budgets) {
+    while (responses < budget) {
+      v1::StimulusBatch batch;
+      const int want = static_cast<int>(std::min<int64_t>(budget - responses, 1000));
+      if (absl::Status s = (*session)->Next(want, &batch); !s.ok()) return s;
+      if (absl::Status s = show(batch, /*skip=*/false); !s.ok()) return s;
+    }
+    job.minutes.push_back(absl::ToDoubleMinutes(absl::Now() - created));
+    if (!absl::GetFlag(FLAGS_dump_pooled).empty()) {
+      if (absl::Status s = AppendPooledRows(**session, rig, optimum, budget, job); !s.ok()) return s;
+    }
+    if (!absl::GetFlag(FLAGS_dump_trials).empty()) {
+      if (absl::Status s = SaveTrials(**session, rig, optimum, budget, job); !s.ok()) return s;
+    }
+    if (absl::Status s = read_picks(); !s.ok()) return s;
+  }
+
+  if (absl::GetFlag(FLAGS_validation_candidates) > 0) {
+    if (remaining > 0) {  // the block starts at a boundary: abort the rest
+      v1::StimulusBatch rest;
+      if (absl::Status s = (*session)->Next(0, &rest); !s.ok()) return s;
+      if (absl::Status s = show(rest, /*skip=*/true); !s.ok()) return s;
+    }
+    v1::ValidationBlock block;
+    block.set_candidates(absl::GetFlag(FLAGS_validation_candidates));
+    block.set_presentations(absl::GetFlag(FLAGS_validation_presentations));
+    block.set_include_best_guess(absl::GetFlag(FLAGS_validation_best_guess));
+    const int64_t before = responses;
+    v1::StimulusBatch batch;
+    if (absl::Status s = (*session)->Validate(block, 0, &batch); !s.ok()) return s;
+    if (absl::Status s = show(batch, /*skip=*/false); !s.ok()) return s;
+    job.validation_responses = responses - before;
+    job.minutes.push_back(absl::ToDoubleMinutes(absl::Now() - created));
+    if (absl::Status s = read_picks(); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -340,16 +391,20 @@ int Main() {
       absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_seeds), absl::GetFlag(FLAGS_display_ms));
   std::string header = absl::StrFormat("| %-8s | %-9s | %-17s |", "cell", "space", "optimizer");
   if (label_picks) absl::StrAppendFormat(&header, " %-8s |", "stimulus");
-  for (int64_t b : budgets) {
-    absl::StrAppendFormat(&header, " %19s |", absl::StrCat(b, " responses"));
+  std::vector<std::string> columns;  // one per budget, then the validation block
+  for (int64_t b : budgets) columns.push_back(absl::StrCat(b, " responses"));
+  if (const int k = absl::GetFlag(FLAGS_validation_candidates); k > 0) {
+    columns.push_back(absl::StrCat("+ ", k, absl::GetFlag(FLAGS_validation_best_guess) ? "+1" : "",
+                                   " x ", absl::GetFlag(FLAGS_validation_presentations)));
   }
+  for (const std::string& column : columns) absl::StrAppendFormat(&header, " %19s |", column);
   std::cout << header << "\n|" << std::string(header.size() - 2, '-') << "|\n";
   for (size_t first = 0; first < jobs.size(); first += absl::GetFlag(FLAGS_seeds)) {
     for (size_t p = 0; p < picks.size(); ++p) {
       const Job& j = jobs[first];
       std::string row = absl::StrFormat("| %-8s | %-9s | %-17s |", j.cell, j.space, j.optimizer);
       if (label_picks) absl::StrAppendFormat(&row, " %-8s |", pick_names[p]);
-      for (size_t b = 0; b < budgets.size(); ++b) {
+      for (size_t b = 0; b < columns.size(); ++b) {
         std::vector<double> values;
         for (int s = 0; s < absl::GetFlag(FLAGS_seeds); ++s) {
           const Job& job = jobs[first + s];
@@ -370,7 +425,7 @@ int Main() {
       const Job& j = jobs[first];
       std::string row = absl::StrFormat("| %-8s | %-9s | %-17s |", j.cell, j.space, j.optimizer);
       if (label_picks) absl::StrAppendFormat(&row, " %-8s |", "minutes");
-      for (size_t b = 0; b < budgets.size(); ++b) {
+      for (size_t b = 0; b < columns.size(); ++b) {
         std::vector<double> values;
         for (int s = 0; s < absl::GetFlag(FLAGS_seeds); ++s) {
           const Job& job = jobs[first + s];
@@ -379,6 +434,17 @@ int Main() {
         AppendSummaryCell(values, /*decimals=*/2, &row);
       }
       std::cout << row << "\n";
+    }
+  }
+  if (absl::GetFlag(FLAGS_validation_candidates) > 0) {
+    std::vector<double> extra;
+    for (const Job& job : jobs) {
+      if (job.error.empty()) extra.push_back(static_cast<double>(job.validation_responses));
+    }
+    if (!extra.empty()) {
+      const Summary m = Summarize(extra);
+      std::cout << absl::StrFormat("# the validation block took %.0f [%.0f, %.0f] responses\n",
+                                   m.median, m.min, m.max);
     }
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));

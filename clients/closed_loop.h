@@ -5,6 +5,8 @@
 #define STIMLOOP_CLIENTS_CLOSED_LOOP_H_
 
 #include <functional>
+#include <limits>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -29,6 +31,10 @@ struct GenerationSummary {
 struct ClosedLoopOptions {
   int64_t responses = 1000;  // stop once this many presentations are reported
   int step = 0;              // stimuli per NextStimuli call; 0: whole generations
+  // After `responses`: report the stimuli of the current generation not
+  // measured yet as skipped (aborted trials), then show this validation
+  // block (ValidationBlock in the proto) in full.
+  std::optional<v1::ValidationBlock> validation;
   // Called after every generation; may be empty.
   std::function<void(const GenerationSummary&)> on_generation;
 };
@@ -37,6 +43,10 @@ struct ClosedLoopResult {
   v1::Session session;  // GetSession at the end (best measured included)
   double best_true_fraction = 0;  // the target neuron's true rate / its optimum
   int64_t generations = 0;
+  // With a validation block: best_true_fraction just before it, and the
+  // responses it took.
+  double best_true_fraction_before_validation = std::numeric_limits<double>::quiet_NaN();
+  int64_t validation_responses = 0;
 };
 
 // A simulated rig answers at once, so waiting for refits costs an offline

@@ -95,11 +95,13 @@ absl::StatusOr<v1::Session> RigClient::CloseSession(const std::string& session_i
   return reply;
 }
 
-absl::StatusOr<v1::StimulusBatch> RigClient::NextStimuli(const std::string& session_id,
-                                                         int max_count) {
+absl::StatusOr<v1::StimulusBatch> RigClient::NextStimuli(
+    const std::string& session_id, int max_count,
+    const std::optional<v1::ValidationBlock>& validation) {
   v1::NextStimuliRequest request;
   request.set_session_id(session_id);
   request.set_max_count(max_count);
+  if (validation.has_value()) *request.mutable_validation() = *validation;
   v1::StimulusBatch reply;
   auto context = NewContext();
   if (absl::Status s = FromGrpc(stub_->NextStimuli(context.get(), request, &reply)); !s.ok()) {

@@ -7,6 +7,7 @@
 #define STIMLOOP_CLIENTS_RIG_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,8 +41,11 @@ class RigClient {
   absl::StatusOr<v1::Session> GetSession(const std::string& session_id);
   absl::StatusOr<v1::ListSessionsResponse> ListSessions();
   absl::StatusOr<v1::Session> CloseSession(const std::string& session_id);
-  // max_count 0: the rest of the current generation.
-  absl::StatusOr<v1::StimulusBatch> NextStimuli(const std::string& session_id, int max_count);
+  // max_count 0: the rest of the current generation. With `validation`,
+  // the new generation is that validation block (see ValidationBlock).
+  absl::StatusOr<v1::StimulusBatch> NextStimuli(
+      const std::string& session_id, int max_count,
+      const std::optional<v1::ValidationBlock>& validation = std::nullopt);
   // Retried with the same request_id on transient failures.
   absl::StatusOr<v1::ReportResponsesAck> ReportResponses(
       const std::string& session_id, const std::string& request_id,

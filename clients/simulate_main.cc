@@ -50,6 +50,13 @@ ABSL_FLAG(uint64_t, seed, 1, "Session seed (the neuron's receptive field uses it
 ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
 ABSL_FLAG(double, peak_rate, 50, "The neuron's rate at its optimum, spikes/s");
 ABSL_FLAG(int, step, 0, "Stimuli per NextStimuli call; 0: whole generations");
+ABSL_FLAG(int, validation_candidates, 0,
+          "After --responses, a validation block re-showing this many leading images "
+          "(ValidationBlock.candidates); 0: no block");
+ABSL_FLAG(int, validation_presentations, 20,
+          "Presentations of each image in the validation block");
+ABSL_FLAG(bool, validation_best_guess, false,
+          "Adds the optimizer's best guess to the validation block");
 ABSL_FLAG(std::string, subject, "simulated", "metadata.subject of the session");
 ABSL_FLAG(absl::Duration, call_timeout, absl::Seconds(300),
           "Deadline of every call; model-based generations take seconds to minutes on a CPU");
@@ -133,6 +140,13 @@ int Run() {
   stimloop::ClosedLoopOptions loop;
   loop.responses = absl::GetFlag(FLAGS_responses);
   loop.step = absl::GetFlag(FLAGS_step);
+  if (absl::GetFlag(FLAGS_validation_candidates) > 0) {
+    v1::ValidationBlock block;
+    block.set_candidates(absl::GetFlag(FLAGS_validation_candidates));
+    block.set_presentations(absl::GetFlag(FLAGS_validation_presentations));
+    block.set_include_best_guess(absl::GetFlag(FLAGS_validation_best_guess));
+    loop.validation = block;
+  }
   loop.on_generation = [](const stimloop::GenerationSummary& g) {
     std::cout << absl::StrFormat("%4d  %9d  %9.1f  %9.1f  %13.1f  %13.3f  %5.0f ms\n",
                                  g.generation, g.responses, g.mean_rate, g.max_rate,
@@ -157,6 +171,12 @@ int Run() {
             << absl::StrFormat("  true fraction        %.3f of the neuron's optimum (%.1f spikes/s)\n",
                                result->best_true_fraction,
                                rig.population().neuron(absl::GetFlag(FLAGS_target)).optimum_rate())
+            << (result->validation_responses > 0
+                    ? absl::StrFormat("  before validation    %.3f of the optimum (the block took "
+                                      "%d responses)\n",
+                                      result->best_true_fraction_before_validation,
+                                      result->validation_responses)
+                    : std::string())
             << absl::StrFormat("  best image           %s\n", best_path)
             << absl::StrFormat("  session written to   %s\n", data_dir);
   if (server != nullptr) {

@@ -137,6 +137,10 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
     }
     if (absl::Status s = ProposeGeneration(); !s.ok()) return s;
   }
+  return HandOut(max_count, batch);
+}
+
+absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch) {
   const size_t count =
       max_count == 0 ? not_handed_out_.size()
                      : std::min(not_handed_out_.size(), static_cast<size_t>(max_count));
@@ -153,22 +157,25 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
     ++pending_;
     FillStimulus(record, /*with_image=*/true, batch->add_stimuli());
   }
+  batch->set_remaining(static_cast<int32_t>(not_handed_out_.size()));
   return absl::OkStatus();
+}
+
+std::vector<Observation> Session::Untold(std::vector<size_t>* told) const {
+  std::vector<Observation> observations;
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const Record& r = records_[i];
+    if (!r.is_optimizers() || r.presentations == r.told_presentations) continue;
+    observations.push_back({r.entry.sequence, r.mean_objective(), r.presentations});
+    told->push_back(i);
+  }
+  return observations;
 }
 
 absl::Status Session::ProposeGeneration() {
   // What the optimizer has not heard yet: every stimulus whose mean changed.
-  std::vector<Observation> observations;
   std::vector<size_t> told;
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const Record& r = records_[i];
-    if (r.entry.is_reference || r.is_repeat() || r.presentations == r.told_presentations) {
-      continue;
-    }
-    observations.push_back(
-        {r.entry.sequence, r.mean_objective(), r.presentations});
-    told.push_back(i);
-  }
+  const std::vector<Observation> observations = Untold(&told);
 
   // Tell and Ask change the optimizer; keep its state to undo them if
   // anything after fails, so a failed request leaves the session unchanged.
@@ -257,14 +264,23 @@ absl::Status Session::ProposeGeneration() {
     }
   }
 
-  if (absl::Status s = journal_->GenerationProposed(id_, generation, entries,
-                                                    SaveOptimizerState(*optimizer_), responses_);
+  std::string committed_state = SaveOptimizerState(*optimizer_);
+  if (absl::Status s =
+          journal_->GenerationProposed(id_, generation, entries, committed_state, responses_);
       !s.ok()) {
     return undo(s);
   }
+  ahead_.reset();  // consumed
+  CommitGeneration(generation, std::move(entries), told, std::move(committed_state));
+  return absl::OkStatus();
+}
 
+void Session::CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
+                               const std::vector<size_t>& told, std::string optimizer_state) {
   for (size_t i : told) records_[i].told_presentations = records_[i].presentations;
-  if (refits_ != nullptr) refits_->AfterAsk();  // refit on everything measured so far
+  // The boundary's refit, on everything measured so far (also after a
+  // validation block, where no Ask happened).
+  if (refits_ != nullptr) refits_->AfterAsk();
   generation_ = generation;
   const size_t first_new = records_.size();
   records_.resize(records_.size() + entries.size());
@@ -274,9 +290,8 @@ absl::Status Session::ProposeGeneration() {
     records_[index].entry = std::move(e);
   }
   for (size_t i = first_new; i < records_.size(); ++i) IndexImage(i);
-  ahead_.reset();
+  if (propose_ahead_) committed_optimizer_state_ = std::move(optimizer_state);
   StartProposalAhead();
-  return absl::OkStatus();
 }
 
 void Session::StartProposalAhead() {

@@ -10,6 +10,10 @@
 //   Presentations of the same image (identical PNG: repeats, or any
 //     duplicate) are pooled for best_measured and BestStimuli; each record
 //     keeps its own, and the optimizer hears only of its own stimuli.
+//   Validate: at a boundary, proposes a validation block instead (the
+//     leading images, and optionally the optimizer's best guess, shown again
+//     in rounds; ValidationBlock in the proto). The optimizer is told what
+//     changed but not asked; a background Ask it supersedes is undone.
 //   Report: validates the whole report (all or nothing), journals it
 //     (committed), then applies it. A request_id seen before returns the
 //     first acknowledgement and changes nothing.
@@ -64,6 +68,10 @@ inline constexpr int kMaxStimuliPerRequest = 1000;
 inline constexpr int kMaxResponsesPerReport = 10000;
 inline constexpr size_t kMaxRequestIdLength = 128;
 inline constexpr char kRepeatOrigin[] = "repeat";  // Stimulus.origin of repeats
+inline constexpr char kValidationOrigin[] = "validation";  // ... of a validation block
+inline constexpr int kMaxValidationCandidates = 100;
+inline constexpr int kMaxValidationPresentations = 1000;
+inline constexpr int kMaxValidationStimuli = 10000;
 
 class Session {
  public:
@@ -87,6 +95,17 @@ class Session {
   // Hands out up to `max_count` stimuli (0: the rest of the current
   // generation); a batch never spans two generations.
   absl::Status Next(int max_count, v1::StimulusBatch* batch);
+
+  // Proposes a validation block (ValidationBlock in the proto) as the next
+  // generation, then hands out up to `max_count` of its stimuli as Next
+  // does. INVALID_ARGUMENT for a field out of range ("validation.<field>:
+  // ..."); FAILED_PRECONDITION when the session is closed, when stimuli of
+  // the current generation are not all handed out, when no image was
+  // measured yet, or when a best guess is asked for and the optimizer holds
+  // none. Computes the best guess (seconds for gradient ascent) without the
+  // lock when the optimizer allows it, as Describe does.
+  absl::Status Validate(const v1::ValidationBlock& block, int max_count,
+                        v1::StimulusBatch* batch);
 
   // Accepts measured responses; `ack` is filled on success.
   absl::Status Report(const std::string& request_id,
@@ -133,6 +152,10 @@ class Session {
     size_t first_showing = 0;
 
     bool is_repeat() const { return entry.origin == kRepeatOrigin; }
+    bool is_validation() const { return entry.origin == kValidationOrigin; }
+    // Proposed by the optimizer (not a reference image, repeat or
+    // validation stimulus): the only records it is told about.
+    bool is_optimizers() const { return !entry.is_reference && !is_repeat() && !is_validation(); }
     // Proposed (handed out or not) and neither answered nor skipped.
     bool outstanding() const { return presentations == 0 && skipped == 0; }
 
@@ -157,6 +180,30 @@ class Session {
                                                         SessionJournal* journal);
 
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes a journaled generation current: marks what the optimizer was told,
+  // requests the boundary's refit, queues the stimuli for hand-out, keeps
+  // the optimizer state journaled with it and starts the next background Ask.
+  void CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
+                        const std::vector<size_t>& told, std::string optimizer_state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands out up to max_count (0: all) stimuli of the current generation.
+  // REQUIRES: not_handed_out_ is not empty.
+  absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every optimizer stimulus whose mean changed since the optimizer last
+  // heard of it, and their record indices in *told.
+  std::vector<Observation> Untold(std::vector<size_t>* told) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The validation block's generation: `presentations` rounds over the
+  // images of `sources` (first records) and `guess` (a PNG; empty: none),
+  // each round in an order drawn from the seed. Tells the optimizer what
+  // changed, as every boundary does, but does not Ask it.
+  absl::Status ProposeValidationBlock(const std::vector<size_t>& sources, int presentations,
+                                      const std::string& guess_png, int64_t guess_version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the background Ask's candidates (a validation block takes their
+  // ids) and puts the optimizer back in the state committed with the
+  // current generation. REQUIRES: !ahead_running_.
+  absl::Status DiscardProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next generation's Ask on ahead_thread_ (propose_ahead_ only).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Body of ahead_thread_: BeforeAsk, Ask, then stores the candidates in
@@ -194,12 +241,21 @@ class Session {
   void IndexImage(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The measured image with the highest pooled mean objective (the first of
   // equals); with repeats on, among images with 2+ presentations when one
-  // exists (see Session.best_measured in the proto). nullopt before any
+  // exists; once a validation block was proposed, among the images blocks
+  // showed (see Session.best_measured in the proto). nullopt before any
   // response.
   std::optional<PooledImage> BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With repeats on and an image of `images` shown twice or more, 2 (the
+  // best is chosen among those); otherwise 1.
+  int MinPresentations(const std::vector<PooledImage>& images) const;
   // The first records of the images to repeat in the next generation (see
   // RepeatsConfig in the proto), best first.
   std::vector<size_t> RepeatSources() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first records of the `k` images a validation block re-shows: the
+  // best measured, with repeats on among those shown twice or more when
+  // there are any (the ranking BestMeasured used before any block), best
+  // first; fewer when fewer were measured.
+  std::vector<size_t> ValidationSources(int k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FillRecord for a pooled image: its first record, with the pooled mean
   // and every presentation of the image.
   void FillPooledRecord(const PooledImage& image, bool with_image,
@@ -235,6 +291,9 @@ class Session {
   // committed; a failed one leaves none, so the boundary asks again).
   bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<std::vector<Candidate>> ahead_ ABSL_GUARDED_BY(mu_);
+  // The optimizer state journaled with the current generation, to undo a
+  // background Ask that a validation block supersedes (propose_ahead_ only).
+  std::string committed_optimizer_state_ ABSL_GUARDED_BY(mu_);
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -43,7 +43,7 @@ v1::GenerationStats Session::GenerationStatsOf(int64_t g) const {
       }
       continue;
     }
-    if (r.is_repeat()) continue;  // not the generation's proposal
+    if (r.is_repeat() || r.is_validation()) continue;  // not the optimizer's proposal
     stats.set_stimuli(stats.stimuli() + 1);
     stats.set_model_version(std::max(stats.model_version(), r.entry.model_version));
     if (r.presentations == 0) continue;

@@ -1,6 +1,7 @@
 // Session's pooling of the presentations of one image and its choice of
 // repeats (RepeatsConfig in proto/stimloop/v1/stimloop.proto): which records
-// show the same image, the best measured image, the images to re-show.
+// show the same image, the best measured image, the images to re-show (in
+// the next generation, or in a validation block).
 #include <algorithm>
 #include <string_view>
 #include <utility>
@@ -41,20 +42,43 @@ std::vector<Session::PooledImage> Session::PooledImages() const {
   return images;
 }
 
+int Session::MinPresentations(const std::vector<PooledImage>& images) const {
+  const bool any_repeated = std::any_of(images.begin(), images.end(),
+                                        [](const PooledImage& p) { return p.presentations >= 2; });
+  return config_.proto.repeats().per_generation() > 0 && any_repeated ? 2 : 1;
+}
+
 std::optional<Session::PooledImage> Session::BestMeasured() const {
   std::vector<PooledImage> images = PooledImages();
-  int min_presentations = 1;
-  if (config_.proto.repeats().per_generation() > 0 &&
-      std::any_of(images.begin(), images.end(),
-                  [](const PooledImage& p) { return p.presentations >= 2; })) {
-    min_presentations = 2;
-  }
+  auto validated = [this](const PooledImage& image) {
+    return std::any_of(image.records.begin(), image.records.end(),
+                       [this](size_t i) { return records_[i].is_validation(); });
+  };
+  const bool after_validation = std::any_of(images.begin(), images.end(), validated);
+  const int min_presentations = after_validation ? 1 : MinPresentations(images);
   std::optional<PooledImage> best;
   for (PooledImage& image : images) {
     if (image.presentations < min_presentations) continue;
+    if (after_validation && !validated(image)) continue;
     if (!best.has_value() || PooledImage::Better(image, *best)) best = std::move(image);
   }
   return best;
+}
+
+std::vector<size_t> Session::ValidationSources(int k) const {
+  std::vector<PooledImage> eligible = PooledImages();
+  const int min_presentations = MinPresentations(eligible);
+  eligible.erase(std::remove_if(eligible.begin(), eligible.end(),
+                                [&](const PooledImage& p) {
+                                  return p.presentations < min_presentations;
+                                }),
+                 eligible.end());
+  const size_t n = std::min(eligible.size(), static_cast<size_t>(k));
+  std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
+                    PooledImage::Better);
+  std::vector<size_t> sources;
+  for (size_t i = 0; i < n; ++i) sources.push_back(eligible[i].records.front());
+  return sources;
 }
 
 std::vector<size_t> Session::RepeatSources() const {

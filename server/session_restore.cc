@@ -94,8 +94,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               s.config_.proto.num_neurons()));
     }
     record.AddPresentation(response.rates, s.objective_->Evaluate(response.rates));
-    if (non_skipped < journaled.responses_told && !record.entry.is_reference &&
-        !record.is_repeat()) {
+    if (non_skipped < journaled.responses_told && record.is_optimizers()) {
       ++record.told_presentations;
     }
     ++non_skipped;
@@ -118,7 +117,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   }
   // The uninterrupted session started the next generation's Ask right after
   // committing this one (see "Proposing ahead" in session.h).
-  if (s.generation_ > 0) s.StartProposalAhead();
+  if (s.generation_ > 0) {
+    if (s.propose_ahead_) s.committed_optimizer_state_ = journaled.optimizer_state;
+    s.StartProposalAhead();
+  }
   return session;
 }
 

@@ -71,6 +71,9 @@ grpc::Status StimLoopService::NextStimuli(grpc::ServerContext*,
   return Guarded("NextStimuli", [&]() -> absl::Status {
     auto session = sessions_->Find(request->session_id());
     if (!session.ok()) return session.status();
+    if (request->has_validation()) {
+      return (*session)->Validate(request->validation(), request->max_count(), reply);
+    }
     return (*session)->Next(request->max_count(), reply);
   });
 }

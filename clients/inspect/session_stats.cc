@@ -157,8 +157,12 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
     if (s.stimulus->generation < 1) continue;
     GenerationStats& g = stats.generations[s.stimulus->generation - 1];
     g.model_version = std::max(g.model_version, s.stimulus->model_version);
-    // Repeats re-show earlier images: not the generation's proposals.
-    if (s.stimulus->is_reference || s.stimulus->origin == "repeat") continue;
+    // Repeats and validation blocks re-show earlier images: not the
+    // generation's proposals.
+    if (s.stimulus->is_reference || s.stimulus->origin == "repeat" ||
+        s.stimulus->origin == "validation") {
+      continue;
+    }
     ++g.stimuli;
     g.presentations += s.presentations;
     if (s.presentations == 0) continue;

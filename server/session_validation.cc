@@ -1,0 +1,192 @@
+// Session's validation block (ValidationBlock in
+// proto/stimloop/v1/stimloop.proto): at a generation boundary, the leading
+// measured images and optionally the optimizer's best guess shown again in
+// rounds, so that the session's best is chosen on many presentations.
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "optimizers/image_io.h"
+#include "optimizers/optimizer_state.h"
+#include "server/session.h"
+
+namespace stimloop {
+namespace {
+
+constexpr int kDefaultCandidates = 5;
+constexpr int kDefaultPresentations = 20;
+
+absl::Status CheckRange(const char* field, int value, int max) {
+  if (value >= 0 && value <= max) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("validation.", field, ": ", value, " is outside [0, ", max, "]"));
+}
+
+}  // namespace
+
+absl::Status Session::Validate(const v1::ValidationBlock& block, int max_count,
+                               v1::StimulusBatch* batch) {
+  if (absl::Status s = CheckRange("candidates", block.candidates(), kMaxValidationCandidates);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckRange("presentations", block.presentations(), kMaxValidationPresentations);
+      !s.ok()) {
+    return s;
+  }
+  if (max_count < 0 || max_count > kMaxStimuliPerRequest) {
+    return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
+                                                   kMaxStimuliPerRequest, "]"));
+  }
+  const int candidates = block.candidates() == 0 ? kDefaultCandidates : block.candidates();
+  const int presentations =
+      block.presentations() == 0 ? kDefaultPresentations : block.presentations();
+  const int images = candidates + (block.include_best_guess() ? 1 : 0);
+  if (images * presentations > kMaxValidationStimuli) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "validation: ", images, " images x ", presentations, " presentations is more than ",
+        kMaxValidationStimuli, " stimuli"));
+  }
+
+  // Checked before and after the best guess, which may take seconds.
+  auto check_boundary = [this]() -> absl::Status {  // REQUIRES: mu_ held
+    if (closed_) {
+      return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+    }
+    if (!not_handed_out_.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "validation: ", not_handed_out_.size(), " stimuli of generation ", generation_,
+          " are not handed out yet; a validation block starts at a generation boundary"));
+    }
+    if (responses_ == 0) {
+      return absl::FailedPreconditionError("validation: no response yet, nothing to validate");
+    }
+    return absl::OkStatus();
+  };
+
+  std::string guess_png;
+  int64_t guess_version = 0;
+  if (block.include_best_guess()) {
+    torch::Tensor guess;
+    bool unlocked = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (absl::Status s = check_boundary(); !s.ok()) return s;
+      unlocked = optimizer_->best_guess_is_thread_safe();
+      if (!unlocked) guess = optimizer_->BestGuess();
+    }
+    if (unlocked) {
+      // The version the next generation would be proposed with (sync refits
+      // wait for it, as at any boundary). The optimizer outlives the call.
+      if (refits_ != nullptr) {
+        refits_->BeforeAsk();
+        if (auto model = refits_->Latest(); model != nullptr) guess_version = model->version();
+      }
+      guess = optimizer_->BestGuess();
+    }
+    if (!guess.defined()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("validation.include_best_guess: optimizer '", config_.optimizer.name,
+                       "' holds no best guess (random and genetic never do, the model-based "
+                       "optimizers from their first model version on)"));
+    }
+    auto png = EncodePng(ToUint8(guess));
+    if (!png.ok()) return png.status();
+    guess_png = *std::move(png);
+  }
+
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    if (absl::Status s = check_boundary(); !s.ok()) return s;
+    if (!ahead_running_) break;
+    mu_.Await(absl::Condition(this, &Session::AheadIdleOrStimuliLeft));
+  }
+  const std::vector<size_t> sources = ValidationSources(candidates);
+  if (sources.empty() && guess_png.empty()) {
+    return absl::FailedPreconditionError(
+        "validation: no image of the optimizer's was measured yet, nothing to validate");
+  }
+  if (absl::Status s = DiscardProposalAhead(); !s.ok()) return s;
+  if (absl::Status s = ProposeValidationBlock(sources, presentations, guess_png, guess_version);
+      !s.ok()) {
+    return s;
+  }
+  return HandOut(max_count, batch);
+}
+
+absl::Status Session::DiscardProposalAhead() {
+  if (!ahead_.has_value()) return absl::OkStatus();
+  if (absl::Status s = LoadOptimizerState(*optimizer_, committed_optimizer_state_); !s.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot undo the optimizer's background Ask: ", s.message()));
+  }
+  ahead_.reset();
+  return absl::OkStatus();
+}
+
+absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
+                                             int presentations, const std::string& guess_png,
+                                             int64_t guess_version) {
+  // The images, each as the entry every presentation copies.
+  std::vector<StimulusEntry> shown;
+  for (size_t source : sources) shown.push_back(records_[source].entry);
+  const bool guess_is_new = std::none_of(shown.begin(), shown.end(), [&](const StimulusEntry& e) {
+    return e.png == guess_png;
+  });
+  if (!guess_png.empty() && guess_is_new) {
+    StimulusEntry guess;
+    guess.png = guess_png;
+    guess.model_version = guess_version;
+    guess.predicted_objective = std::numeric_limits<double>::quiet_NaN();
+    shown.push_back(std::move(guess));
+  }
+
+  // A boundary like any other: the optimizer hears what changed (it is not
+  // asked), so the state journaled with the block is current.
+  std::vector<size_t> told;
+  const std::vector<Observation> observations = Untold(&told);
+  const std::string before = SaveOptimizerState(*optimizer_);
+  auto undo = [&](absl::Status status) {
+    absl::Status restored = LoadOptimizerState(*optimizer_, before);
+    return restored.ok() ? status : restored;
+  };
+  if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
+    return undo(absl::InternalError(absl::StrCat("optimizer rejected observations: ", s.message())));
+  }
+
+  // Rounds, each showing every image once in an order drawn from the seed.
+  const int64_t generation = generation_ + 1;
+  const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
+  at::Generator generator =
+      MakeGenerator(config_.proto.seed(), absl::StrCat("validation.", generation));
+  std::vector<StimulusEntry> entries;
+  entries.reserve(shown.size() * static_cast<size_t>(presentations));
+  for (int round = 0; round < presentations; ++round) {
+    const torch::Tensor order =
+        torch::randperm(static_cast<int64_t>(shown.size()), generator, torch::kLong);
+    for (int64_t k = 0; k < order.size(0); ++k) {
+      StimulusEntry e = shown[static_cast<size_t>(order[k].item<int64_t>())];
+      e.sequence = first_id + static_cast<int64_t>(entries.size());
+      e.id = absl::StrCat(id_, "-", e.sequence);
+      e.generation = generation;
+      e.origin = kValidationOrigin;
+      e.is_reference = false;
+      entries.push_back(std::move(e));
+    }
+  }
+
+  std::string committed_state = SaveOptimizerState(*optimizer_);
+  if (absl::Status s =
+          journal_->GenerationProposed(id_, generation, entries, committed_state, responses_);
+      !s.ok()) {
+    return undo(s);
+  }
+  CommitGeneration(generation, std::move(entries), told, std::move(committed_state));
+  return absl::OkStatus();
+}
+
+}  // namespace stimloop
