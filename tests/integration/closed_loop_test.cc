@@ -1,5 +1,6 @@
 // The real server binary on a loopback port, driven by the simulated rig
 // over gRPC: the closed loop end to end.
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,36 @@ TEST(ClosedLoopTest, StepsOfOneStimulusWalkThroughGenerations) {
   EXPECT_EQ(result->session.counts().responses(), 25);
   EXPECT_EQ(result->session.counts().generations(), 3);  // 10 + 10 + 5
   EXPECT_EQ(result->session.counts().pending(), 0);
+}
+
+TEST(ClosedLoopTest, ValidationBlockEndsTheLoopMidGeneration) {
+  auto server = StartTestServer("validation-block");
+  ASSERT_NE(server, nullptr);
+  auto client = ConnectTo(*server);
+  SimulatedRig rig = MakeRig(5);
+  auto session = client->CreateSession(SmallConfig(5));
+  ASSERT_TRUE(session.ok());
+  ClosedLoopOptions options;
+  options.responses = 25;  // generation 3 half shown: its other 5 are skipped
+  options.step = 4;
+  v1::ValidationBlock block;
+  block.set_candidates(3);
+  block.set_presentations(4);
+  options.validation = block;
+  auto result = RunClosedLoop(*client, rig, session->id(), 0, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->validation_responses, 12);
+  const v1::SessionCounts& counts = result->session.counts();
+  EXPECT_EQ(counts.generations(), 4);
+  EXPECT_EQ(counts.responses(), 25 + 12);
+  EXPECT_EQ(counts.skipped(), 5);
+  EXPECT_EQ(counts.pending(), 0);
+  // The best is one of the three validated images: 4 more presentations.
+  EXPECT_GE(result->session.best_measured().presentations(), 5);
+  EXPECT_NE(result->session.best_measured().stimulus().origin(), "validation")
+      << "best_measured names the stimulus that first showed the image";
+  EXPECT_GT(result->best_true_fraction, 0.0);
+  EXPECT_FALSE(std::isnan(result->best_true_fraction_before_validation));
 }
 
 TEST(ClosedLoopTest, SameSeedAndResponsesGiveIdenticalStimuli) {

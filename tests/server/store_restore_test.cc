@@ -276,6 +276,59 @@ TEST(SessionRestoreTest, ModelBasedSessionResumesWithTheModelAnUninterruptedRunU
   }
 }
 
+TEST(SessionRestoreTest, ModelBasedSessionWithAValidationBlockResumesExactly) {
+  auto store = SessionStore::Open(FreshDir("validation"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto resolved = ResolveConfig(ModelConfig("gradient_ascent", 6));
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  auto created = Session::Create("v", *std::move(resolved), absl::Now(), store->get());
+  ASSERT_TRUE(created.ok()) << created.status();
+  Session& original = **created;
+  Step(original, 8, "g1", 1.0);
+  Step(original, 8, "g2", 1.0);  // generation 3 is being asked in the background
+
+  // The block replaces generation 3 (the background Ask is undone); the
+  // model's optimum joins the two leading images.
+  v1::ValidationBlock block;
+  block.set_candidates(2);
+  block.set_presentations(3);
+  block.set_include_best_guess(true);
+  v1::StimulusBatch validation;
+  ASSERT_TRUE(original.Validate(block, 0, &validation).ok());
+  ASSERT_EQ(validation.generation(), 3);
+  ASSERT_EQ(validation.stimuli_size(), 9);
+  google::protobuf::RepeatedPtrField<v1::Response> responses;
+  for (const v1::Stimulus& s : validation.stimuli()) {
+    EXPECT_EQ(s.origin(), "validation");
+    v1::Response* r = responses.Add();
+    r->set_stimulus_id(s.id());
+    for (double rate : Rates(s.png(), 1.0)) r->add_rates(rate);
+  }
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(original.Report("block", responses, &ack).ok());
+  const JournaledSession journaled = LoadWhenRefitJournaled(**store, "v");
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_EQ(journaled.generation, 3);
+
+  // Both go on alike: the optimizer's next generations, ids after the block.
+  InMemoryJournal scratch;
+  auto restored = Session::Restore(journaled, &scratch);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  v1::Session a, b;
+  original.Describe(/*with_images=*/false, &a);
+  (*restored)->Describe(/*with_images=*/false, &b);
+  EXPECT_EQ(a.DebugString(), b.DebugString());
+  for (int i = 0; i < 2; ++i) {
+    const std::string id = "after" + std::to_string(i);
+    EXPECT_EQ(Step(original, 8, id, 1.0), Step(**restored, 8, id, 1.0)) << "step " << i;
+  }
+  v1::StimulusBatch next;
+  ASSERT_TRUE(original.Next(1, &next).ok());
+  EXPECT_EQ(next.generation(), 6);
+  EXPECT_EQ(next.stimuli(0).origin(), "gradient_ascent");
+  EXPECT_EQ(next.stimuli(0).id(), "v-" + std::to_string(8 + 8 + 9 + 8 + 8 + 1));
+}
+
 // Asks for one generation of `session` and answers all of it; returns the
 // model version of each stimulus the optimizer proposed (references,
 // repeats and prior draws left out).

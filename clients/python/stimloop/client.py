@@ -107,14 +107,22 @@ class Session:
         self.id = message.id
         self.config = message.config  # stimloop.v1.SessionConfig
 
-    def next_stimuli(self, max_count=0):
+    def next_stimuli(self, max_count=0, validation=None):
         """The next stimuli to show, a list of Stimulus.
 
         max_count 0: the rest of the current generation, or a whole new one
         once every stimulus of the current one was handed out (the optimizer
         then learns from every response reported so far). 1: one at a time.
+
+        validation: a dict of ValidationBlock fields (candidates,
+        presentations, include_best_guess), e.g. {"candidates": 5,
+        "presentations": 20}: the new generation is then a validation block,
+        the leading images shown again to settle the session's best. Only at
+        a generation boundary (hand out, and report, the current one first).
         """
         request = pb.NextStimuliRequest(session_id=self.id, max_count=max_count)
+        if validation is not None:
+            request.validation.CopyFrom(pb.ValidationBlock(**validation))
         batch = self._client._call("NextStimuli", request)
         return [Stimulus(s) for s in batch.stimuli]
 

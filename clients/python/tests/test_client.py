@@ -128,6 +128,28 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(best.stimulus.id, best_two[0].id)
         self.assertAlmostEqual(best.mean_objective, rate_of(best_two[0].image) / 2)
 
+    def test_validation_block_settles_the_best_image(self):
+        session = self.new_session(optimizer="random")
+        first = session.next_stimuli()
+        session.report([(s, [rate_of(s.image)]) for s in first])
+        block = session.next_stimuli(validation={"candidates": 2, "presentations": 3})
+        self.assertEqual(len(block), 6)
+        self.assertEqual({s.origin for s in block}, {"validation"})
+        leading = sorted(first, key=lambda s: rate_of(s.image), reverse=True)[:2]
+        self.assertEqual({s.png for s in block}, {s.png for s in leading})
+        # The runner-up responds best when shown again: it becomes the best.
+        session.report([(s, [10.0 if s.png == leading[1].png else 0.0]) for s in block])
+        best = session.info().best_measured
+        self.assertEqual(best.stimulus.id, leading[1].id)
+        self.assertEqual(best.presentations, 4)
+        # Not at a generation boundary: a clear FAILED_PRECONDITION.
+        session.next_stimuli(max_count=1)
+        with self.assertRaises(stimloop.StimloopError) as raised:
+            session.next_stimuli(validation={})
+        self.assertEqual(raised.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("a validation block starts at a generation boundary",
+                      raised.exception.message)
+
     def test_one_stimulus_at_a_time(self):
         session = self.new_session()
         first = session.next_stimuli(max_count=1)
