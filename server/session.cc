@@ -481,8 +481,8 @@ absl::Status Session::Report(const std::string& request_id,
     for (size_t k = 0; k < entries.size(); ++k) {
       if (entries[k].skipped) continue;
       // Cannot fail: every stimulus has the session's shape and neuron count.
-      absl::Status appended = refits_->Append(shown[next_shown++], entries[k].rates,
-                                              records_[indices[k]].entry.sequence);
+      absl::Status appended =
+          refits_->Append(shown[next_shown++], entries[k].rates, ImageId(indices[k]));
       if (!appended.ok()) return absl::InternalError(appended.message());
     }
   }

@@ -237,6 +237,13 @@ class Session {
   };
   // Every non-reference image, in order of first showing.
   std::vector<PooledImage> PooledImages() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The stimulus id the surrogate learns record `index` under: the sequence
+  // of the record that first showed its image, so that every presentation
+  // of one image (repeats, validation blocks) is one stimulus to the fit:
+  // on one side of its held-out split, and a repeat for its FEVE.
+  int64_t ImageId(size_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return records_[records_[index].first_showing].entry.sequence;
+  }
   // Sets records_[index].first_showing (records before it must be indexed).
   void IndexImage(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The measured image with the highest pooled mean objective (the first of

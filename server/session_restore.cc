@@ -142,8 +142,7 @@ absl::Status Session::ResumeRefits(const JournaledSession& journaled) {
       }
       image = *std::move(decoded);
     }
-    if (absl::Status s = refits_->Append(image, response.rates, records_[*index].entry.sequence);
-        !s.ok()) {
+    if (absl::Status s = refits_->Append(image, response.rates, ImageId(*index)); !s.ok()) {
       return s;
     }
   }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -271,6 +272,63 @@ TEST_F(SessionValidationTest, BackgroundAskTheBlockSupersedesIsUndone) {
   // The optimizer proposes what it would have proposed without the block:
   // the discarded Ask left no trace in its state.
   EXPECT_EQ(pngs(after_block), pngs(plain_g2));
+}
+
+// Keeps the metrics of every model version fitted.
+class MetricsJournal : public InMemoryJournal {
+ public:
+  absl::Status ModelVersionFitted(const std::string&, int64_t version,
+                                  const std::map<std::string, double>& metrics,
+                                  const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_[version] = metrics;
+    return absl::OkStatus();
+  }
+  std::map<int64_t, std::map<std::string, double>> metrics() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return metrics_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int64_t, std::map<std::string, double>> metrics_;
+};
+
+TEST(SessionSurrogateDataTest, EveryPresentationOfAnImageIsOneStimulusToTheFit) {
+  MetricsJournal journal;
+  SessionManager manager(&journal, 1);
+  v1::SessionConfig config = Config("gradient_ascent", 4);
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["refit_sync"] = 1;
+  surrogate["ensemble_size"] = 1;
+  surrogate["max_epochs"] = 1;
+  surrogate["min_trials"] = 8;
+  surrogate["gabor_scales"] = 1;
+  surrogate["gabor_orientations"] = 2;
+  auto session = manager.Create(config);
+  ASSERT_TRUE(session.ok()) << session.status();
+  v1::ReportResponsesAck ack;
+  auto show_all = [&](const v1::StimulusBatch& batch, const std::string& id) {
+    ASSERT_TRUE((*session)
+                    ->Report(id, Rated(batch, [](const v1::Stimulus&) { return 2.0; }), &ack)
+                    .ok());
+  };
+  v1::StimulusBatch g1, block, g3, g4;
+  ASSERT_TRUE((*session)->Next(0, &g1).ok());
+  show_all(g1, "g1");
+  // 2 of generation 1's 6 images, 3 more times each: 6 trials, 0 new images.
+  ASSERT_TRUE((*session)->Validate(Block(2, 3), 0, &block).ok());
+  show_all(block, "block");
+  ASSERT_TRUE((*session)->Next(0, &g3).ok());  // requests a refit on 12 trials
+  show_all(g3, "g3");
+  ASSERT_TRUE((*session)->Next(0, &g4).ok());  // waits for it (sync)
+  bool seen = false;
+  for (const auto& [version, metrics] : journal.metrics()) {
+    if (metrics.at("num_trials") != 12) continue;
+    seen = true;
+    EXPECT_EQ(metrics.at("num_stimuli"), 6) << "12 trials of 6 images";
+  }
+  EXPECT_TRUE(seen) << "no version was fitted on generation 1 and the block";
 }
 
 }  // namespace
