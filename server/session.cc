@@ -161,7 +161,7 @@ absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch) {
   return absl::OkStatus();
 }
 
-std::vector<Observation> Session::Untold(std::vector<size_t>* told) const {
+absl::Status Session::TellChanges(std::vector<size_t>* told, std::string* before) {
   std::vector<Observation> observations;
   for (size_t i = 0; i < records_.size(); ++i) {
     const Record& r = records_[i];
@@ -169,24 +169,26 @@ std::vector<Observation> Session::Untold(std::vector<size_t>* told) const {
     observations.push_back({r.entry.sequence, r.mean_objective(), r.presentations});
     told->push_back(i);
   }
-  return observations;
+  *before = SaveOptimizerState(*optimizer_);
+  if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
+    return UndoOptimizer(*before, absl::InternalError(absl::StrCat(
+                                      "optimizer rejected observations: ", s.message())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Session::UndoOptimizer(const std::string& before, absl::Status status) {
+  absl::Status restored = LoadOptimizerState(*optimizer_, before);
+  return restored.ok() ? status : restored;
 }
 
 absl::Status Session::ProposeGeneration() {
-  // What the optimizer has not heard yet: every stimulus whose mean changed.
-  std::vector<size_t> told;
-  const std::vector<Observation> observations = Untold(&told);
-
-  // Tell and Ask change the optimizer; keep its state to undo them if
+  // Tell and Ask change the optimizer; its state before them undoes both if
   // anything after fails, so a failed request leaves the session unchanged.
-  const std::string before = SaveOptimizerState(*optimizer_);
-  auto undo = [&](absl::Status status) {
-    absl::Status restored = LoadOptimizerState(*optimizer_, before);
-    return restored.ok() ? status : restored;
-  };
-  if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
-    return undo(absl::InternalError(absl::StrCat("optimizer rejected observations: ", s.message())));
-  }
+  std::vector<size_t> told;
+  std::string before;
+  if (absl::Status s = TellChanges(&told, &before); !s.ok()) return s;
+  auto undo = [&](absl::Status status) { return UndoOptimizer(before, std::move(status)); };
   const int64_t generation = generation_ + 1;
   const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
   const int optimizer_count = config_.proto.generation_size();

@@ -189,9 +189,14 @@ class Session {
   // Hands out up to max_count (0: all) stimuli of the current generation.
   // REQUIRES: not_handed_out_ is not empty.
   absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Every optimizer stimulus whose mean changed since the optimizer last
-  // heard of it, and their record indices in *told.
-  std::vector<Observation> Untold(std::vector<size_t>* told) const
+  // Keeps the optimizer's state in *before, then tells it every optimizer
+  // stimulus whose mean changed since it last heard of it (their record
+  // indices in *told). On failure the optimizer is as it was.
+  absl::Status TellChanges(std::vector<size_t>* told, std::string* before)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts the optimizer back in state `before`; returns `status`, or the
+  // error of doing so.
+  absl::Status UndoOptimizer(const std::string& before, absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The validation block's generation: `presentations` rounds over the
   // images of `sources` (first records) and `guess` (a PNG; empty: none),

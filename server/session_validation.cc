@@ -148,15 +148,8 @@ absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
   // A boundary like any other: the optimizer hears what changed (it is not
   // asked), so the state journaled with the block is current.
   std::vector<size_t> told;
-  const std::vector<Observation> observations = Untold(&told);
-  const std::string before = SaveOptimizerState(*optimizer_);
-  auto undo = [&](absl::Status status) {
-    absl::Status restored = LoadOptimizerState(*optimizer_, before);
-    return restored.ok() ? status : restored;
-  };
-  if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
-    return undo(absl::InternalError(absl::StrCat("optimizer rejected observations: ", s.message())));
-  }
+  std::string before;
+  if (absl::Status s = TellChanges(&told, &before); !s.ok()) return s;
 
   // Rounds, each showing every image once in an order drawn from the seed.
   const int64_t generation = generation_ + 1;
@@ -183,7 +176,7 @@ absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
   if (absl::Status s =
           journal_->GenerationProposed(id_, generation, entries, committed_state, responses_);
       !s.ok()) {
-    return undo(s);
+    return UndoOptimizer(before, s);
   }
   CommitGeneration(generation, std::move(entries), told, std::move(committed_state));
   return absl::OkStatus();

@@ -29,6 +29,20 @@ v1::SessionConfig Config(const std::string& optimizer, uint64_t seed = 1) {
   return config;
 }
 
+// gradient_ascent with the smallest surrogate that fits, sync refits (runs
+// replay exactly), fitting from 8 trials on.
+v1::SessionConfig TinyModelConfig(uint64_t seed) {
+  v1::SessionConfig config = Config("gradient_ascent", seed);
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["refit_sync"] = 1;
+  surrogate["ensemble_size"] = 1;
+  surrogate["max_epochs"] = 1;
+  surrogate["min_trials"] = 8;
+  surrogate["gabor_scales"] = 1;
+  surrogate["gabor_orientations"] = 2;
+  return config;
+}
+
 v1::ValidationBlock Block(int candidates, int presentations, bool best_guess = false) {
   v1::ValidationBlock block;
   block.set_candidates(candidates);
@@ -237,14 +251,8 @@ TEST_F(SessionValidationTest, FewerCandidatesWhenFewerImagesWereMeasured) {
 TEST_F(SessionValidationTest, BackgroundAskTheBlockSupersedesIsUndone) {
   // gradient_ascent drawing from its prior all along (images that depend on
   // its generator only), its next generation asked in the background.
-  v1::SessionConfig config = Config("gradient_ascent", 9);
+  v1::SessionConfig config = TinyModelConfig(9);
   (*config.mutable_optimizer()->mutable_params())["prior_generations"] = 100;
-  auto& surrogate = *config.mutable_surrogate()->mutable_params();
-  surrogate["refit_sync"] = 1;
-  surrogate["ensemble_size"] = 1;
-  surrogate["max_epochs"] = 1;
-  surrogate["gabor_scales"] = 1;
-  surrogate["gabor_orientations"] = 2;
   auto pngs = [](const v1::StimulusBatch& batch) {
     std::vector<std::string> out;
     for (const v1::Stimulus& s : batch.stimuli()) out.push_back(s.png());
@@ -297,15 +305,7 @@ class MetricsJournal : public InMemoryJournal {
 TEST(SessionSurrogateDataTest, EveryPresentationOfAnImageIsOneStimulusToTheFit) {
   MetricsJournal journal;
   SessionManager manager(&journal, 1);
-  v1::SessionConfig config = Config("gradient_ascent", 4);
-  auto& surrogate = *config.mutable_surrogate()->mutable_params();
-  surrogate["refit_sync"] = 1;
-  surrogate["ensemble_size"] = 1;
-  surrogate["max_epochs"] = 1;
-  surrogate["min_trials"] = 8;
-  surrogate["gabor_scales"] = 1;
-  surrogate["gabor_orientations"] = 2;
-  auto session = manager.Create(config);
+  auto session = manager.Create(TinyModelConfig(4));
   ASSERT_TRUE(session.ok()) << session.status();
   v1::ReportResponsesAck ack;
   auto show_all = [&](const v1::StimulusBatch& batch, const std::string& id) {
