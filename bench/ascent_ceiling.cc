@@ -118,10 +118,9 @@ int Main() {
       best.push_back(job.best);
       median.push_back(job.median);
     }
-    const Summary b = Summarize(best), m = Summarize(median);
-    std::cout << absl::StrFormat("| %s | %s | %.3f [%.3f,%.3f] | %.3f [%.3f,%.3f] |\n",
-                                 jobs[first].cell, jobs[first].space, b.median, b.min, b.max,
-                                 m.median, m.min, m.max);
+    if (best.empty()) continue;
+    std::cout << absl::StrFormat("| %s | %s | %s | %s |\n", jobs[first].cell, jobs[first].space,
+                                 MedianRange(best), MedianRange(median));
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
   return failed == 0 ? 0 : 1;

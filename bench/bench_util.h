@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 
 namespace stimloop {
 
@@ -28,6 +29,14 @@ inline Summary Summarize(std::vector<double> values) {
   s.min = values.front();
   s.max = values.back();
   return s;
+}
+
+// "median [min,max]" of `values` with `decimals` decimals, the cell of
+// every table the benchmarks print over seeds. REQUIRES: values not empty.
+inline std::string MedianRange(const std::vector<double>& values, int decimals = 3) {
+  const Summary s = Summarize(values);
+  return absl::StrFormat("%.*f [%.*f,%.*f]", decimals, s.median, decimals, s.min, decimals,
+                         s.max);
 }
 
 // Calls body(i) for i in [0, n) on `threads` threads.

@@ -115,13 +115,7 @@ absl::StatusOr<Pick> ParsePick(absl::string_view name) {
 
 // Appends a table cell "median [min, max]" of `values` ("-" when empty).
 void AppendSummaryCell(const std::vector<double>& values, int decimals, std::string* row) {
-  if (values.empty()) {
-    absl::StrAppendFormat(row, " %19s |", "-");
-    return;
-  }
-  const Summary m = Summarize(values);
-  absl::StrAppendFormat(row, " %5.*f [%5.*f,%5.*f] |", decimals, m.median, decimals, m.min,
-                        decimals, m.max);
+  absl::StrAppendFormat(row, " %19s |", values.empty() ? "-" : MedianRange(values, decimals));
 }
 
 // Appends one CSV row per pooled image (best measured first) to job.dump:

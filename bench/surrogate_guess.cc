@@ -147,11 +147,6 @@ absl::Status RunJob(Job& job) {
   return absl::OkStatus();
 }
 
-std::string Cell(const std::vector<double>& values) {
-  const Summary s = Summarize(values);
-  return absl::StrFormat("%.3f [%.3f,%.3f]", s.median, s.min, s.max);
-}
-
 int Main() {
   if (absl::GetFlag(FLAGS_trials_dir).empty()) {
     std::cerr << "--trials_dir is required (a sample_efficiency --dump_trials folder)\n";
@@ -201,8 +196,8 @@ int Main() {
     }
     if (guess.empty()) continue;
     std::cout << absl::StrFormat("| %s | %s | %s | %s | %s | %s | %.1f |\n", jobs[first].variant,
-                                 jobs[first].cell, Cell(guess), Cell(best), Cell(median),
-                                 Cell(corr), Summarize(secs).median);
+                                 jobs[first].cell, MedianRange(guess), MedianRange(best),
+                                 MedianRange(median), MedianRange(corr), Summarize(secs).median);
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
   return failed == 0 ? 0 : 1;

@@ -27,6 +27,12 @@ absl::Status InConfig(const absl::Status& status) {
 
 }  // namespace
 
+absl::Status CheckMaxCount(int max_count) {
+  if (max_count >= 0 && max_count <= kMaxStimuliPerRequest) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
+                                                 kMaxStimuliPerRequest, "]"));
+}
+
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, ResolvedConfig config,
                                                          absl::Time created,
                                                          SessionJournal* journal) {
@@ -122,10 +128,7 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
     return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
   };
   if (closed_) return closed_error();
-  if (max_count < 0 || max_count > kMaxStimuliPerRequest) {
-    return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
-                                                   kMaxStimuliPerRequest, "]"));
-  }
+  if (absl::Status s = CheckMaxCount(max_count); !s.ok()) return s;
   for (;;) {
     if (closed_) return closed_error();
     if (!not_handed_out_.empty()) break;
@@ -165,7 +168,7 @@ absl::Status Session::TellChanges(std::vector<size_t>* told, std::string* before
   std::vector<Observation> observations;
   for (size_t i = 0; i < records_.size(); ++i) {
     const Record& r = records_[i];
-    if (!r.is_optimizers() || r.presentations == r.told_presentations) continue;
+    if (!r.proposed_by_optimizer() || r.presentations == r.told_presentations) continue;
     observations.push_back({r.entry.sequence, r.mean_objective(), r.presentations});
     told->push_back(i);
   }

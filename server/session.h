@@ -73,6 +73,10 @@ inline constexpr int kMaxValidationCandidates = 100;
 inline constexpr int kMaxValidationPresentations = 1000;
 inline constexpr int kMaxValidationStimuli = 10000;
 
+// OK when `max_count` (NextStimuliRequest.max_count) is in [0,
+// kMaxStimuliPerRequest]; INVALID_ARGUMENT naming it otherwise.
+absl::Status CheckMaxCount(int max_count);
+
 class Session {
  public:
   // Builds a session from a validated config: image space, objective,
@@ -155,7 +159,9 @@ class Session {
     bool is_validation() const { return entry.origin == kValidationOrigin; }
     // Proposed by the optimizer (not a reference image, repeat or
     // validation stimulus): the only records it is told about.
-    bool is_optimizers() const { return !entry.is_reference && !is_repeat() && !is_validation(); }
+    bool proposed_by_optimizer() const {
+      return !entry.is_reference && !is_repeat() && !is_validation();
+    }
     // Proposed (handed out or not) and neither answered nor skipped.
     bool outstanding() const { return presentations == 0 && skipped == 0; }
 

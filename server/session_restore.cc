@@ -94,7 +94,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               s.config_.proto.num_neurons()));
     }
     record.AddPresentation(response.rates, s.objective_->Evaluate(response.rates));
-    if (non_skipped < journaled.responses_told && record.is_optimizers()) {
+    if (non_skipped < journaled.responses_told && record.proposed_by_optimizer()) {
       ++record.told_presentations;
     }
     ++non_skipped;

@@ -38,10 +38,7 @@ absl::Status Session::Validate(const v1::ValidationBlock& block, int max_count,
       !s.ok()) {
     return s;
   }
-  if (max_count < 0 || max_count > kMaxStimuliPerRequest) {
-    return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
-                                                   kMaxStimuliPerRequest, "]"));
-  }
+  if (absl::Status s = CheckMaxCount(max_count); !s.ok()) return s;
   const int candidates = block.candidates() == 0 ? kDefaultCandidates : block.candidates();
   const int presentations =
       block.presentations() == 0 ? kDefaultPresentations : block.presentations();
@@ -134,10 +131,9 @@ absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
   // The images, each as the entry every presentation copies.
   std::vector<StimulusEntry> shown;
   for (size_t source : sources) shown.push_back(records_[source].entry);
-  const bool guess_is_new = std::none_of(shown.begin(), shown.end(), [&](const StimulusEntry& e) {
-    return e.png == guess_png;
-  });
-  if (!guess_png.empty() && guess_is_new) {
+  if (!guess_png.empty() &&
+      std::none_of(shown.begin(), shown.end(),
+                   [&](const StimulusEntry& e) { return e.png == guess_png; })) {
     StimulusEntry guess;
     guess.png = guess_png;
     guess.model_version = guess_version;

@@ -71,7 +71,9 @@ TEST_F(SessionTest, GenerationIsHandedOutInPiecesAndNeverSpansTwo) {
   ASSERT_TRUE(session->Next(4, &b).ok());
   ASSERT_TRUE(session->Next(4, &c).ok());
   EXPECT_EQ(a.stimuli_size(), 4);
+  EXPECT_EQ(a.remaining(), 2);
   EXPECT_EQ(b.stimuli_size(), 2);  // the rest of generation 1
+  EXPECT_EQ(b.remaining(), 0);
   EXPECT_EQ(b.generation(), 1);
   EXPECT_EQ(c.generation(), 2);
   EXPECT_EQ(Describe(*session).counts().pending(), 10);
