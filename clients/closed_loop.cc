@@ -132,7 +132,7 @@ absl::StatusOr<ClosedLoopResult> RunClosedLoop(RigClient& client, SimulatedRig& 
     // The block starts at a generation boundary: what is left of the
     // current generation is aborted (reported skipped).
     if (remaining > 0) {
-      auto rest = client.NextStimuli(session_id, 0);
+      auto rest = client.NextGeneration(session_id);
       if (!rest.ok()) return rest.status();
       for (const v1::Stimulus& stimulus : rest->stimuli()) unmeasured.push_back(stimulus.id());
     }

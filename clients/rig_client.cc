@@ -110,6 +110,19 @@ absl::StatusOr<v1::StimulusBatch> RigClient::NextStimuli(
   return reply;
 }
 
+absl::StatusOr<v1::StimulusBatch> RigClient::NextGeneration(const std::string& session_id) {
+  auto generation = NextStimuli(session_id, 0);
+  while (generation.ok() && generation->remaining() > 0) {
+    auto more = NextStimuli(session_id, 0);
+    if (!more.ok()) return more.status();
+    for (v1::Stimulus& stimulus : *more->mutable_stimuli()) {
+      *generation->add_stimuli() = std::move(stimulus);
+    }
+    generation->set_remaining(more->remaining());
+  }
+  return generation;
+}
+
 absl::StatusOr<v1::ReportResponsesAck> RigClient::ReportResponses(
     const std::string& session_id, const std::string& request_id,
     const std::vector<v1::Response>& responses) {

@@ -46,6 +46,10 @@ class RigClient {
   absl::StatusOr<v1::StimulusBatch> NextStimuli(
       const std::string& session_id, int max_count,
       const std::optional<v1::ValidationBlock>& validation = std::nullopt);
+  // The rest of the current generation (or a whole new one) as one batch:
+  // NextStimuli(0) until `remaining` is 0, since a generation of large images
+  // comes in several batches (NextStimuliRequest.max_count).
+  absl::StatusOr<v1::StimulusBatch> NextGeneration(const std::string& session_id);
   // Retried with the same request_id on transient failures.
   absl::StatusOr<v1::ReportResponsesAck> ReportResponses(
       const std::string& session_id, const std::string& request_id,

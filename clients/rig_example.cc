@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   std::cout << "session " << session_id << "\n";
 
   for (int g = 0; g < absl::GetFlag(FLAGS_generations); ++g) {
-    auto batch = (*client)->NextStimuli(session_id, /*max_count=*/0);  // a whole generation
+    auto batch = (*client)->NextGeneration(session_id);
     if (!batch.ok()) return Fail(batch.status());
     std::vector<stimloop::v1::Response> responses;
     for (const auto& stimulus : batch->stimuli()) {

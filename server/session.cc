@@ -144,9 +144,14 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
 }
 
 absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch) {
-  const size_t count =
+  const size_t most =
       max_count == 0 ? not_handed_out_.size()
                      : std::min(not_handed_out_.size(), static_cast<size_t>(max_count));
+  size_t count = 1;
+  for (size_t bytes = records_[not_handed_out_[0]].entry.png.size(); count < most; ++count) {
+    bytes += records_[not_handed_out_[count]].entry.png.size();
+    if (bytes > kMaxBatchPngBytes) break;
+  }
   std::vector<std::string> ids;
   ids.reserve(count);
   for (size_t i = 0; i < count; ++i) ids.push_back(records_[not_handed_out_[i]].entry.id);

@@ -72,6 +72,11 @@ inline constexpr char kValidationOrigin[] = "validation";  // ... of a validatio
 inline constexpr int kMaxValidationCandidates = 100;
 inline constexpr int kMaxValidationPresentations = 1000;
 inline constexpr int kMaxValidationStimuli = 10000;
+// A batch holds at most this many bytes of PNG (but always one stimulus),
+// so that a whole generation of large images (up to 1000 of 512x512 RGB, up
+// to ~0.8 MB each) never passes a client's 64 MiB receive limit; the rest
+// comes with the next NextStimuli (StimulusBatch.remaining).
+inline constexpr size_t kMaxBatchPngBytes = size_t{16} << 20;
 
 // OK when `max_count` (NextStimuliRequest.max_count) is in [0,
 // kMaxStimuliPerRequest]; INVALID_ARGUMENT naming it otherwise.
@@ -97,7 +102,8 @@ class Session {
                                                           SessionJournal* journal);
 
   // Hands out up to `max_count` stimuli (0: the rest of the current
-  // generation); a batch never spans two generations.
+  // generation), at most kMaxBatchPngBytes of PNG but at least one; a batch
+  // never spans two generations.
   absl::Status Next(int max_count, v1::StimulusBatch* batch);
 
   // Proposes a validation block (ValidationBlock in the proto) as the next
@@ -192,8 +198,8 @@ class Session {
   void CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
                         const std::vector<size_t>& told, std::string optimizer_state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Hands out up to max_count (0: all) stimuli of the current generation.
-  // REQUIRES: not_handed_out_ is not empty.
+  // Hands out up to max_count (0: all) stimuli of the current generation,
+  // within kMaxBatchPngBytes. REQUIRES: not_handed_out_ is not empty.
   absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps the optimizer's state in *before, then tells it every optimizer
   // stimulus whose mean changed since it last heard of it (their record

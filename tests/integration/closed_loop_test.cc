@@ -75,6 +75,46 @@ TEST(ClosedLoopTest, StepsOfOneStimulusWalkThroughGenerations) {
   EXPECT_EQ(result->session.counts().pending(), 0);
 }
 
+TEST(ClosedLoopTest, LargeImagesComeInBatchesAndNextGenerationCollectsThem) {
+  // 24 noise images of 512x512 RGB (~19 MB of PNG) pass the 16 MiB cap on a
+  // batch: NextStimuli(0) returns part of the generation, NextGeneration all
+  // of it, each reply under the client's 64 MiB receive limit.
+  auto server = StartTestServer("large-images");
+  ASSERT_NE(server, nullptr);
+  auto client = ConnectTo(*server);
+  v1::SessionConfig config = SmallConfig(5);
+  config.mutable_image()->set_height(512);
+  config.mutable_image()->set_width(512);
+  config.mutable_image()->set_channels(3);
+  config.mutable_optimizer()->set_name("random");
+  config.mutable_image_space()->set_name("pixel");
+  config.set_generation_size(24);
+  auto session = client->CreateSession(config);
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto part = client->NextStimuli(session->id(), 0);
+  ASSERT_TRUE(part.ok()) << part.status();
+  EXPECT_GT(part->remaining(), 0);
+  EXPECT_EQ(part->stimuli_size() + part->remaining(), 24);
+  auto rest = client->NextGeneration(session->id());
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->stimuli_size(), part->remaining());
+  EXPECT_EQ(rest->remaining(), 0);
+  EXPECT_EQ(rest->generation(), 1);
+
+  std::vector<v1::Response> responses;
+  for (const auto* batch : {&*part, &*rest}) {
+    for (const v1::Stimulus& stimulus : batch->stimuli()) {
+      responses.emplace_back().set_stimulus_id(stimulus.id());
+      responses.back().add_rates(1.0);
+    }
+  }
+  ASSERT_TRUE(client->ReportResponses(session->id(), "gen-1", responses).ok());
+  auto second = client->NextGeneration(session->id());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->stimuli_size(), 24);
+  EXPECT_EQ(second->generation(), 2);
+}
+
 TEST(ClosedLoopTest, ValidationBlockEndsTheLoopMidGeneration) {
   auto server = StartTestServer("validation-block");
   ASSERT_NE(server, nullptr);

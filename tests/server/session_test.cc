@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,44 @@ TEST_F(SessionTest, GenerationIsHandedOutInPiecesAndNeverSpansTwo) {
   EXPECT_EQ(b.generation(), 1);
   EXPECT_EQ(c.generation(), 2);
   EXPECT_EQ(Describe(*session).counts().pending(), 10);
+}
+
+TEST_F(SessionTest, LargeImagesComeInBatchesUnderTheByteCap) {
+  // 24 noise images of 512x512 RGB are ~19 MB of PNG: a whole generation
+  // (max_count 0) would not fit a client's 64 MiB receive limit for long.
+  v1::SessionConfig config = Config();
+  config.mutable_image()->set_height(512);
+  config.mutable_image()->set_width(512);
+  config.mutable_image()->set_channels(3);
+  config.mutable_optimizer()->set_name("random");
+  config.mutable_image_space()->set_name("pixel");
+  config.set_generation_size(24);
+  auto session = Create(config);
+  std::set<std::string> ids;
+  int batches = 0;
+  v1::StimulusBatch batch;
+  do {
+    batch.Clear();
+    ASSERT_TRUE(session->Next(0, &batch).ok());
+    ++batches;
+    size_t bytes = 0;
+    for (const auto& s : batch.stimuli()) {
+      bytes += s.png().size();
+      ids.insert(s.id());
+    }
+    EXPECT_LE(bytes, kMaxBatchPngBytes);
+    // Batches are filled, not split early: one more image (< 1 MiB) would not fit.
+    if (batch.remaining() > 0) EXPECT_GT(bytes + (size_t{1} << 20), kMaxBatchPngBytes);
+    EXPECT_EQ(batch.generation(), 1);
+    EXPECT_EQ(batch.remaining() + ids.size(), 24u);
+  } while (batch.remaining() > 0);
+  EXPECT_EQ(ids.size(), 24u);
+  EXPECT_GE(batches, 2);
+  // max_count still bounds a batch within the cap.
+  batch.Clear();
+  ASSERT_TRUE(session->Next(3, &batch).ok());
+  EXPECT_EQ(batch.stimuli_size(), 3);
+  EXPECT_EQ(batch.generation(), 2);
 }
 
 TEST_F(SessionTest, ImagesAreEightBitPngsOfTheSessionSize) {

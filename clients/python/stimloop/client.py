@@ -98,6 +98,17 @@ class Stimulus:
                                                               self.origin)
 
 
+class Batch(list):
+    """The stimuli of one NextStimuli call: a list of Stimulus, plus
+    generation (1-based) and remaining (stimuli of that generation still to
+    be handed out; 0 when the next call starts a new generation)."""
+
+    def __init__(self, message):
+        super().__init__(Stimulus(s) for s in message.stimuli)
+        self.generation = message.generation
+        self.remaining = message.remaining
+
+
 class Session:
     """A closed-loop session on the server. Get one from Client.create_session
     or Client.resume_session."""
@@ -113,6 +124,10 @@ class Session:
         max_count 0: the rest of the current generation, or a whole new one
         once every stimulus of the current one was handed out (the optimizer
         then learns from every response reported so far). 1: one at a time.
+        A call returns at most 16 MiB of PNG, so a generation of large images
+        comes in several calls: the returned Batch (a list of Stimulus) says
+        in `remaining` how many of its generation are left; generations()
+        collects whole generations.
 
         validation: a dict of ValidationBlock fields (candidates,
         presentations, include_best_guess), e.g. {"candidates": 5,
@@ -124,7 +139,7 @@ class Session:
         if validation is not None:
             request.validation.CopyFrom(pb.ValidationBlock(**validation))
         batch = self._client._call("NextStimuli", request)
-        return [Stimulus(s) for s in batch.stimuli]
+        return Batch(batch)
 
     def report(self, responses, request_id=None):
         """Reports measured responses; returns the server's ReportResponsesAck
@@ -156,7 +171,12 @@ class Session:
         proposes the next generation from the responses it has then."""
         produced = 0
         while count is None or produced < count:
-            yield self.next_stimuli(0)
+            generation = self.next_stimuli(0)
+            while generation.remaining > 0:
+                more = self.next_stimuli(0)
+                generation.extend(more)
+                generation.remaining = more.remaining
+            yield generation
             produced += 1
 
     def info(self):

@@ -159,6 +159,25 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(len(rest), 5)
         self.assertEqual({s.generation for s in first + rest}, {1})
 
+    def test_a_generation_of_large_images_comes_in_batches(self):
+        # 24 noise images of 512x512 RGB are ~19 MB of PNG: more than one
+        # batch may hold (16 MiB), so next_stimuli returns part of the
+        # generation and says how much is left; generations() collects it.
+        session = self.new_session(height=512, width=512, channels=3, optimizer="random",
+                                   image_space="pixel", generation_size=24)
+        first = session.next_stimuli()
+        self.assertLess(len(first), 24)
+        self.assertEqual(first.remaining, 24 - len(first))
+        self.assertEqual(first.generation, 1)
+        rest = next(session.generations(1))
+        self.assertEqual(len(rest), 24 - len(first))
+        self.assertEqual(rest.remaining, 0)
+        self.assertEqual({s.generation for s in first + rest}, {1})
+        session.report([(s, [1.0]) for s in first + rest])
+        second = next(session.generations(1))
+        self.assertEqual(len(second), 24)
+        self.assertEqual({s.generation for s in second}, {2})
+
     def test_rgb_images_are_height_width_3(self):
         session = self.new_session(channels=3, height=16, width=24)
         stimuli = session.next_stimuli()
