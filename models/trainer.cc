@@ -133,6 +133,46 @@ void Restore(SurrogateHead& head, const ParamState& state) {
 
 }  // namespace
 
+double FractionOfExplainableVarianceExplained(const torch::Tensor& pred,
+                                              const torch::Tensor& rates,
+                                              const std::vector<int64_t>& groups) {
+  const torch::Tensor p = pred.to(torch::kDouble).contiguous();
+  const torch::Tensor y = rates.to(torch::kDouble).contiguous();
+  const double* pp = p.data_ptr<double>();
+  const double* yy = y.data_ptr<double>();
+  std::map<int64_t, std::vector<int64_t>> later_rows;  // presentations after the first
+  std::map<int64_t, bool> seen;
+  for (size_t r = 0; r < groups.size(); ++r) {
+    if (seen[groups[r]]) later_rows[groups[r]].push_back(static_cast<int64_t>(r));
+    seen[groups[r]] = true;
+  }
+  double noise = 0, sum_y = 0, sum_y2 = 0, sum_err2 = 0;
+  int64_t stimuli = 0, n = 0;
+  for (const auto& [g, rows] : later_rows) {
+    if (rows.size() < 2) continue;
+    double mean = 0;
+    for (int64_t r : rows) mean += yy[r];
+    mean /= static_cast<double>(rows.size());
+    double var = 0;
+    for (int64_t r : rows) {
+      var += (yy[r] - mean) * (yy[r] - mean);
+      sum_y += yy[r];
+      sum_y2 += yy[r] * yy[r];
+      sum_err2 += (pp[r] - yy[r]) * (pp[r] - yy[r]);
+      ++n;
+    }
+    noise += var / static_cast<double>(rows.size() - 1);
+    ++stimuli;
+  }
+  if (stimuli == 0) return std::numeric_limits<double>::quiet_NaN();
+  noise /= static_cast<double>(stimuli);
+  const double mean_y = sum_y / static_cast<double>(n);
+  const double var_y = sum_y2 / static_cast<double>(n) - mean_y * mean_y;
+  const double mse = sum_err2 / static_cast<double>(n);
+  if (var_y <= noise) return std::numeric_limits<double>::quiet_NaN();
+  return 1.0 - (mse - noise) / (var_y - noise);
+}
+
 absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     const TrainingData& data, const SurrogateSpec& spec,
     std::shared_ptr<const FrontEnd> front_end, int64_t version, uint64_t seed,
@@ -298,33 +338,18 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   const torch::Tensor pred =
       model->PredictMembersFromFeatures(heldout_features).mean(0).index_select(0, heldout_rows);
   m.heldout_loss = Loss(pred, heldout_rates, neuron_weight, spec.loss).item<double>();
-  // Held-out stimuli with repeats.
-  std::map<int64_t, std::vector<int64_t>> rows_of_group;  // rows into heldout_*
-  const auto hg = heldout_group_idx.accessor<int64_t, 1>();
-  for (int64_t r = 0; r < hg.size(0); ++r) rows_of_group[hg[r]].push_back(r);
-  std::vector<int64_t> repeated_rows;
-  std::vector<torch::Tensor> within_var;
-  for (const auto& [g, rows] : rows_of_group) {
-    if (rows.size() < 2) continue;
-    ++m.num_heldout_repeated;
-    const torch::Tensor idx = torch::tensor(rows, torch::kLong);
-    within_var.push_back(
-        heldout_rates.index_select(0, idx).to(torch::kDouble).var(0, /*unbiased=*/true));
-    repeated_rows.insert(repeated_rows.end(), rows.begin(), rows.end());
-  }
+  // Held-out trials are in data order (nonzero is ascending), so each
+  // group's rows come in the order its presentations were shown.
+  const std::vector<int64_t> group_of_heldout_row(
+      heldout_group_idx.data_ptr<int64_t>(),
+      heldout_group_idx.data_ptr<int64_t>() + heldout_group_idx.numel());
+  std::map<int64_t, int64_t> presentations;
+  for (int64_t g : group_of_heldout_row) ++presentations[g];
+  for (const auto& [g, count] : presentations) m.num_heldout_repeated += count >= 2;
   for (int64_t j = 0; j < num_neurons; ++j) {
     m.heldout_correlation.push_back(Pearson(pred.select(1, j), heldout_rates.select(1, j)));
-    double feve = std::numeric_limits<double>::quiet_NaN();
-    if (!within_var.empty()) {
-      const torch::Tensor idx = torch::tensor(repeated_rows, torch::kLong);
-      const torch::Tensor y = heldout_rates.index_select(0, idx).select(1, j).to(torch::kDouble);
-      const torch::Tensor p = pred.index_select(0, idx).select(1, j).to(torch::kDouble);
-      const double var_y = y.var(/*unbiased=*/false).item<double>();
-      const double mse = (p - y).pow(2).mean().item<double>();
-      const double noise = torch::stack(within_var).select(1, j).mean().item<double>();
-      if (var_y > noise) feve = (var_y - mse - noise) / (var_y - noise);
-    }
-    m.heldout_feve.push_back(feve);
+    m.heldout_feve.push_back(FractionOfExplainableVarianceExplained(
+        pred.select(1, j), heldout_rates.select(1, j), group_of_heldout_row));
   }
   if (metrics != nullptr) *metrics = std::move(m);
   return model;
