@@ -78,7 +78,6 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
   s.l1_mask = r.Get("l1_mask", s.l1_mask, 0, 100);
   s.l1_features = r.Get("l1_features", s.l1_features, 0, 100);
   s.holdout_fraction = r.Get("holdout_fraction", s.holdout_fraction, 0.05, 0.5);
-  s.holdout_per_member = r.GetInt("holdout_per_member", s.holdout_per_member, 0, 1) == 1;
   s.loss = static_cast<SurrogateLoss>(r.GetInt("loss", 0, 0, 1));
   s.output = static_cast<RateNonlinearity>(r.GetInt("output", 0, 0, 1));
   s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);

@@ -16,12 +16,6 @@
 //   l1_features         0.1      [0, 100]       L1 on the readout's feature weights
 //   holdout_fraction    0.2      [0.05, 0.5]    share of distinct stimuli held
 //                                               out for early stopping/metrics
-//   holdout_per_member  0        {0, 1}         0: one held-out share for every
-//                                               member; 1: member m holds out
-//                                               its own share (disjoint while
-//                                               they last), so the ensemble
-//                                               learns from every stimulus
-//                                               (models/trainer.h)
 //   loss                0        {0, 1}         0 Poisson NLL, 1 mean squared error
 //   output              0        {0, 1}         rate nonlinearity: 0 softplus, 1 exp
 //   core_channels       16       [0, 256]       hidden channels of the trainable
@@ -80,7 +74,6 @@ struct SurrogateSpec {
   double l1_mask = 10;
   double l1_features = 0.1;
   double holdout_fraction = 0.2;
-  bool holdout_per_member = false;
   SurrogateLoss loss = SurrogateLoss::kPoisson;
   RateNonlinearity output = RateNonlinearity::kSoftplus;
   int64_t core_channels = 16;

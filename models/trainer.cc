@@ -131,41 +131,6 @@ void Restore(SurrogateHead& head, const ParamState& state) {
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(state[i]);
 }
 
-// One held-out split of the stimulus groups. Trial indices ascend (data
-// order).
-struct HeldOutSplit {
-  torch::Tensor heldout_groups;  // ascending
-  torch::Tensor train_groups;    // ascending
-  torch::Tensor train_trials;
-  torch::Tensor heldout_trials;
-  torch::Tensor heldout_rows;   // each held-out trial's row in heldout_groups
-  torch::Tensor mean_rate;      // [neurons] over the training trials, >= 1e-3
-  torch::Tensor neuron_weight;  // the loss's per-neuron weight (see Loss)
-};
-
-HeldOutSplit MakeSplit(const torch::Tensor& heldout, int64_t num_groups,
-                       const torch::Tensor& group_of, const torch::Tensor& rates,
-                       SurrogateLoss loss) {
-  HeldOutSplit s;
-  torch::Tensor is_heldout = torch::zeros({num_groups}, torch::kBool);
-  is_heldout.index_fill_(0, heldout, true);
-  s.heldout_groups = torch::nonzero(is_heldout).flatten();
-  s.train_groups = torch::nonzero(~is_heldout).flatten();
-  const torch::Tensor trial_heldout = is_heldout.index_select(0, group_of);
-  s.train_trials = torch::nonzero(~trial_heldout).flatten();
-  s.heldout_trials = torch::nonzero(trial_heldout).flatten();
-  torch::Tensor row_of_group = torch::full({num_groups}, -1, torch::kLong);
-  row_of_group.index_copy_(0, s.heldout_groups,
-                           torch::arange(s.heldout_groups.size(0), torch::kLong));
-  s.heldout_rows = row_of_group.index_select(0, group_of.index_select(0, s.heldout_trials));
-  const torch::Tensor train_rates = rates.index_select(0, s.train_trials);
-  s.mean_rate = train_rates.mean(0).clamp_min(1e-3);
-  s.neuron_weight = loss == SurrogateLoss::kMse
-                        ? 1.0 / train_rates.var(0, /*unbiased=*/false).clamp_min(1e-3)
-                        : 1.0 / s.mean_rate;
-  return s;
-}
-
 }  // namespace
 
 double FractionOfExplainableVarianceExplained(const torch::Tensor& pred,
@@ -231,22 +196,16 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   const int64_t num_neurons = rates.size(1);
   const torch::Tensor group_of = torch::tensor(group, torch::kLong);
 
-  // Held-out stimuli: one random order of the groups, cut into chunks of
-  // num_heldout_groups. A shared split holds chunk 0 out of every member;
-  // per-member splits hold chunk (m mod chunks) out of member m.
+  // Held-out split by stimulus group.
   auto split_gen = at::make_generator<at::CPUGeneratorImpl>(Mix(seed, 0));
   const torch::Tensor perm = torch::randperm(num_groups, split_gen, torch::kLong);
   const int64_t num_heldout_groups = std::clamp<int64_t>(
       std::llround(spec.holdout_fraction * static_cast<double>(num_groups)), 1, num_groups - 2);
-  const int64_t num_splits =
-      spec.holdout_per_member
-          ? std::min(spec.ensemble_size, num_groups / num_heldout_groups)
-          : 1;
-  std::vector<HeldOutSplit> splits;
-  for (int64_t chunk = 0; chunk < num_splits; ++chunk) {
-    splits.push_back(MakeSplit(perm.narrow(0, chunk * num_heldout_groups, num_heldout_groups),
-                               num_groups, group_of, rates, spec.loss));
-  }
+  torch::Tensor heldout_group = torch::zeros({num_groups}, torch::kBool);
+  heldout_group.index_fill_(0, perm.narrow(0, 0, num_heldout_groups), true);
+  const torch::Tensor trial_heldout = heldout_group.index_select(0, group_of);
+  const torch::Tensor train_trials = torch::nonzero(~trial_heldout).flatten();
+  const torch::Tensor heldout_trials = torch::nonzero(trial_heldout).flatten();
 
   // Features once per distinct stimulus.
   std::vector<int64_t> first_trial(num_groups, -1);
@@ -270,18 +229,32 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   torch::Tensor features = torch::cat(chunks, 0).contiguous();  // [G, F, h, w]
   chunks.clear();
 
-  // Standardization from the stimuli every member trains on: the shared
-  // split's training stimuli, or (per-member splits) all of them; features
-  // carry no responses.
+  // Standardization and initial rates from the training split.
+  const torch::Tensor train_groups =
+      torch::nonzero(~heldout_group).flatten();
   torch::Tensor feature_mean, feature_scale;
   {
-    const torch::Tensor standardizing =
-        spec.holdout_per_member ? features : features.index_select(0, splits[0].train_groups);
-    feature_mean = standardizing.mean({0, 2, 3});
-    feature_scale = standardizing.std({0, 2, 3}, /*unbiased=*/false);
+    const torch::Tensor train_features = features.index_select(0, train_groups);
+    feature_mean = train_features.mean({0, 2, 3});
+    feature_scale = train_features.std({0, 2, 3}, /*unbiased=*/false);
     feature_scale =
         torch::where(feature_scale > 1e-8, feature_scale, torch::ones_like(feature_scale));
   }
+  const torch::Tensor train_rates = rates.index_select(0, train_trials);
+  const torch::Tensor mean_rate = train_rates.mean(0).clamp_min(1e-3);
+  const torch::Tensor neuron_weight =
+      spec.loss == SurrogateLoss::kMse
+          ? 1.0 / train_rates.var(0, /*unbiased=*/false).clamp_min(1e-3)
+          : 1.0 / mean_rate;
+
+  const torch::Tensor heldout_rates = rates.index_select(0, heldout_trials);
+  const torch::Tensor heldout_group_idx = group_of.index_select(0, heldout_trials);
+  // Held-out features once per stimulus, and each held-out trial's row in them.
+  const torch::Tensor heldout_groups = std::get<0>(torch::sort(perm.narrow(0, 0, num_heldout_groups)));
+  const torch::Tensor heldout_features = features.index_select(0, heldout_groups);  // for metrics
+  torch::Tensor row_of_group = torch::full({num_groups}, -1, torch::kLong);
+  row_of_group.index_copy_(0, heldout_groups, torch::arange(num_heldout_groups, torch::kLong));
+  const torch::Tensor heldout_rows = row_of_group.index_select(0, heldout_group_idx);
 
   SurrogateHeadOptions options;
   options.features = front_end->feature_shape();
@@ -301,20 +274,17 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   // every member standardizes alike, so one copy serves them all.
   const torch::Tensor standardized =
       StandardizedPositionMajor(features, feature_mean, feature_scale);  // [G, h*w, F]
+  const torch::Tensor heldout_standardized = standardized.index_select(0, heldout_groups);
   features = torch::Tensor();
 
   FitMetrics m;
   std::vector<SurrogateHead> heads;
+  const int64_t n_train = train_trials.size(0);
   for (int64_t member = 0; member < spec.ensemble_size; ++member) {
-    const HeldOutSplit& split = splits[member % num_splits];
-    const torch::Tensor heldout_standardized =
-        standardized.index_select(0, split.heldout_groups);
-    const torch::Tensor heldout_rates = rates.index_select(0, split.heldout_trials);
-    const int64_t n_train = split.train_trials.size(0);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(Mix(seed, 1 + member));
     SurrogateHead head(options);
-    head->Reset(feature_mean, feature_scale, split.mean_rate, gen);
-    const torch::Tensor boot = split.train_trials.index_select(
+    head->Reset(feature_mean, feature_scale, mean_rate, gen);
+    const torch::Tensor boot = train_trials.index_select(
         0, torch::randint(n_train, {n_train}, gen, torch::kLong));
     torch::optim::Adam adam(head->parameters(),
                             torch::optim::AdamOptions(spec.learning_rate));
@@ -330,9 +300,8 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
         const torch::Tensor y = rates.index_select(0, trials);
         torch::AutoGradMode grad(true);
         adam.zero_grad();
-        torch::Tensor loss =
-            Loss(head->ForwardPositionMajor(x), y, split.neuron_weight, spec.loss) +
-            head->Regularization(spec.l1_mask, spec.l1_features);
+        torch::Tensor loss = Loss(head->ForwardPositionMajor(x), y, neuron_weight, spec.loss) +
+                             head->Regularization(spec.l1_mask, spec.l1_features);
         if (spec.weight_decay > 0) {
           for (const torch::Tensor& p : head->CoreParameters()) {
             loss = loss + spec.weight_decay * p.pow(2).sum();
@@ -343,9 +312,8 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
         ++m.steps;
       }
       const torch::Tensor pred =
-          head->ForwardPositionMajor(heldout_standardized).index_select(0, split.heldout_rows);
-      const double heldout =
-          Loss(pred, heldout_rates, split.neuron_weight, spec.loss).item<double>();
+          head->ForwardPositionMajor(heldout_standardized).index_select(0, heldout_rows);
+      const double heldout = Loss(pred, heldout_rates, neuron_weight, spec.loss).item<double>();
       if (heldout < best) {
         best = heldout;
         best_state = Snapshot(head);
@@ -359,32 +327,17 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     heads.push_back(std::move(head));
   }
 
-  // Metrics on the held-out trials: each stimulus predicted by the mean of
-  // the members that held it out (with a shared split: the ensemble mean).
-  torch::Tensor prediction_sum = torch::zeros({num_groups, num_neurons});
-  torch::Tensor predictors = torch::zeros({num_groups});
-  for (int64_t member = 0; member < spec.ensemble_size; ++member) {
-    const HeldOutSplit& split = splits[member % num_splits];
-    prediction_sum.index_add_(
-        0, split.heldout_groups,
-        heads[member]->ForwardPositionMajor(standardized.index_select(0, split.heldout_groups)));
-    predictors.index_add_(0, split.heldout_groups,
-                          torch::ones({split.heldout_groups.size(0)}));
-  }
-  const torch::Tensor heldout_trials =
-      torch::nonzero((predictors > 0).index_select(0, group_of)).flatten();  // data order
-  const torch::Tensor heldout_group_idx = group_of.index_select(0, heldout_trials);
-  const torch::Tensor heldout_rates = rates.index_select(0, heldout_trials);
-  const torch::Tensor pred =
-      (prediction_sum / predictors.clamp_min(1).unsqueeze(1)).index_select(0, heldout_group_idx);
   auto model = std::make_shared<const Surrogate>(version, front_end, std::move(heads));
 
+  // Metrics of the ensemble mean on the held-out trials.
   m.version = version;
   m.num_trials = n;
-  m.num_train_trials = splits[0].train_trials.size(0);
+  m.num_train_trials = n_train;
   m.num_heldout_trials = heldout_trials.size(0);
   m.num_stimuli = num_groups;
-  m.heldout_loss = Loss(pred, heldout_rates, splits[0].neuron_weight, spec.loss).item<double>();
+  const torch::Tensor pred =
+      model->PredictMembersFromFeatures(heldout_features).mean(0).index_select(0, heldout_rows);
+  m.heldout_loss = Loss(pred, heldout_rates, neuron_weight, spec.loss).item<double>();
   // Held-out trials are in data order (nonzero is ascending), so each
   // group's rows come in the order its presentations were shown.
   const std::vector<int64_t> group_of_heldout_row(

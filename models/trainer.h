@@ -4,12 +4,7 @@
 //  - Trials showing the same stimulus (equal stimulus_ids, or identical
 //    pixels when no ids are given) form one group. A fixed share of groups
 //    (spec.holdout_fraction, at least one) is held out; the rest is the
-//    training split. Groups never straddle the split. One random order of
-//    the groups is cut into shares of that size: by default share 0 is held
-//    out of every member; with spec.holdout_per_member member m holds out
-//    share m (modulo the number of whole shares), so the ensemble as a whole
-//    learns from every stimulus (with 5 members and 0.2, each stimulus is
-//    held out of exactly one member).
+//    training split. Groups never straddle the split.
 //  - The front end is fixed, so its features are computed once per distinct
 //    stimulus and standardized once (per channel, training split), kept
 //    position-major for SurrogateHeadImpl::ForwardPositionMajor; memory:
@@ -23,10 +18,8 @@
 //    weight decay on the core. After every epoch the held-out loss is
 //    measured; training stops after spec.patience epochs without improvement
 //    or spec.max_epochs, and the member keeps its best held-out parameters.
-//  - Metrics (FitMetrics) are computed on the held-out trials: each
-//    stimulus predicted by the mean of the members that held it out (the
-//    ensemble mean with the shared split; out-of-fold, like a random
-//    forest's out-of-bag error, with per-member splits).
+//  - Metrics (FitMetrics) are computed on the held-out trials from the
+//    ensemble mean.
 #ifndef STIMLOOP_MODELS_TRAINER_H_
 #define STIMLOOP_MODELS_TRAINER_H_
 
@@ -60,8 +53,8 @@ struct TrainingData {
 struct FitMetrics {
   int64_t version = 0;
   int64_t num_trials = 0;
-  int64_t num_train_trials = 0;    // of member 0 (the others' shares differ)
-  int64_t num_heldout_trials = 0;  // trials some member held out
+  int64_t num_train_trials = 0;
+  int64_t num_heldout_trials = 0;
   int64_t num_stimuli = 0;           // distinct stimuli (groups)
   int64_t num_heldout_repeated = 0;  // held-out stimuli shown at least twice
   // Per neuron: Pearson correlation of the ensemble mean with the measured

@@ -359,37 +359,6 @@ TEST(SurrogateFitTest, RepeatsGiveFeveAndStayOnOneSideOfTheSplit) {
   EXPECT_EQ(metrics_ids.heldout_feve, metrics.heldout_feve);
 }
 
-// holdout_per_member: member m holds out its own share of the stimuli, so
-// the ensemble trains on all of them, and the metrics cover every stimulus
-// some member held out (each predicted by those members).
-TEST(SurrogateFitTest, PerMemberHoldOutCoversTheStimuliOnce) {
-  const TrainingData data = SmallTrials(240, 4, 5);  // 60 stimuli, 4 repeats each
-  SurrogateSpec spec = Spec({{"ensemble_size", 5}, {"max_epochs", 4}, {"gabor_stride", 2},
-                             {"holdout_per_member", 1}});
-  EXPECT_TRUE(spec.holdout_per_member);
-  FitMetrics metrics;
-  auto model = FitSurrogate(data, spec, SmallGabor(spec), 2, 9, nullptr, &metrics);
-  ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_EQ(metrics.num_heldout_trials, 240);  // 5 disjoint shares of 12 stimuli
-  EXPECT_EQ(metrics.num_heldout_repeated, 60);
-  EXPECT_EQ(metrics.num_train_trials, 4 * 48);
-  ASSERT_EQ(metrics.heldout_correlation.size(), 2u);
-  EXPECT_TRUE(std::isfinite(metrics.heldout_correlation[0]));
-  EXPECT_TRUE(std::isfinite(metrics.heldout_feve[0]));
-  // Three members hold out three shares; the other 24 stimuli train all.
-  spec.ensemble_size = 3;
-  ASSERT_TRUE(FitSurrogate(data, spec, SmallGabor(spec), 2, 9, nullptr, &metrics).ok());
-  EXPECT_EQ(metrics.num_heldout_trials, 4 * 36);
-  // The shared split (the default) holds one share out of every member.
-  spec.holdout_per_member = false;
-  ASSERT_TRUE(FitSurrogate(data, spec, SmallGabor(spec), 2, 9, nullptr, &metrics).ok());
-  EXPECT_EQ(metrics.num_heldout_trials, 4 * 12);
-  absl::StatusOr<SurrogateSpec> bad = ParseSurrogateSpec({{"holdout_per_member", 2}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("surrogate.params.holdout_per_member"), std::string::npos)
-      << bad.status();
-}
-
 // FEVE on repeats a closed loop chose: 20000 stimuli with true rates in
 // [0, 20] spikes per trial, one Poisson trial each, and the quarter with
 // the highest first trial shown 3 more times (as the session's repeats
