@@ -48,7 +48,8 @@ class RigClient {
       const std::optional<v1::ValidationBlock>& validation = std::nullopt);
   // The rest of the current generation (or a whole new one) as one batch:
   // NextStimuli(0) until `remaining` is 0, since a generation of large images
-  // comes in several batches (NextStimuliRequest.max_count).
+  // comes in several batches (NextStimuliRequest.max_count). Assumes this
+  // client is the only one taking the session's stimuli meanwhile.
   absl::StatusOr<v1::StimulusBatch> NextGeneration(const std::string& session_id);
   // Retried with the same request_id on transient failures.
   absl::StatusOr<v1::ReportResponsesAck> ReportResponses(
