@@ -140,15 +140,14 @@ double FractionOfExplainableVarianceExplained(const torch::Tensor& pred,
   const torch::Tensor y = rates.to(torch::kDouble).contiguous();
   const double* pp = p.data_ptr<double>();
   const double* yy = y.data_ptr<double>();
-  std::map<int64_t, std::vector<int64_t>> later_rows;  // presentations after the first
-  std::map<int64_t, bool> seen;
+  std::map<int64_t, std::vector<int64_t>> rows_of_group;  // in presentation order
   for (size_t r = 0; r < groups.size(); ++r) {
-    if (seen[groups[r]]) later_rows[groups[r]].push_back(static_cast<int64_t>(r));
-    seen[groups[r]] = true;
+    rows_of_group[groups[r]].push_back(static_cast<int64_t>(r));
   }
   double noise = 0, sum_y = 0, sum_y2 = 0, sum_err2 = 0;
   int64_t stimuli = 0, n = 0;
-  for (const auto& [g, rows] : later_rows) {
+  for (auto& [g, rows] : rows_of_group) {
+    rows.erase(rows.begin());  // the first presentation, see the header
     if (rows.size() < 2) continue;
     double mean = 0;
     for (int64_t r : rows) mean += yy[r];

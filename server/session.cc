@@ -28,9 +28,7 @@ absl::Status InConfig(const absl::Status& status) {
 }  // namespace
 
 absl::Status CheckMaxCount(int max_count) {
-  if (max_count >= 0 && max_count <= kMaxStimuliPerRequest) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("max_count: ", max_count, " is outside [0, ",
-                                                 kMaxStimuliPerRequest, "]"));
+  return CheckRange("max_count", max_count, 0, kMaxStimuliPerRequest);
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, ResolvedConfig config,

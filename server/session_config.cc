@@ -3,7 +3,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace stimloop {
-namespace {
 
 absl::Status CheckRange(absl::string_view field, int64_t value, int64_t min, int64_t max) {
   if (value < min || value > max) {
@@ -12,6 +11,8 @@ absl::Status CheckRange(absl::string_view field, int64_t value, int64_t min, int
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 constexpr int kMaxMetadataEntries = 64;
 constexpr size_t kMaxMetadataKey = 64;

@@ -3,7 +3,10 @@
 #ifndef STIMLOOP_SERVER_SESSION_CONFIG_H_
 #define STIMLOOP_SERVER_SESSION_CONFIG_H_
 
+#include <cstdint>
+
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "optimizers/image_space.h"
 #include "optimizers/objective.h"
 #include "optimizers/optimizer.h"
@@ -19,6 +22,11 @@ inline constexpr int kDefaultGenerationSize = 40;  // Ponce et al. 2019
 inline constexpr int kMaxGenerationSize = 1000;
 inline constexpr int kDefaultMaxPresentations = 4;  // repeats: 4 trials halve the noise
 inline constexpr int kMaxPresentations = 1000;
+
+// OK when min <= value <= max; else INVALID_ARGUMENT
+// "<field>: <value> is outside [<min>, <max>]", the message every range
+// check of a request uses.
+absl::Status CheckRange(absl::string_view field, int64_t value, int64_t min, int64_t max);
 
 // A config that passed validation, with defaults filled in.
 struct ResolvedConfig {

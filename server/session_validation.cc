@@ -12,6 +12,7 @@
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer_state.h"
 #include "server/session.h"
+#include "server/session_config.h"
 
 namespace stimloop {
 namespace {
@@ -19,22 +20,17 @@ namespace {
 constexpr int kDefaultCandidates = 5;
 constexpr int kDefaultPresentations = 20;
 
-absl::Status CheckRange(const char* field, int value, int max) {
-  if (value >= 0 && value <= max) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("validation.", field, ": ", value, " is outside [0, ", max, "]"));
-}
-
 }  // namespace
 
 absl::Status Session::Validate(const v1::ValidationBlock& block, int max_count,
                                v1::StimulusBatch* batch) {
-  if (absl::Status s = CheckRange("candidates", block.candidates(), kMaxValidationCandidates);
+  if (absl::Status s = CheckRange("validation.candidates", block.candidates(), 0,
+                                  kMaxValidationCandidates);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          CheckRange("presentations", block.presentations(), kMaxValidationPresentations);
+  if (absl::Status s = CheckRange("validation.presentations", block.presentations(), 0,
+                                  kMaxValidationPresentations);
       !s.ok()) {
     return s;
   }
