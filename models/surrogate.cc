@@ -36,6 +36,15 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> ReadArchive(
   options.core_channels = ReadInt(archive, "core_channels");
   options.num_neurons = ReadInt(archive, "num_neurons");
   options.output = static_cast<RateNonlinearity>(ReadInt(archive, "output"));
+  torch::Tensor readout;  // absent in checkpoints from before the Gaussian readout
+  if (archive.try_read("readout", readout)) {
+    const int64_t kind = readout.item<int64_t>();
+    if (kind != 0 && kind != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": unknown readout mask ", kind, " (0 free, 1 Gaussian)"));
+    }
+    options.readout = static_cast<ReadoutMask>(kind);
+  }
   const int64_t version = ReadInt(archive, "version");
   const int64_t members = ReadInt(archive, "num_members");
   const FeatureShape& shape = front_end->feature_shape();
@@ -74,6 +83,7 @@ void WriteArchive(const Surrogate& model, torch::serialize::OutputArchive& archi
   put("core_channels", o.core_channels);
   put("num_neurons", o.num_neurons);
   put("output", static_cast<int64_t>(o.output));
+  put("readout", static_cast<int64_t>(o.readout));
   for (int64_t m = 0; m < model.num_members(); ++m) {
     torch::serialize::OutputArchive sub;
     model.members()[m]->save(sub);
@@ -94,7 +104,7 @@ SurrogateHeadImpl::SurrogateHeadImpl(const SurrogateHeadOptions& options) : opti
   }
   readout_ = register_module(
       "readout", FactorizedReadout(f.channels + options.core_channels, f.height, f.width,
-                                   options.num_neurons));
+                                   options.num_neurons, options.readout));
   feature_mean_ = register_buffer("feature_mean", torch::zeros({1, f.channels, 1, 1}));
   feature_scale_ = register_buffer("feature_scale", torch::ones({1, f.channels, 1, 1}));
 }
@@ -109,7 +119,8 @@ torch::Tensor SurrogateHeadImpl::forward(const torch::Tensor& features) const {
   return torch::softplus(z);
 }
 
-torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& standardized) const {
+torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& standardized,
+                                                      const torch::Tensor& position_noise) const {
   const FeatureShape& f = options_.features;
   TORCH_CHECK(standardized.dim() == 3 && standardized.size(1) == f.height * f.width &&
                   standardized.size(2) == f.channels,
@@ -130,7 +141,10 @@ torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& stand
   } else {
     u = torch::matmul(standardized, weights.t());
   }
-  const torch::Tensor z = (u * readout_->mask().flatten(1).t()).sum(1) + readout_->bias();
+  const torch::Tensor mask = position_noise.defined()
+                                 ? readout_->SampledMask(position_noise).flatten(2).transpose(1, 2)
+                                 : readout_->mask().flatten(1).t();  // [b, p, j] or [p, j]
+  const torch::Tensor z = (u * mask).sum(1) + readout_->bias();
   if (options_.output == RateNonlinearity::kExp) return torch::exp(z.clamp_max(20));
   return torch::softplus(z);
 }
@@ -145,7 +159,8 @@ torch::Tensor StandardizedPositionMajor(const torch::Tensor& features, const tor
 
 void SurrogateHeadImpl::Reset(const torch::Tensor& feature_mean,
                               const torch::Tensor& feature_scale,
-                              const torch::Tensor& initial_rates, at::Generator& generator) {
+                              const torch::Tensor& initial_rates, at::Generator& generator,
+                              const torch::Tensor& centers) {
   torch::NoGradGuard no_grad;
   feature_mean_.copy_(feature_mean.reshape({1, -1, 1, 1}));
   feature_scale_.copy_(feature_scale.reshape({1, -1, 1, 1}));
@@ -159,7 +174,7 @@ void SurrogateHeadImpl::Reset(const torch::Tensor& feature_mean,
   const torch::Tensor bias = options_.output == RateNonlinearity::kExp
                                  ? rates.log()
                                  : rates + torch::log(-torch::expm1(-rates));
-  readout_->ResetParameters(0.01, bias, generator);
+  readout_->ResetParameters(0.01, bias, generator, centers);
 }
 
 torch::Tensor SurrogateHeadImpl::Regularization(double l1_mask, double l1_features) const {
@@ -182,7 +197,8 @@ Surrogate::Surrogate(int64_t version, std::shared_ptr<const FrontEnd> front_end,
                     o.features.width == shape.width &&
                     o.num_neurons == members_.front()->options().num_neurons &&
                     o.core_channels == members_.front()->options().core_channels &&
-                    o.output == members_.front()->options().output,
+                    o.output == members_.front()->options().output &&
+                    o.readout == members_.front()->options().readout,
                 "Surrogate: member does not match the front end or the other members");
     head->eval();
     for (torch::Tensor& p : head->parameters()) {

@@ -1,5 +1,6 @@
 // The fitted surrogate: one fixed front end shared by an ensemble of
-// trainable heads (core -> factorized readout -> non-negative rate).
+// trainable heads (core -> factorized readout, free or Gaussian mask ->
+// non-negative rate).
 //
 //   member m:  rates = g( readout_m( [x, elu(conv1x1_m(x))] ) ),
 //              x = (front_end(images) - feature_mean) / feature_scale
@@ -43,6 +44,7 @@ struct SurrogateHeadOptions {
   int64_t core_channels = 16;
   int64_t num_neurons = 1;
   RateNonlinearity output = RateNonlinearity::kSoftplus;
+  ReadoutMask readout = ReadoutMask::kFree;
 };
 
 // One ensemble member's trainable part.
@@ -61,13 +63,19 @@ class SurrogateHeadImpl : public torch::nn::Module {
   // the readout's feature weights, and no concatenation is materialized, so
   // a minibatch step (forward + backward) costs about a quarter of
   // forward's (64 trials, default sizes, 1 thread; BENCHMARKS.md).
-  torch::Tensor ForwardPositionMajor(const torch::Tensor& standardized) const;
+  // `position_noise` ([N, num_neurons, 2], Gaussian readout only) reads each
+  // trial at its own drawn point (FactorizedReadoutImpl::SampledMask): the
+  // training forward; undefined reads at the centers, as forward does.
+  torch::Tensor ForwardPositionMajor(const torch::Tensor& standardized,
+                                     const torch::Tensor& position_noise = {}) const;
 
   // Draws the parameters from `generator`, sets the feature statistics
   // ([F] each, scale > 0) and the readout bias so that the initial rates
   // equal `initial_rates` ([num_neurons], > 0).
+  // `centers`: where a Gaussian readout starts (FactorizedReadoutImpl::ResetParameters).
   void Reset(const torch::Tensor& feature_mean, const torch::Tensor& feature_scale,
-             const torch::Tensor& initial_rates, at::Generator& generator);
+             const torch::Tensor& initial_rates, at::Generator& generator,
+             const torch::Tensor& centers = {});
 
   // The readout's L1 penalty (FactorizedReadoutImpl::Regularization).
   torch::Tensor Regularization(double l1_mask, double l1_features) const;

@@ -80,6 +80,7 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
   s.holdout_fraction = r.Get("holdout_fraction", s.holdout_fraction, 0.05, 0.5);
   s.loss = static_cast<SurrogateLoss>(r.GetInt("loss", 0, 0, 1));
   s.output = static_cast<RateNonlinearity>(r.GetInt("output", 0, 0, 1));
+  s.readout = static_cast<ReadoutMask>(r.GetInt("readout", 0, 0, 1));
   s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);
   s.min_trials = r.GetInt("min_trials", s.min_trials, 8, 1000000000);
   GaborBankSpec& g = s.gabor;

@@ -10,14 +10,21 @@
 //   batch_size          64       [1, 65536]     trials per Adam step
 //   learning_rate       0.01     [1e-6, 1]      Adam step size
 //   weight_decay        0        [0, 1]         L2 on the trainable core
-//   l1_mask             10       [0, 100]       L1 on the readout's spatial masks
+//   l1_mask             10       [0, 100]       L1 on the readout's free spatial masks
 //                                               (chosen with bench/surrogate_fit:
-//                                               see BENCHMARKS.md)
+//                                               see BENCHMARKS.md; the Gaussian
+//                                               readout reads one point, no L1)
 //   l1_features         0.1      [0, 100]       L1 on the readout's feature weights
 //   holdout_fraction    0.2      [0.05, 0.5]    share of distinct stimuli held
 //                                               out for early stopping/metrics
 //   loss                0        {0, 1}         0 Poisson NLL, 1 mean squared error
 //   output              0        {0, 1}         rate nonlinearity: 0 softplus, 1 exp
+//   readout             0        {0, 1}         the readout's "where": 0 a free spatial
+//                                               mask (Klindt et al. 2017), 1 Gaussian
+//                                               (the features at one learned point,
+//                                               Lurz et al. 2021; models/readout.h;
+//                                               use l1_features 3 with it:
+//                                               BENCHMARKS.md)
 //   core_channels       16       [0, 256]       hidden channels of the trainable
 //                                               1x1 core (0: readout sees the
 //                                               front end's features directly)
@@ -54,6 +61,7 @@ namespace stimloop {
 
 enum class SurrogateLoss { kPoisson = 0, kMse = 1 };
 enum class RateNonlinearity { kSoftplus = 0, kExp = 1 };
+enum class ReadoutMask { kFree = 0, kGaussian = 1 };
 
 struct GaborBankSpec {
   int64_t scales = 4;
@@ -76,6 +84,7 @@ struct SurrogateSpec {
   double holdout_fraction = 0.2;
   SurrogateLoss loss = SurrogateLoss::kPoisson;
   RateNonlinearity output = RateNonlinearity::kSoftplus;
+  ReadoutMask readout = ReadoutMask::kFree;
   int64_t core_channels = 16;
   int64_t min_trials = 50;
   GaborBankSpec gabor;

@@ -260,6 +260,7 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   options.core_channels = spec.core_channels;
   options.num_neurons = num_neurons;
   options.output = spec.output;
+  options.readout = spec.readout;
   if (features.size(1) != options.features.channels ||
       features.size(2) != options.features.height || features.size(3) != options.features.width) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -276,13 +277,19 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   const torch::Tensor heldout_standardized = standardized.index_select(0, heldout_groups);
   features = torch::Tensor();
 
+  const torch::Tensor centers =
+      spec.readout == ReadoutMask::kGaussian
+          ? ReceptiveFieldCenters(standardized, group_of.index_select(0, train_trials),
+                                  train_rates, options.features.height, options.features.width)
+          : torch::Tensor();
+
   FitMetrics m;
   std::vector<SurrogateHead> heads;
   const int64_t n_train = train_trials.size(0);
   for (int64_t member = 0; member < spec.ensemble_size; ++member) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(Mix(seed, 1 + member));
     SurrogateHead head(options);
-    head->Reset(feature_mean, feature_scale, mean_rate, gen);
+    head->Reset(feature_mean, feature_scale, mean_rate, gen, centers);
     const torch::Tensor boot = train_trials.index_select(
         0, torch::randint(n_train, {n_train}, gen, torch::kLong));
     torch::optim::Adam adam(head->parameters(),
@@ -299,7 +306,13 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
         const torch::Tensor y = rates.index_select(0, trials);
         torch::AutoGradMode grad(true);
         adam.zero_grad();
-        torch::Tensor loss = Loss(head->ForwardPositionMajor(x), y, neuron_weight, spec.loss) +
+        // A Gaussian readout reads each trial at its own draw (Lurz et al. 2021).
+        const torch::Tensor position_noise =
+            spec.readout == ReadoutMask::kGaussian
+                ? torch::randn({trials.size(0), num_neurons, 2}, gen)
+                : torch::Tensor();
+        torch::Tensor loss = Loss(head->ForwardPositionMajor(x, position_noise), y,
+                                  neuron_weight, spec.loss) +
                              head->Regularization(spec.l1_mask, spec.l1_features);
         if (spec.weight_decay > 0) {
           for (const torch::Tensor& p : head->CoreParameters()) {

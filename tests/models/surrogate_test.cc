@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "clients/simulated_trials.h"
@@ -74,6 +75,13 @@ TEST(SurrogateSpecTest, DefaultsAndErrorsNameTheField) {
   bad = ParseSurrogateSpec({{"loss", 0.5}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("not a whole number"), std::string::npos);
+  EXPECT_EQ(spec.readout, ReadoutMask::kFree);
+  EXPECT_EQ(Spec({{"readout", 1}}).readout, ReadoutMask::kGaussian);
+  bad = ParseSurrogateSpec({{"readout", 2}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("surrogate.params.readout: 2 is outside [0, 1]"),
+            std::string::npos)
+      << bad.status();
   bad = ParseSurrogateSpec({}, "a.pt", "b.pt");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("config.surrogate.model_path"), std::string::npos);
@@ -207,6 +215,30 @@ TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
               0, 1e-5);
 }
 
+// A simple cell's trials: what a closed loop shows it (a genetic search
+// driven by the cell: clients/simulated_trials.h), one search to fit, another
+// to test on.
+struct SearchTrials {
+  std::unique_ptr<SimulatedNeuron> neuron;
+  TrainingData fit;      // 500 trials of one search
+  SimulatedTrials test;  // 1000 of another
+};
+
+SearchTrials SimpleCellSearches() {
+  SearchTrials s;
+  s.neuron = Neuron(CellKind::kSimple, 3);
+  auto trials = GeneticSearchTrials(*s.neuron, 500, 40, kWindowS, 11);
+  auto test = GeneticSearchTrials(*s.neuron, 1000, 40, kWindowS, 12);
+  if (!trials.ok() || !test.ok()) {
+    ADD_FAILURE() << trials.status() << test.status();
+    return s;
+  }
+  s.fit.images = trials->images;
+  s.fit.rates = trials->rates;
+  s.test = *std::move(test);
+  return s;
+}
+
 // Issue 4's acceptance target: a simple cell learned from 500 noisy trials,
 // measured on the stimuli a closed loop shows (a genetic search driven by
 // the cell: clients/simulated_trials.h; random images barely drive a V1
@@ -214,17 +246,12 @@ TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
 // on 1000 stimuli of another search; the held-out correlation against noisy
 // single trials is bounded by the Poisson noise (~1.2 spikes per trial).
 TEST(SurrogateFitTest, LearnsSimpleCellFrom500NoisyTrials) {
-  auto neuron = Neuron(CellKind::kSimple, 3);
-  auto trials = GeneticSearchTrials(*neuron, 500, 40, kWindowS, 11);
-  auto test = GeneticSearchTrials(*neuron, 1000, 40, kWindowS, 12);
-  ASSERT_TRUE(trials.ok() && test.ok());
-  TrainingData data;
-  data.images = trials->images;
-  data.rates = trials->rates;
+  const SearchTrials searches = SimpleCellSearches();
+  const SimulatedTrials* test = &searches.test;
   const SurrogateSpec spec = Spec();
   FitMetrics metrics;
   absl::StatusOr<std::shared_ptr<const Surrogate>> model =
-      FitSurrogate(data, spec, Gabor(spec), 1, 7, nullptr, &metrics);
+      FitSurrogate(searches.fit, spec, Gabor(spec), 1, 7, nullptr, &metrics);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->version(), 1);
   EXPECT_EQ((*model)->num_members(), 5);
@@ -242,6 +269,106 @@ TEST(SurrogateFitTest, LearnsSimpleCellFrom500NoisyTrials) {
               metrics.heldout_correlation[0], truth);
   EXPECT_GT(truth, 0.8);
   EXPECT_GE(predicted.min().item<float>(), 0);
+}
+
+// The Gaussian readout (readout 1) learns the same cell from the same trials,
+// and its center lands on the cell's receptive field: a "where" of three
+// numbers in place of a free 16 x 16 mask.
+TEST(SurrogateFitTest, GaussianReadoutLearnsSimpleCellFrom500NoisyTrials) {
+  const SearchTrials searches = SimpleCellSearches();
+  const SimulatedTrials* test = &searches.test;
+  const SurrogateSpec spec = Spec({{"readout", 1}});
+  absl::StatusOr<std::shared_ptr<const Surrogate>> model =
+      FitSurrogate(searches.fit, spec, Gabor(spec), 1, 7, nullptr, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor predicted = (*model)->PredictMean(test->images).select(1, 0);
+  const double truth = Correlation(predicted, test->true_rates.select(1, 0));
+  EXPECT_GT(truth, 0.8);
+  // Feature position j is centered on pixel stride * j.
+  const GaborParams& rf = searches.neuron->gabor();
+  const int64_t grid = (*model)->front_end()->feature_shape().height;
+  for (const SurrogateHead& head : (*model)->members()) {
+    const torch::Tensor center = head->readout()->named_parameters()["center"][0];
+    const double y = (center[0].item<double>() + 1) / 2 * (grid - 1) * spec.gabor.stride;
+    const double x = (center[1].item<double>() + 1) / 2 * (grid - 1) * spec.gabor.stride;
+    const double width =
+        head->readout()->named_parameters()["width"][0].abs().item<double>() / 2 * (grid - 1);
+    std::printf("member center (%.1f, %.1f) px, width %.1f px; cell (%.1f, %.1f), sigma %.1f px\n",
+                x, y, width * spec.gabor.stride, rf.center_x, rf.center_y, rf.sigma);
+    EXPECT_LT(std::hypot(x - rf.center_x, y - rf.center_y), rf.sigma);
+  }
+  std::printf("noiseless correlation %.3f\n", truth);
+}
+
+// The Gaussian readout reads one point, bilinearly: its mask sums to 1 and
+// sits on the grid positions around the center; while training each trial's
+// point is center + |width| * noise; the center climbs toward the features
+// that drive the neuron.
+TEST(ReadoutTest, GaussianReadoutReadsOnePointAndFollowsTheDrive) {
+  FactorizedReadout readout(2, 16, 12, 2, ReadoutMask::kGaussian);
+  torch::Tensor center = readout->named_parameters()["center"];
+  torch::Tensor width = readout->named_parameters()["width"];
+  {
+    torch::NoGradGuard no_grad;
+    center.copy_(torch::tensor({{-1.0f, -1.0f}, {0.24f, 0.5f}}));
+    width.copy_(torch::tensor({0.0f, -0.2f}));  // its absolute value is used
+    readout->weights().fill_(1.0);
+  }
+  const torch::Tensor mask = readout->mask();
+  ASSERT_EQ(mask.sizes(), (std::vector<int64_t>{2, 16, 12}));
+  EXPECT_NEAR(mask[0][0][0].item<double>(), 1.0, 1e-6);  // the corner (0, 0)
+  // (0.24 + 1) / 2 * 15 = 9.3 rows, (0.5 + 1) / 2 * 11 = 8.25 columns.
+  EXPECT_NEAR(mask[1][9][8].item<double>(), 0.7 * 0.75, 1e-5);
+  EXPECT_NEAR(mask[1][10][9].item<double>(), 0.3 * 0.25, 1e-5);
+  EXPECT_NEAR(mask[1].sum().item<double>(), 1.0, 1e-5);
+
+  // Noise (1, -1) with width 0.2: the point (0.44, 0.3), rows 10.8, columns 7.15.
+  const torch::Tensor noise = torch::tensor({{{0.0f, 0.0f}, {1.0f, -1.0f}}});
+  const torch::Tensor sampled = readout->SampledMask(noise);
+  ASSERT_EQ(sampled.sizes(), (std::vector<int64_t>{1, 2, 16, 12}));
+  EXPECT_TRUE(torch::allclose(sampled[0][0], mask[0]));
+  EXPECT_NEAR(sampled[0][1][10][7].item<double>(), 0.2 * 0.85, 1e-4);
+  EXPECT_NEAR(sampled[0][1][11][8].item<double>(), 0.8 * 0.15, 1e-4);
+  EXPECT_THROW(readout->SampledMask(torch::zeros({1, 3, 2})), c10::Error);
+
+  // Features bright at row 10, column 8: the drive's gradient moves neuron
+  // 1's center down (y up) and left (x down, from 8.25).
+  torch::Tensor features = torch::zeros({1, 2, 16, 12});
+  features.index_put_({0, torch::indexing::Slice(), 10, 8}, 1.0);
+  for (torch::Tensor& p : readout->parameters()) p.mutable_grad() = torch::Tensor();
+  readout->forward(features).select(1, 1).sum().backward();
+  EXPECT_GT(center.grad()[1][0].item<double>(), 0);
+  EXPECT_LT(center.grad()[1][1].item<double>(), 0);
+  // No L1 on a mask that always sums to 1: only the weights' term.
+  EXPECT_NEAR(readout->Regularization(10, 0.5).item<double>(), 0.5, 1e-6);
+  // A free mask reads everywhere it is nonzero and takes its L1 penalty.
+  FactorizedReadout free(2, 16, 12, 2);
+  EXPECT_EQ(free->mask_kind(), ReadoutMask::kFree);
+  EXPECT_THROW(free->SampledMask(noise), c10::Error);
+}
+
+// A Gaussian readout starts where the features explain the responses: a
+// feature at one grid position drives the rates, noise everywhere else.
+TEST(ReadoutTest, ReceptiveFieldCentersFindTheDrivingPosition) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  const int64_t rows = 300, height = 6, width = 5, channels = 4;
+  const torch::Tensor features = torch::randn({rows, height * width, channels}, generator);
+  // Two trials per row; neuron 0 reads feature 2 at (4, 1), neuron 1
+  // feature 0 at (0, 4), each through a rectifier with Poisson-like noise.
+  const torch::Tensor group = torch::arange(rows).repeat_interleave(2);
+  const torch::Tensor drive0 = features.select(1, 4 * width + 1).select(1, 2);
+  const torch::Tensor drive1 = features.select(1, 0 * width + 4).select(1, 0);
+  torch::Tensor rates = torch::stack({torch::relu(drive0), torch::relu(drive1)}, 1)
+                            .index_select(0, group);
+  rates = rates + 0.5 * torch::rand(rates.sizes(), generator);
+  const torch::Tensor centers = ReceptiveFieldCenters(features, group, rates, height, width);
+  ASSERT_EQ(centers.sizes(), (std::vector<int64_t>{2, 2}));
+  // Row 4 of 0..5 and column 1 of 0..4 in [-1, 1] units; row 0, column 4.
+  EXPECT_NEAR(centers[0][0].item<double>(), 4 * 2.0 / 5 - 1, 1e-6);
+  EXPECT_NEAR(centers[0][1].item<double>(), 1 * 2.0 / 4 - 1, 1e-6);
+  EXPECT_NEAR(centers[1][0].item<double>(), -1, 1e-6);
+  EXPECT_NEAR(centers[1][1].item<double>(), 1, 1e-6);
 }
 
 // Small, fast fits on 32 x 32 images for the mechanics.
@@ -441,17 +568,20 @@ TEST(SurrogateFitTest, BadDataIsRejectedNamingTheField) {
 
 // The ensemble is evaluated from stacked parameters; it must be what every
 // member's own forward gives, with and without the core, for both output
-// nonlinearities, and differentiable in the images the same way.
+// nonlinearities and both masks, and differentiable in the images the same
+// way.
 TEST(SurrogateFitTest, StackedEnsembleEqualsEveryMembersForward) {
-  for (const auto& [core_channels, output] :
-       std::vector<std::pair<double, double>>{{16, 0}, {0, 0}, {4, 1}}) {
-    SCOPED_TRACE(::testing::Message() << "core_channels " << core_channels << ", output "
-                                      << output);
+  for (const auto& [core_channels, output, readout] :
+       std::vector<std::tuple<double, double, double>>{
+           {16, 0, 0}, {0, 0, 0}, {4, 1, 0}, {16, 0, 1}, {0, 0, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "core_channels " << core_channels << ", output " << output
+                                      << ", readout " << readout);
     SurrogateSpec spec = Spec({{"ensemble_size", 3},
                                {"max_epochs", 4},
                                {"gabor_stride", 2},
                                {"core_channels", core_channels},
-                               {"output", output}});
+                               {"output", output},
+                               {"readout", readout}});
     const auto front_end = SmallGabor(spec);
     auto model = FitSurrogate(SmallTrials(80, 2, 5), spec, front_end, 1, 1, nullptr, nullptr);
     ASSERT_TRUE(model.ok()) << model.status();
@@ -478,12 +608,17 @@ TEST(SurrogateFitTest, StackedEnsembleEqualsEveryMembersForward) {
 
 // The trainer's layout: a head fed standardized position-major features
 // gives forward's rates and the same gradients in every parameter (what Adam
-// steps on), with and without the core, for 3 neurons and both outputs.
+// steps on), with and without the core, for 3 neurons, both outputs and both
+// masks.
 TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
-  for (const auto& [core_channels, output] : std::vector<std::pair<int64_t, RateNonlinearity>>{
-           {16, RateNonlinearity::kSoftplus}, {0, RateNonlinearity::kSoftplus},
-           {4, RateNonlinearity::kExp}}) {
-    SCOPED_TRACE(::testing::Message() << "core_channels " << core_channels);
+  for (const auto& [core_channels, output, readout] :
+       std::vector<std::tuple<int64_t, RateNonlinearity, ReadoutMask>>{
+           {16, RateNonlinearity::kSoftplus, ReadoutMask::kFree},
+           {0, RateNonlinearity::kSoftplus, ReadoutMask::kFree},
+           {4, RateNonlinearity::kExp, ReadoutMask::kFree},
+           {16, RateNonlinearity::kSoftplus, ReadoutMask::kGaussian}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << "core_channels " << core_channels << ", readout " << static_cast<int>(readout));
     const SurrogateSpec spec = Spec({{"gabor_stride", 2}});
     const auto front_end = SmallGabor(spec);
     const torch::Tensor features = front_end->Forward(Probe());
@@ -494,6 +629,7 @@ TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
     options.core_channels = core_channels;
     options.num_neurons = 3;
     options.output = output;
+    options.readout = readout;
     SurrogateHead head(options);
     head->Reset(mean, scale, torch::full({3}, 2.0), generator);
     {
@@ -502,9 +638,14 @@ TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
     }
     auto gradients = [&](const torch::Tensor& rates) {
       for (torch::Tensor& p : head->parameters()) p.mutable_grad() = torch::Tensor();
-      (rates * torch::arange(1, rates.numel() + 1, torch::kFloat).view(rates.sizes())).sum().backward();
+      (rates * torch::arange(1, rates.numel() + 1, torch::kFloat).view(rates.sizes()))
+          .sum()
+          .backward();
       std::vector<torch::Tensor> out;
-      for (const torch::Tensor& p : head->parameters()) out.push_back(p.grad().clone());
+      for (const torch::Tensor& p : head->parameters()) {
+        // The Gaussian readout's width is only used by the training draws.
+        out.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+      }
       return out;
     };
     const torch::Tensor expected = head->forward(features);
@@ -519,6 +660,8 @@ TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
         << "largest difference " << (actual - expected).abs().max().item<double>();
     ASSERT_EQ(actual_grads.size(), expected_grads.size());
     for (size_t i = 0; i < actual_grads.size(); ++i) {
+      ASSERT_EQ(actual_grads[i].defined(), expected_grads[i].defined()) << "parameter " << i;
+      if (!expected_grads[i].defined()) continue;
       // Relative to the largest entry: elementwise, small entries are sums
       // of large terms of both signs and differ in float rounding alone.
       const double largest = expected_grads[i].abs().max().item<double>();
@@ -530,32 +673,36 @@ TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
 }
 
 TEST(SurrogateCheckpointTest, RoundTripGivesIdenticalPredictions) {
-  const SurrogateSpec spec = SmallSpec();
-  const auto front_end = SmallGabor(spec);
-  auto model = FitSurrogate(SmallTrials(80, 1, 7), spec, front_end, 4, 1, nullptr, nullptr);
-  ASSERT_TRUE(model.ok()) << model.status();
-  torch::NoGradGuard no_grad;
-  const torch::Tensor expected = (*model)->PredictMembers(Probe());
+  for (const ReadoutMask readout : {ReadoutMask::kFree, ReadoutMask::kGaussian}) {
+    SCOPED_TRACE(::testing::Message() << "readout " << static_cast<int>(readout));
+    SurrogateSpec spec = SmallSpec();
+    spec.readout = readout;
+    const auto front_end = SmallGabor(spec);
+    auto model = FitSurrogate(SmallTrials(80, 1, 7), spec, front_end, 4, 1, nullptr, nullptr);
+    ASSERT_TRUE(model.ok()) << model.status();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor expected = (*model)->PredictMembers(Probe());
 
-  absl::StatusOr<std::string> bytes = SerializeSurrogate(**model);
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
-  auto restored = DeserializeSurrogate(*bytes, front_end);
-  ASSERT_TRUE(restored.ok()) << restored.status();
-  EXPECT_EQ((*restored)->version(), 4);
-  EXPECT_TRUE(torch::equal((*restored)->PredictMembers(Probe()), expected));
+    absl::StatusOr<std::string> bytes = SerializeSurrogate(**model);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    auto restored = DeserializeSurrogate(*bytes, front_end);
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    EXPECT_EQ((*restored)->version(), 4);
+    EXPECT_TRUE(torch::equal((*restored)->PredictMembers(Probe()), expected));
 
-  const std::string path = ::testing::TempDir() + "/surrogate_v4.pt";
-  ASSERT_TRUE(SaveSurrogate(**model, path).ok());
-  auto loaded = LoadSurrogate(path, front_end);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_TRUE(torch::equal((*loaded)->PredictMembers(Probe()), expected));
-  std::remove(path.c_str());
+    const std::string path = ::testing::TempDir() + "/surrogate_v4.pt";
+    ASSERT_TRUE(SaveSurrogate(**model, path).ok());
+    auto loaded = LoadSurrogate(path, front_end);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_TRUE(torch::equal((*loaded)->PredictMembers(Probe()), expected));
+    std::remove(path.c_str());
 
-  // Another front end does not fit the checkpoint.
-  auto mismatch = DeserializeSurrogate(*bytes, Gabor(spec));
-  EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kInvalidArgument);
-  auto garbage = DeserializeSurrogate("not a checkpoint", front_end);
-  EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument);
+    // Another front end does not fit the checkpoint.
+    auto mismatch = DeserializeSurrogate(*bytes, Gabor(spec));
+    EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kInvalidArgument);
+    auto garbage = DeserializeSurrogate("not a checkpoint", front_end);
+    EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace
