@@ -1,8 +1,8 @@
 #include "models/readout.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
+
+#include <torch/torch.h>
 
 namespace stimloop {
 namespace {
