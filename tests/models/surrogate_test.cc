@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -703,6 +704,55 @@ TEST(SurrogateCheckpointTest, RoundTripGivesIdenticalPredictions) {
     auto garbage = DeserializeSurrogate("not a checkpoint", front_end);
     EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// The checkpoint's "readout" key: absent in checkpoints written before the
+// Gaussian readout (they load as the free mask), refused when unknown. The
+// archive is written here key by key as SaveSurrogate writes it.
+TEST(SurrogateCheckpointTest, ReadoutKeyAbsentMeansFreeAndUnknownIsRefused) {
+  const SurrogateSpec spec = SmallSpec();
+  const auto front_end = SmallGabor(spec);
+  auto model = FitSurrogate(SmallTrials(80, 1, 7), spec, front_end, 4, 1, nullptr, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto archive_bytes = [&](const c10::optional<int64_t>& readout) {
+    const Surrogate& m = **model;
+    const SurrogateHeadOptions& o = m.members().front()->options();
+    torch::serialize::OutputArchive archive;
+    auto put = [&](const char* key, int64_t value) {
+      archive.write(key, torch::tensor(value, torch::kLong));
+    };
+    archive.write("format", c10::IValue(std::string("stimloop.surrogate.v1")));
+    archive.write("frontend", c10::IValue(front_end->Describe()));
+    put("version", m.version());
+    put("num_members", m.num_members());
+    put("feature_channels", o.features.channels);
+    put("feature_height", o.features.height);
+    put("feature_width", o.features.width);
+    put("core_channels", o.core_channels);
+    put("num_neurons", o.num_neurons);
+    put("output", static_cast<int64_t>(o.output));
+    if (readout.has_value()) put("readout", *readout);
+    for (int64_t i = 0; i < m.num_members(); ++i) {
+      torch::serialize::OutputArchive sub;
+      m.members()[i]->save(sub);
+      archive.write("member_" + std::to_string(i), sub);
+    }
+    std::ostringstream out;
+    archive.save_to(out);
+    return out.str();
+  };
+  torch::NoGradGuard no_grad;
+  auto older = DeserializeSurrogate(archive_bytes(c10::nullopt), front_end);
+  ASSERT_TRUE(older.ok()) << older.status();
+  EXPECT_EQ((*older)->members().front()->options().readout, ReadoutMask::kFree);
+  EXPECT_TRUE(torch::equal((*older)->PredictMembers(Probe()), (*model)->PredictMembers(Probe())));
+
+  auto unknown = DeserializeSurrogate(archive_bytes(7), front_end);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("unknown readout mask 7 (0 free, 1 Gaussian)"),
+            std::string::npos)
+      << unknown.status();
 }
 
 }  // namespace
