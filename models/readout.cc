@@ -7,7 +7,9 @@
 namespace stimloop {
 namespace {
 
+// The start without data-driven centers (ResetParameters), center units.
 constexpr double kInitCenterRange = 0.1;
+constexpr double kInitWidth = 0.5;
 
 // relu(1 - |grid position - coordinate|) for every grid position:
 // coordinates [...] in grid steps -> [..., size].
@@ -69,17 +71,16 @@ void FactorizedReadoutImpl::ResetParameters(double init_std, const torch::Tensor
   torch::NoGradGuard no_grad;
   if (mask_kind_ == ReadoutMask::kFree) {
     free_mask_.normal_(0, init_std, generator);
-  } else {
+  } else if (centers.defined()) {
     // One grid step in center units, along the longer side.
     const double step =
         2.0 / static_cast<double>(std::max<int64_t>(std::max(height_, width_) - 1, 1));
-    if (centers.defined()) {
-      center_.normal_(0, 0.5 * step, generator);
-      center_.add_(centers.to(center_.dtype()));
-    } else {
-      center_.uniform_(-kInitCenterRange, kInitCenterRange, generator);
-    }
+    center_.normal_(0, 0.5 * step, generator);
+    center_.add_(centers.to(center_.dtype()));
     point_width_.fill_(2 * step);
+  } else {  // as Lurz et al.: near the middle, draws over much of the grid
+    center_.uniform_(-kInitCenterRange, kInitCenterRange, generator);
+    point_width_.fill_(kInitWidth);
   }
   weights_.normal_(0, init_std, generator);
   bias_.copy_(bias);

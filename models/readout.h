@@ -45,8 +45,8 @@ class FactorizedReadoutImpl : public torch::nn::Module {
   // weights ~ N(0, init_std^2) from `generator`, bias = `bias`
   // ([num_neurons]); a free mask ~ N(0, init_std^2); a Gaussian center at
   // `centers` ([num_neurons, 2], e.g. from ReceptiveFieldCenters) jittered
-  // by ~ half a grid step, or within 0.1 of the middle when undefined, and
-  // width two grid steps.
+  // by ~ half a grid step with width two grid steps; when undefined, as Lurz
+  // et al., within 0.1 of the middle with width 0.5 (a quarter of the grid).
   void ResetParameters(double init_std, const torch::Tensor& bias, at::Generator& generator,
                        const torch::Tensor& centers = {});
 
