@@ -64,7 +64,8 @@ torch::Tensor GradientAscent::Render(const torch::Tensor& codes) const {
 }
 
 torch::Tensor GradientAscent::Ascend(const ResponseModel& model, const torch::Tensor& start_codes,
-                                     at::Generator& generator) const {
+                                     at::Generator& generator,
+                                     const torch::Tensor& start_members) const {
   constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEpsilon = 1e-8;  // Kingma & Ba 2015
   const int64_t n = start_codes.size(0);
   torch::Tensor codes = space_->Project(start_codes.detach().to(torch::kFloat)).clone();
@@ -81,6 +82,11 @@ torch::Tensor GradientAscent::Ascend(const ResponseModel& model, const torch::Te
         PredictObjective(model, *objective_, jitter_(images, generator));
     torch::Tensor score = predicted.mean;
     if (params_.ucb_beta > 0) score = score + params_.ucb_beta * predicted.spread;
+    if (start_members.defined()) {
+      const torch::Tensor own =
+          predicted.members.gather(0, start_members.clamp_min(0).unsqueeze(0)).squeeze(0);
+      score = torch::where(start_members >= 0, own, score);
+    }
     const torch::Tensor scale = score.detach().abs().mean() + 1e-6;
     torch::Tensor loss = -score.sum() / scale;
     if (params_.diversity > 0 && n > 1) {
@@ -115,6 +121,14 @@ torch::Tensor GradientAscent::InitialGuess(const ResponseModel& model, int64_t n
   return codes.index_select(0, order.slice(0, 0, n));
 }
 
+torch::Tensor GradientAscent::ThompsonMembers(int64_t n, int64_t members) const {
+  const int64_t k = std::llround(params_.thompson * static_cast<double>(n));
+  if (k == 0) return torch::Tensor();
+  torch::Tensor assigned = torch::full({n}, -1, torch::kLong);
+  for (int64_t j = 0; j < k; ++j) assigned[n - k + j] = (asks_ + j) % members;
+  return assigned;
+}
+
 absl::StatusOr<std::vector<Candidate>> GradientAscent::Ask(int count, int64_t first_id) {
   if (count <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("count: ", count, " must be positive"));
@@ -124,8 +138,9 @@ absl::StatusOr<std::vector<Candidate>> GradientAscent::Ask(int count, int64_t fi
   if (asks_ < params_.prior_generations || model == nullptr) {
     candidates = MakeCandidates(*space_, space_->SamplePrior(count, generator_), first_id, "prior");
   } else {
+    const torch::Tensor members = ThompsonMembers(count, model->num_members());
     const torch::Tensor codes =
-        Ascend(*model, InitialGuess(*model, count, generator_), generator_);
+        Ascend(*model, InitialGuess(*model, count, generator_), generator_, members);
     if (cancelled_) return absl::CancelledError("gradient_ascent: Ask cancelled");
     const torch::Tensor images = Render(codes);
     at::NoGradGuard no_grad;
@@ -210,6 +225,7 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeGradientAscent(const OptimizerSpe
   params.max_rms_contrast = p.Get("max_rms_contrast", 0.0, 0, 0.5);
   params.diversity = p.Get("diversity", 0.1, 0, 100);
   params.ucb_beta = p.Get("ucb_beta", 0.0, 0, 100);
+  params.thompson = p.Get("thompson", 0.0, 0, 1);
   if (absl::Status s = p.Finish(); !s.ok()) return s;
   if (context.models == nullptr) {
     return absl::FailedPreconditionError(

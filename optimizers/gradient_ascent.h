@@ -23,7 +23,13 @@
 //                      jitter(images); the ascent maximizes
 //                        sum_i score_i / s  -  diversity * N * mean_{i!=j} cos_ij
 //                      score = ensemble mean + ucb_beta * ensemble std of
-//                      the predicted objective, s = mean |score| (held
+//                      the predicted objective, except for the last
+//                      round(thompson * count) starts, each of which
+//                      maximizes one member's predicted objective alone
+//                      (members in turn, from member asks % M: batch
+//                      Thompson sampling with the bootstrap
+//                      ensemble as the posterior, Kandasamy et al. 2018),
+//                      s = mean |score| (held
 //                      constant within a step, so the objective term is
 //                      scale-free), cos_ij the cosine similarity of images
 //                      i, j around mid-gray (so the term's gradient, ~2x the
@@ -91,6 +97,11 @@
 //                                     similarity within a batch the same
 //                                     way; 0 lets starts collapse together).
 //   ucb_beta          0    [0, 100]   ensemble upper-confidence bonus.
+//   thompson          0    [0, 1]     share of the starts that ascend one
+//                                     ensemble member instead of the mean
+//                                     (proposals at the optima the data
+//                                     still allows, where a new response
+//                                     tells the members apart).
 #ifndef STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 #define STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 
@@ -117,6 +128,7 @@ struct GradientAscentParams {
   double max_rms_contrast = 0.0;
   double diversity = 0.1;
   double ucb_beta = 0.0;
+  double thompson = 0.0;
 };
 
 class GradientAscent : public Optimizer {
@@ -137,9 +149,18 @@ class GradientAscent : public Optimizer {
   absl::Status Load(torch::serialize::InputArchive& archive) override;
 
   // The ascent itself: starting codes [N, D] -> optimized codes [N, D],
-  // drawing jitter from `generator`. Exposed for tests and BestGuess.
+  // drawing jitter from `generator`. Start i maximizes the score above, or
+  // member start_members[i]'s predicted objective alone where that is >= 0
+  // (int64 [N]; undefined: every start maximizes the score). Exposed for
+  // tests and BestGuess.
+  // REQUIRES: start_members, if defined, holds values in [-1, M).
   torch::Tensor Ascend(const ResponseModel& model, const torch::Tensor& start_codes,
-                       at::Generator& generator) const;
+                       at::Generator& generator,
+                       const torch::Tensor& start_members = torch::Tensor()) const;
+  // Which member each of `n` starts of the next Ask ascends (-1: the
+  // score), by `thompson` above, for a model of `members` members;
+  // undefined when no start ascends a single member.
+  torch::Tensor ThompsonMembers(int64_t n, int64_t members) const;
   // The initial guess: the `n` best of init_candidates * n prior codes.
   torch::Tensor InitialGuess(const ResponseModel& model, int64_t n,
                              at::Generator& generator) const;

@@ -83,21 +83,26 @@ PredictedObjective PredictObjective(const ResponseModel& model, const Objective&
   PredictedObjective out;
   out.mean = per_member.mean(0);
   out.spread = members > 1 ? per_member.std(0, /*unbiased=*/false) : torch::zeros_like(out.mean);
+  out.members = per_member;
   return out;
 }
 
 PredictedObjective PredictObjectiveNoGrad(const ResponseModel& model, const Objective& objective,
                                           const torch::Tensor& images, int64_t chunk) {
   at::NoGradGuard no_grad;
-  std::vector<torch::Tensor> means, spreads;
+  std::vector<torch::Tensor> means, spreads, members;
   for (int64_t start = 0; start < images.size(0); start += chunk) {
     const int64_t end = std::min(images.size(0), start + chunk);
     PredictedObjective p = PredictObjective(model, objective, images.slice(0, start, end));
     means.push_back(p.mean.to(torch::kDouble));
     spreads.push_back(p.spread.to(torch::kDouble));
+    members.push_back(p.members.to(torch::kDouble));
   }
-  if (means.empty()) return {torch::empty({0}, torch::kDouble), torch::empty({0}, torch::kDouble)};
-  return {torch::cat(means), torch::cat(spreads)};
+  if (means.empty()) {
+    return {torch::empty({0}, torch::kDouble), torch::empty({0}, torch::kDouble),
+            torch::empty({model.num_members(), 0}, torch::kDouble)};
+  }
+  return {torch::cat(means), torch::cat(spreads), torch::cat(members, 1)};
 }
 
 torch::Tensor CosineSimilarities(const torch::Tensor& images) {

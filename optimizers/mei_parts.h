@@ -87,12 +87,14 @@ class FixedSteps {
   int64_t steps_;
 };
 
-// The ensemble's predicted objective for each image: the mean over members
-// of objective(member rates), and its standard deviation over members (0 for
-// one member). Both [N], differentiable with respect to images.
+// The ensemble's predicted objective for each image: objective(member
+// rates) for every member ([M, N]), their mean over members and their
+// standard deviation over members (0 for one member), both [N]. All
+// differentiable with respect to images.
 struct PredictedObjective {
   torch::Tensor mean;
   torch::Tensor spread;
+  torch::Tensor members;
 };
 PredictedObjective PredictObjective(const ResponseModel& model, const Objective& objective,
                                     const torch::Tensor& images);

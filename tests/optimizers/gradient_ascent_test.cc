@@ -1,6 +1,7 @@
 #include "optimizers/gradient_ascent.h"
 
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <string>
@@ -190,6 +191,65 @@ TEST(GradientAscentTest, BestGuessIsTheModelOptimum) {
   EXPECT_FALSE(optimizer->BestGuess().defined());
 }
 
+// Two members that disagree: member m is linear in its own Gabor w_m
+// (orthogonal orientations), rate = 25 * (1 + <w_m, x - 0.5> / d*_m) with
+// d*_m = 0.5 * sum|w_m|, so rates lie in [0, 50], each member's optimum gives
+// it 50, and the mean's optimum (the sign pattern of w_0 + w_1) gives each
+// member less.
+class DisagreeingModel : public ResponseModel {
+ public:
+  DisagreeingModel()
+      : w_{GaborTemplate(1, kSize, 8.0, 0.0).flatten(),
+           GaborTemplate(1, kSize, 8.0, M_PI / 2).flatten()} {}
+  int64_t version() const override { return 1; }
+  int64_t num_members() const override { return 2; }
+  torch::Tensor PredictMembers(const torch::Tensor& images) const override {
+    const torch::Tensor x = (images - 0.5).flatten(1);
+    std::vector<torch::Tensor> members;
+    for (const torch::Tensor& w : w_) {
+      members.push_back(25 * (1 + x.matmul(w) / (0.5 * w.abs().sum())));
+    }
+    return torch::stack(members).unsqueeze(2);
+  }
+
+ private:
+  std::vector<torch::Tensor> w_;
+};
+
+// With `thompson` 1 every start ascends one member, members in turn, so the
+// batch holds each member's optimum; with 0 every start ascends the mean,
+// and no image is that good for either member.
+TEST(GradientAscentTest, ThompsonStartsEachReachOneMembersOptimum) {
+  Fixture f;
+  f.models->Set(std::make_shared<DisagreeingModel>());
+  auto members_of = [&](const std::vector<Candidate>& candidates) {
+    return f.models->Latest()->PredictMembers(StackImages(candidates)).squeeze(2);  // [2, N]
+  };
+  auto sampled = f.Make({{"prior_generations", 0}, {"thompson", 1}, {"diversity", 0}});
+  const torch::Tensor first = members_of(*sampled->Ask(4, 1));
+  const torch::Tensor second = members_of(*sampled->Ask(4, 5));
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    // Ask k starts with member k % 2.
+    const int own_first = i % 2, own_second = (i + 1) % 2;
+    EXPECT_GT(first[own_first][i].item<double>(), 47);
+    EXPECT_LT(first[1 - own_first][i].item<double>(), 30);  // 25: orthogonal
+    EXPECT_GT(second[own_second][i].item<double>(), 47);
+    EXPECT_LT(second[1 - own_second][i].item<double>(), 30);
+  }
+  auto mean = f.Make({{"prior_generations", 0}, {"diversity", 0}});
+  const torch::Tensor blended = members_of(*mean->Ask(4, 1));
+  EXPECT_LT(blended.max().item<double>(), 44);  // ~40 for both members
+  EXPECT_GT(blended.min().item<double>(), 35);
+
+  // Half the starts: the last two of four.
+  auto half = f.Make({{"prior_generations", 0}, {"thompson", 0.5}, {"diversity", 0}});
+  const torch::Tensor mixed = members_of(*half->Ask(4, 1));
+  for (int i = 0; i < 2; ++i) EXPECT_LT(mixed.select(1, i).max().item<double>(), 44);
+  EXPECT_GT(mixed[0][2].item<double>(), 47);
+  EXPECT_GT(mixed[1][3].item<double>(), 47);
+}
+
 TEST(GradientAscentTest, RmsContrastBudgetHolds) {
   Fixture f;
   auto optimizer = f.Make({{"prior_generations", 0}, {"max_rms_contrast", 0.1}});
@@ -207,6 +267,10 @@ TEST(GradientAscentTest, RejectsBadParamsAndAMissingModelSource) {
   auto bad = MakeOptimizer(spec, context);
   ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("optimizer.params.steps"), std::string::npos);
+  spec.params = {{"thompson", 1.5}};
+  bad = MakeOptimizer(spec, context);
+  ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("optimizer.params.thompson"), std::string::npos);
   spec.params = {{"no_such_param", 1}};
   EXPECT_EQ(MakeOptimizer(spec, context).status().code(), absl::StatusCode::kInvalidArgument);
   spec.params = {};
@@ -299,6 +363,12 @@ TEST(MeiPartsTest, SimilarityAndEnsemblePrediction) {
       PredictObjective(model, objective, torch::full({2, 1, 4, 4}, 0.5));
   EXPECT_NEAR(p.mean[0].item<double>(), (5.0 + 5.5) / 2, 1e-5);
   EXPECT_NEAR(p.spread[0].item<double>(), 0.25, 1e-5);
+  ASSERT_EQ(p.members.sizes(), (std::vector<int64_t>{2, 2}));
+  EXPECT_NEAR(p.members[1][0].item<double>(), 5.5, 1e-5);
+  const PredictedObjective chunked =
+      PredictObjectiveNoGrad(model, objective, torch::full({3, 1, 4, 4}, 0.5), /*chunk=*/2);
+  ASSERT_EQ(chunked.members.sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_NEAR(chunked.members[0][2].item<double>(), 5.0, 1e-5);
 }
 
 }  // namespace
