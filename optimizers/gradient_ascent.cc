@@ -225,7 +225,7 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeGradientAscent(const OptimizerSpe
   params.max_rms_contrast = p.Get("max_rms_contrast", 0.0, 0, 0.5);
   params.diversity = p.Get("diversity", 0.1, 0, 100);
   params.ucb_beta = p.Get("ucb_beta", 0.0, 0, 100);
-  params.thompson = p.Get("thompson", 0.0, 0, 1);
+  params.thompson = p.Get("thompson", 0.5, 0, 1);
   if (absl::Status s = p.Finish(); !s.ok()) return s;
   if (context.models == nullptr) {
     return absl::FailedPreconditionError(

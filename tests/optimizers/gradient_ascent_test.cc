@@ -218,7 +218,8 @@ class DisagreeingModel : public ResponseModel {
 
 // With `thompson` 1 every start ascends one member, members in turn, so the
 // batch holds each member's optimum; with 0 every start ascends the mean,
-// and no image is that good for either member.
+// and no image is that good for either member; the default 0.5 is half and
+// half.
 TEST(GradientAscentTest, ThompsonStartsEachReachOneMembersOptimum) {
   Fixture f;
   f.models->Set(std::make_shared<DisagreeingModel>());
@@ -237,13 +238,13 @@ TEST(GradientAscentTest, ThompsonStartsEachReachOneMembersOptimum) {
     EXPECT_GT(second[own_second][i].item<double>(), 47);
     EXPECT_LT(second[1 - own_second][i].item<double>(), 30);
   }
-  auto mean = f.Make({{"prior_generations", 0}, {"diversity", 0}});
+  auto mean = f.Make({{"prior_generations", 0}, {"thompson", 0}, {"diversity", 0}});
   const torch::Tensor blended = members_of(*mean->Ask(4, 1));
   EXPECT_LT(blended.max().item<double>(), 44);  // ~40 for both members
   EXPECT_GT(blended.min().item<double>(), 35);
 
   // Half the starts: the last two of four.
-  auto half = f.Make({{"prior_generations", 0}, {"thompson", 0.5}, {"diversity", 0}});
+  auto half = f.Make({{"prior_generations", 0}, {"diversity", 0}});
   const torch::Tensor mixed = members_of(*half->Ask(4, 1));
   for (int i = 0; i < 2; ++i) EXPECT_LT(mixed.select(1, i).max().item<double>(), 44);
   EXPECT_GT(mixed[0][2].item<double>(), 47);
