@@ -102,10 +102,12 @@
 //                                     (proposals at the optima the data
 //                                     still allows, where a new response
 //                                     tells the members apart). Against 0,
-//                                     on 16 simulated cells of each kind,
-//                                     +0.03 to +0.08 on the best measured
-//                                     image at 1000 responses, the worst
-//                                     seeds most; 1 was no better than 0.5
+//                                     on 2 x 8 simulated cells of each
+//                                     kind, the best measured image at 1000
+//                                     responses gained +0.03 to +0.08 in
+//                                     three comparisons of four (-0.01 in
+//                                     the fourth), the worst seed +0.09 to
+//                                     +0.19; 1 was no better than 0.5
 //                                     (BENCHMARKS.md).
 #ifndef STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 #define STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
