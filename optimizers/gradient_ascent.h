@@ -164,10 +164,6 @@ class GradientAscent : public Optimizer {
   torch::Tensor Ascend(const ResponseModel& model, const torch::Tensor& start_codes,
                        at::Generator& generator,
                        const torch::Tensor& start_members = torch::Tensor()) const;
-  // Which member each of `n` starts of the next Ask ascends (-1: the
-  // score), by `thompson` above, for a model of `members` members;
-  // undefined when no start ascends a single member.
-  torch::Tensor ThompsonMembers(int64_t n, int64_t members) const;
   // The initial guess: the `n` best of init_candidates * n prior codes.
   torch::Tensor InitialGuess(const ResponseModel& model, int64_t n,
                              at::Generator& generator) const;
@@ -175,6 +171,11 @@ class GradientAscent : public Optimizer {
   torch::Tensor Render(const torch::Tensor& codes) const;
 
  private:
+  // Which member each of `n` starts of the next Ask ascends (-1: the
+  // score), by `thompson` above, for a model of `members` members;
+  // undefined when no start ascends a single member.
+  torch::Tensor ThompsonMembers(int64_t n, int64_t members) const;
+
   std::shared_ptr<const ImageSpace> space_;
   std::shared_ptr<const Objective> objective_;
   std::shared_ptr<const ModelSource> models_;
