@@ -72,15 +72,16 @@ def shrunk(images, recent=5):
     return max(images, key=posterior)
 
 
-def model_prior(images, recent=10):
-    """As shrunk, but the prior mean of an image is a regression of the
-    measured means on the proposing model's predicted objective."""
+def model_posterior(images, recent=10):
+    """Each image's posterior mean: its measured mean shrunk by its noise
+    towards a regression of the newest `recent` generations' measured means
+    on the proposing model's predicted objective. A function of an image."""
     f = fano(images)
     newest = max(i['generation'] for i in images)
     pool = [i for i in images
             if i['generation'] > newest - recent and not math.isnan(i['predicted'])]
     if len(pool) < 10:
-        return shrunk(images, recent)
+        return None
     p = np.array([i['predicted'] for i in pool])
     m = np.array([i['mean'] for i in pool])
     w = np.sqrt([i['n'] for i in pool])
@@ -94,21 +95,55 @@ def model_prior(images, recent=10):
         prior = coef[0] + coef[1] * predicted
         var = f * max(i['mean'], prior) / i['n']
         return prior + prior_var / (prior_var + var) * (i['mean'] - prior)
+    return posterior
+
+
+def model_prior(images, recent=10):
+    """As shrunk, but the prior mean of an image is a regression of the
+    measured means on the proposing model's predicted objective."""
+    posterior = model_posterior(images, recent)
+    if posterior is None:
+        return shrunk(images, recent)
     return max(images, key=posterior)
 
 
 PEAK_RATE, WINDOW_S = 50.0, 0.2  # bench/sample_efficiency's defaults
 
 
-def validation_block(images, k, v, rng):
-    """The session's k best (its own rule's order) shown v more times each,
-    the extra trials drawn from the true rate; the best pooled mean."""
-    candidates = sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])[:k]
+def extra_trials(image, v, rng):
+    """v more presentations of an image, drawn from its true rate."""
+    return rng.poisson(image['truth'] * PEAK_RATE * WINDOW_S, size=v) / WINDOW_S
+
+
+def validation_block(images, k, v, rng, by_model=False):
+    """The session's k best (its own rule's order, or by model_posterior)
+    shown v more times each; the best pooled mean."""
+    posterior = model_posterior(images) if by_model else None
+    if posterior is not None:
+        candidates = sorted(images, key=lambda i: -posterior(i))[:k]
+    else:
+        candidates = sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])[:k]
 
     def pooled(i):
-        extra = rng.poisson(i['truth'] * PEAK_RATE * WINDOW_S, size=v) / WINDOW_S
-        return (i['mean'] * i['n'] + extra.sum()) / (i['n'] + v)
+        return (i['mean'] * i['n'] + extra_trials(i, v, rng).sum()) / (i['n'] + v)
     return max(candidates, key=pooled)
+
+
+def successive_halving(images, rounds, rng):
+    """A racing block (Karnin et al. 2013): the model_posterior's first
+    rounds[0][0] images, each round shown v more times and the better half
+    (keep) kept on the pooled mean; rounds = [(k, v), (keep, v), ...]."""
+    posterior = model_posterior(images)
+    order = sorted(images, key=lambda i: -posterior(i)) if posterior else \
+        sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])
+    alive = order[:rounds[0][0]]
+    sums = {id(i): [i['mean'] * i['n'], i['n']] for i in alive}
+    for (_, v), (keep, _) in zip(rounds, rounds[1:] + [(1, 0)]):
+        for i in alive:
+            sums[id(i)][0] += extra_trials(i, v, rng).sum()
+            sums[id(i)][1] += v
+        alive = sorted(alive, key=lambda i: -sums[id(i)][0] / sums[id(i)][1])[:keep]
+    return alive[0]
 
 
 def lower_bound(images, z=1.0):
@@ -131,6 +166,9 @@ SIMULATED_RULES = {
     'validation 5x20 (+100)': lambda x, rng: validation_block(x, 5, 20, rng),
     'validation 10x10 (+100)': lambda x, rng: validation_block(x, 10, 10, rng),
     'validation 3x30 (+90)': lambda x, rng: validation_block(x, 3, 30, rng),
+    'validation 5x20 by model (+100)': lambda x, rng: validation_block(x, 5, 20, rng, True),
+    'halving 20x2,10x3,5x6,2x10 (+120)':
+        lambda x, rng: successive_halving(x, [(20, 2), (10, 3), (5, 6), (2, 10)], rng),
 }
 
 
@@ -150,7 +188,7 @@ def main():
                                for k in keys]
             for name, picked in picks.items():
                 truths = [i['truth'] for i in picked]
-                print(f'  {name:28s} median {np.median(truths):.3f} mean {np.mean(truths):.3f}  '
+                print(f'  {name:34s} median {np.median(truths):.3f} mean {np.mean(truths):.3f}  '
                       + ' '.join(f'{t:.2f}' for t in truths))
 
 

@@ -10,6 +10,11 @@
 //               --late_generations generations (near-optimal, near-equal
 //               images, a re-shown one once per presentation: what the pick
 //               and the next proposals hinge on).
+// With --where_lost, a second table says where the guess loses against the
+// cell's optimum: the fraction of the optimum lost when only the pixels at
+// a distance of 0-1, 1-2 or over 2 envelope sigmas from the receptive
+// field's center are taken from the guess and the rest from the optimum
+// (simple cells; a complex cell's optima are a family over phase).
 // Fractions are of the cell's optimum, median [min, max] over seeds. The same
 // trials for every variant, so variants compare on equal data; the closed
 // loop's own answer to a variant (it changes the data) is sample_efficiency's.
@@ -51,6 +56,8 @@ ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for gradient_ascent
 ABSL_FLAG(bool, ask, true, "Also rate one Ask (a generation of proposals) per fit");
 ABSL_FLAG(int, generation_size, 40, "Images per Ask");
 ABSL_FLAG(int, late_generations, 5, "Generations counted as late for 'late corr'");
+ABSL_FLAG(bool, where_lost, false,
+          "Also print where (distance from the receptive field's center) the guess loses");
 ABSL_FLAG(int, threads, 2, "Fits run in parallel (each with one LibTorch thread)");
 
 namespace stimloop {
@@ -60,6 +67,7 @@ struct Job {
   std::string variant, cell;
   uint64_t seed = 0;
   double guess = 0, gen_best = 0, gen_median = 0, late_corr = 0, fit_s = 0;
+  std::vector<double> lost;  // per distance band (kBandEdges), with --where_lost
   std::string error;
 };
 
@@ -67,6 +75,28 @@ double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
   const torch::Tensor x = a.to(torch::kDouble).flatten() - a.to(torch::kDouble).mean();
   const torch::Tensor y = b.to(torch::kDouble).flatten() - b.to(torch::kDouble).mean();
   return ((x * y).sum() / (x.norm() * y.norm())).item<double>();
+}
+
+// Distance bands from the receptive field's center, in envelope sigmas.
+constexpr double kBandEdges[] = {0, 1, 2, 1e9};
+constexpr int kBands = 3;
+
+// For each band: 1 - rate / optimum rate of the cell's optimum with the
+// band's pixels taken from `image` [C, H, W].
+std::vector<double> BandLosses(const SimulatedNeuron& cell, const torch::Tensor& image) {
+  const GaborParams& g = cell.gabor();
+  const int64_t height = image.size(1), width = image.size(2);
+  const torch::Tensor dy =
+      torch::arange(height, torch::kFloat).view({height, 1}) + 0.5 - g.center_y;
+  const torch::Tensor dx = torch::arange(width, torch::kFloat).view({1, width}) + 0.5 - g.center_x;
+  const torch::Tensor r = (dx * dx + dy * dy).sqrt() / g.sigma;  // [H, W]
+  std::vector<double> lost;
+  for (int b = 0; b < kBands; ++b) {
+    const torch::Tensor band = (r >= kBandEdges[b]) & (r < kBandEdges[b + 1]);
+    const torch::Tensor mixed = torch::where(band, image, cell.Optimum().to(torch::kFloat));
+    lost.push_back(1 - cell.Rates(mixed.unsqueeze(0))[0].item<double>() / cell.optimum_rate());
+  }
+  return lost;
 }
 
 // The variant's surrogate parameters and fit seed.
@@ -137,6 +167,11 @@ absl::Status RunJob(Job& job) {
   if (!optimizer.ok()) return optimizer.status();
   const torch::Tensor guess = (*optimizer)->BestGuess();
   job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / cell.optimum_rate();
+  // Simple cells only: a complex cell's optimum is one of a family (any
+  // phase), so mixing bands of two of them is not a loss of either.
+  if (absl::GetFlag(FLAGS_where_lost) && *kind == CellKind::kSimple) {
+    job.lost = BandLosses(cell, guess);
+  }
   if (absl::GetFlag(FLAGS_ask)) {
     auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);
     if (!candidates.ok()) return candidates.status();
@@ -189,15 +224,36 @@ int Main() {
         continue;
       }
       guess.push_back(job.guess);
-      best.push_back(job.gen_best);
-      median.push_back(job.gen_median);
+      if (absl::GetFlag(FLAGS_ask)) {
+        best.push_back(job.gen_best);
+        median.push_back(job.gen_median);
+      }
       corr.push_back(job.late_corr);
       secs.push_back(job.fit_s);
     }
     if (guess.empty()) continue;
-    std::cout << absl::StrFormat("| %s | %s | %s | %s | %s | %s | %.1f |\n", jobs[first].variant,
-                                 jobs[first].cell, MedianRange(guess), MedianRange(best),
-                                 MedianRange(median), MedianRange(corr), Summarize(secs).median);
+    std::cout << absl::StrFormat(
+        "| %s | %s | %s | %s | %s | %s | %.1f |\n", jobs[first].variant, jobs[first].cell,
+        MedianRange(guess), best.empty() ? "-" : MedianRange(best),
+        median.empty() ? "-" : MedianRange(median), MedianRange(corr), Summarize(secs).median);
+  }
+  if (absl::GetFlag(FLAGS_where_lost)) {
+    std::cout
+        << "\n# fraction of the optimum lost with the guess's pixels at 0-1, 1-2, over 2 "
+           "envelope sigmas from the center (the rest the optimum's)\n"
+           "| variant | cell | 0-1 sigma | 1-2 sigma | over 2 sigma |\n|---|---|---|---|---|\n";
+    for (size_t first = 0; first < jobs.size(); first += seeds) {
+      std::vector<std::vector<double>> bands(kBands);
+      for (int s = 0; s < seeds; ++s) {
+        const Job& job = jobs[first + s];
+        if (!job.error.empty() || job.lost.empty()) continue;
+        for (int b = 0; b < kBands; ++b) bands[b].push_back(job.lost[b]);
+      }
+      if (bands[0].empty()) continue;
+      std::cout << absl::StrFormat("| %s | %s | %s | %s | %s |\n", jobs[first].variant,
+                                   jobs[first].cell, MedianRange(bands[0]),
+                                   MedianRange(bands[1]), MedianRange(bands[2]));
+    }
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
   return failed == 0 ? 0 : 1;

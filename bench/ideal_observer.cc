@@ -1,0 +1,289 @@
+// Ideal observer: how close to the optimum could *any* model get from the
+// trials a closed loop collected? Fits the simulated cell's own model class
+// (a Gabor linear-nonlinear cell, or a Gabor energy model; the parameters
+// of models/simulated_neuron.h: center, orientation, wavelength, phase,
+// envelope, gain and the simple cell's exponent) by Poisson maximum
+// likelihood to the saved presentations (sample_efficiency --dump_trials),
+// from many random starts drawn from the cells' prior, and rates the fitted
+// model's exact optimum on the true cell. No surrogate can know its
+// neuron's model class, so this bounds what the surrogate's optimum
+// ("guess" in surrogate_guess and sample_efficiency) can reach on the same
+// data: where the bound itself is short of a target, the trials, not the
+// surrogate, are what is missing.
+//
+//   ideal_observer --trials_dir=DIR --cells=simple,complex --seeds=8 \
+//       --budgets=200,500,1000
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/bench_util.h"
+#include "models/simulated_neuron.h"
+#include "server/torch_threads.h"
+
+ABSL_FLAG(std::string, trials_dir, "", "Folder of sample_efficiency --dump_trials files");
+ABSL_FLAG(std::string, cells, "simple,complex", "Simulated cell kinds");
+ABSL_FLAG(int, seeds, 8, "Seeds 1..N (session and neuron, as sample_efficiency's)");
+ABSL_FLAG(std::string, budgets, "200,500,1000", "Saved budgets to fit on");
+ABSL_FLAG(int, starts, 96, "Random starts per fit, drawn from the cells' prior");
+ABSL_FLAG(int, steps, 400, "Adam steps per start");
+ABSL_FLAG(double, window_s, 0.2, "Counting window of the saved rates (sample_efficiency's)");
+ABSL_FLAG(int, threads, 2, "Fits run in parallel (each with one LibTorch thread)");
+
+namespace stimloop {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+struct Job {
+  std::string cell;
+  uint64_t seed = 0;
+  int64_t budget = 0;
+  double fraction = 0;           // true rate at the fitted optimum / the cell's optimum
+  double center_error = 0;       // pixels
+  double orientation_error = 0;  // degrees, modulo 180
+  double fit_s = 0;
+  std::string error;
+};
+
+// A batch of K Gabor receptive fields, the free parameters of the fit in
+// units where Adam's steps are comparable: fractions of the image for the
+// center, log pixels for sigma, log sigmas for the wavelength.
+struct GaborBatch {
+  torch::Tensor cx, cy, theta, log_sigma, log_cycles, phase;  // [K]
+
+  std::vector<torch::Tensor> parameters() const {
+    return {cx, cy, theta, log_sigma, log_cycles, phase};
+  }
+};
+
+// Zero-mean Gabor weights [K, H*W] as models/simulated_neuron.cc's
+// GaborWeights, for a phase offset added to every member.
+torch::Tensor Weights(const GaborBatch& g, int64_t height, int64_t width, double phase_offset) {
+  const torch::Tensor ys = torch::arange(height, torch::kFloat) + 0.5;
+  const torch::Tensor xs = torch::arange(width, torch::kFloat) + 0.5;
+  const torch::Tensor y = ys.view({1, height, 1});
+  const torch::Tensor x = xs.view({1, 1, width});
+  const torch::Tensor cx = (g.cx * width).view({-1, 1, 1});
+  const torch::Tensor cy = (g.cy * height).view({-1, 1, 1});
+  const torch::Tensor sigma = g.log_sigma.exp().view({-1, 1, 1});
+  const torch::Tensor wavelength = sigma * g.log_cycles.exp().view({-1, 1, 1});
+  const torch::Tensor dx = x - cx, dy = y - cy;
+  const torch::Tensor along =
+      g.theta.cos().view({-1, 1, 1}) * dx + g.theta.sin().view({-1, 1, 1}) * dy;
+  const torch::Tensor envelope = (-(dx * dx + dy * dy) / (2 * sigma * sigma)).exp();
+  const torch::Tensor carrier =
+      (2 * kPi * along / wavelength + g.phase.view({-1, 1, 1}) + phase_offset).cos();
+  const torch::Tensor mean = (envelope * carrier).sum({1, 2}, true) / envelope.sum({1, 2}, true);
+  const torch::Tensor w = envelope * (carrier - mean);
+  return w.flatten(1) / w.flatten(1).norm(2, 1, true);
+}
+
+// Starts drawn from the prior of models/simulated_neuron.cc (center in the
+// central half, sigma 0.06-0.12 of the image, wavelength 2-3 sigmas).
+GaborBatch DrawStarts(int64_t k, int64_t height, int64_t width, at::Generator& gen) {
+  auto uniform = [&](double lo, double hi) { return torch::empty({k}).uniform_(lo, hi, gen); };
+  const double side = static_cast<double>(std::min(height, width));
+  GaborBatch g;
+  g.cx = uniform(0.25, 0.75);
+  g.cy = uniform(0.25, 0.75);
+  g.theta = uniform(0, kPi);
+  g.log_sigma = uniform(std::log(0.06 * side), std::log(0.12 * side));
+  g.log_cycles = uniform(std::log(2.0), std::log(3.0));
+  g.phase = uniform(0, 2 * kPi);
+  return g;
+}
+
+// Predicted rates [N, K] of K simple (linear-nonlinear, power law) or
+// complex (energy) cells with gains exp(log_gain) and exponents
+// exp(log_exponent) (simple only) on images [N, H*W] - 0.5.
+torch::Tensor Rates(CellKind kind, const GaborBatch& g, const torch::Tensor& log_gain,
+                    const torch::Tensor& log_exponent, const torch::Tensor& centered,
+                    int64_t height, int64_t width) {
+  const torch::Tensor d1 = centered.matmul(Weights(g, height, width, 0).t());
+  if (kind == CellKind::kSimple) {
+    return log_gain.exp() * (d1.clamp_min(1e-6)).pow(log_exponent.exp());
+  }
+  const torch::Tensor d2 = centered.matmul(Weights(g, height, width, kPi / 2).t());
+  return log_gain.exp() * (d1 * d1 + d2 * d2);
+}
+
+// The exact optimum over the [0, 1] box of the fitted cell (one of the
+// batch): the sign pattern of the weights (simple), or the best sign
+// pattern of cos(t) w1 + sin(t) w2 over a fine grid of t (complex).
+torch::Tensor FittedOptimum(CellKind kind, const GaborBatch& g, int64_t height, int64_t width) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor w1 = Weights(g, height, width, 0)[0];
+  if (kind == CellKind::kSimple) return (w1 > 0).to(torch::kFloat);
+  const torch::Tensor w2 = Weights(g, height, width, kPi / 2)[0];
+  const torch::Tensor t = torch::arange(720, torch::kFloat) * (kPi / 720);
+  const torch::Tensor u = t.cos().unsqueeze(1) * w1 + t.sin().unsqueeze(1) * w2;  // [T, n]
+  const torch::Tensor s = u.sign();
+  const torch::Tensor energy = s.matmul(w1).square() + s.matmul(w2).square();
+  return (s[energy.argmax().item<int64_t>()] > 0).to(torch::kFloat);
+}
+
+absl::Status RunJob(Job& job) {
+  std::vector<torch::Tensor> saved;
+  const std::string path = absl::StrCat(absl::GetFlag(FLAGS_trials_dir), "/", job.cell, "_",
+                                        job.seed, "_", job.budget, ".pt");
+  try {
+    torch::load(saved, path);
+  } catch (const c10::Error&) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  if (saved.size() != 4) return absl::InvalidArgumentError(absl::StrCat(path, ": not 4 tensors"));
+  const int64_t height = saved[0].size(2), width = saved[0].size(3);
+  const torch::Tensor centered = saved[0].to(torch::kFloat).flatten(1) / 255 - 0.5;  // [N, n]
+  const double window = absl::GetFlag(FLAGS_window_s);
+  const torch::Tensor counts = (saved[1].select(1, 0) * window).round().unsqueeze(1);  // [N, 1]
+
+  auto kind = ParseCellKind(job.cell);
+  if (!kind.ok()) return kind.status();
+  SimulatedNeuronSpec neuron_spec;
+  neuron_spec.kind = *kind;
+  neuron_spec.height = height;
+  neuron_spec.width = width;
+  neuron_spec.seed = job.seed;
+  auto population = SimulatedPopulation::Create(neuron_spec, 1, false);  // sample_efficiency's
+  if (!population.ok()) return population.status();
+  const SimulatedNeuron& cell = population->neuron(0);
+
+  const absl::Time start = absl::Now();
+  const int64_t k = absl::GetFlag(FLAGS_starts);
+  at::Generator gen = at::detail::createCPUGenerator(job.seed * 7919 + job.budget);
+  GaborBatch g = DrawStarts(k, height, width, gen);
+  // Gains start where the predicted mean count matches the measured one.
+  torch::Tensor log_exponent = torch::full({k}, std::log(2.0));
+  torch::Tensor log_gain;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor unit =
+        Rates(*kind, g, torch::zeros({k}), log_exponent, centered, height, width) * window;
+    log_gain = (counts.mean() / unit.mean(0).clamp_min(1e-9)).log();
+  }
+  std::vector<torch::Tensor> params = g.parameters();
+  params.push_back(log_gain);
+  if (*kind == CellKind::kSimple) params.push_back(log_exponent);
+  for (torch::Tensor& p : params) p.requires_grad_(true);
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(0.02));
+  torch::Tensor loss_per_start;
+  const int steps = absl::GetFlag(FLAGS_steps);
+  for (int step = 0; step <= steps; ++step) {
+    adam.zero_grad();
+    const torch::Tensor mu =
+        Rates(*kind, g, log_gain, log_exponent, centered, height, width) * window + 1e-6;
+    loss_per_start = (mu - counts * mu.log()).mean(0);  // Poisson NLL per start [K]
+    if (step == steps) break;
+    loss_per_start.sum().backward();
+    adam.step();
+  }
+  job.fit_s = absl::ToDoubleSeconds(absl::Now() - start);
+
+  torch::NoGradGuard no_grad;
+  // A start whose gain overflowed has a NaN loss; it never wins.
+  const torch::Tensor finite_loss =
+      torch::where(loss_per_start.isfinite(), loss_per_start,
+                   torch::full_like(loss_per_start, std::numeric_limits<float>::infinity()));
+  const int64_t best = finite_loss.argmin().item<int64_t>();
+  GaborBatch fitted;
+  fitted.cx = g.cx.detach().narrow(0, best, 1);
+  fitted.cy = g.cy.detach().narrow(0, best, 1);
+  fitted.theta = g.theta.detach().narrow(0, best, 1);
+  fitted.log_sigma = g.log_sigma.detach().narrow(0, best, 1);
+  fitted.log_cycles = g.log_cycles.detach().narrow(0, best, 1);
+  fitted.phase = g.phase.detach().narrow(0, best, 1);
+  const torch::Tensor optimum =
+      FittedOptimum(*kind, fitted, height, width).view({1, 1, height, width});
+  job.fraction = cell.Rates(optimum)[0].item<double>() / cell.optimum_rate();
+  const GaborParams& truth = cell.gabor();
+  job.center_error = std::hypot(fitted.cx.item<double>() * width - truth.center_x,
+                                fitted.cy.item<double>() * height - truth.center_y);
+  double dtheta = std::fmod(std::abs(fitted.theta.item<double>() - truth.orientation), kPi);
+  job.orientation_error = std::min(dtheta, kPi - dtheta) * 180 / kPi;
+  return absl::OkStatus();
+}
+
+int Main() {
+  if (absl::GetFlag(FLAGS_trials_dir).empty()) {
+    std::cerr << "--trials_dir is required (a sample_efficiency --dump_trials folder)\n";
+    return 2;
+  }
+  SetTorchThreads(1);
+  std::vector<int64_t> budgets;
+  for (absl::string_view b : absl::StrSplit(absl::GetFlag(FLAGS_budgets), ',')) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(b, &v) || v <= 0) {
+      std::cerr << "--budgets: '" << b << "' is not a positive integer\n";
+      return 2;
+    }
+    budgets.push_back(v);
+  }
+  const int seeds = absl::GetFlag(FLAGS_seeds);
+  std::vector<Job> jobs;
+  for (absl::string_view cell : absl::StrSplit(absl::GetFlag(FLAGS_cells), ','))
+    for (int64_t budget : budgets)
+      for (int seed = 1; seed <= seeds; ++seed) {
+        Job job;
+        job.cell = std::string(cell);
+        job.seed = static_cast<uint64_t>(seed);
+        job.budget = budget;
+        jobs.push_back(job);
+      }
+  const absl::Time start = absl::Now();
+  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
+    absl::Status s = RunJob(jobs[i]);
+    if (!s.ok()) jobs[i].error = std::string(s.message());
+  });
+
+  std::cout << absl::StrFormat(
+      "# the cell's own model class fit to the trials of %s (%d starts x %d Adam steps);\n"
+      "# true rate at the fitted optimum / optimum, median [min, max] over %d seeds\n",
+      absl::GetFlag(FLAGS_trials_dir), absl::GetFlag(FLAGS_starts), absl::GetFlag(FLAGS_steps),
+      seeds);
+  std::cout << "| cell | responses | fraction at the fitted optimum | center error px | "
+               "orientation error deg | fit s |\n|---|---|---|---|---|---|\n";
+  int failed = 0;
+  for (size_t first = 0; first < jobs.size(); first += seeds) {
+    std::vector<double> fraction, center, orientation, secs;
+    for (int s = 0; s < seeds; ++s) {
+      const Job& job = jobs[first + s];
+      if (!job.error.empty()) {
+        std::cerr << job.cell << " seed " << job.seed << " budget " << job.budget << ": "
+                  << job.error << "\n";
+        ++failed;
+        continue;
+      }
+      fraction.push_back(job.fraction);
+      center.push_back(job.center_error);
+      orientation.push_back(job.orientation_error);
+      secs.push_back(job.fit_s);
+    }
+    if (fraction.empty()) continue;
+    std::cout << absl::StrFormat("| %s | %d | %s | %s | %s | %.1f |\n", jobs[first].cell,
+                                 jobs[first].budget, MedianRange(fraction), MedianRange(center, 2),
+                                 MedianRange(orientation, 1), Summarize(secs).median);
+  }
+  std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace stimloop
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return stimloop::Main();
+}
