@@ -13,7 +13,6 @@
 //
 //   ideal_observer --trials_dir=DIR --cells=simple,complex --seeds=8 \
 //       --budgets=200,500,1000
-#include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -30,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "bench/saved_trials.h"
 #include "models/simulated_neuron.h"
 #include "server/torch_threads.h"
 
@@ -136,30 +136,17 @@ torch::Tensor FittedOptimum(CellKind kind, const GaborBatch& g, int64_t height, 
 }
 
 absl::Status RunJob(Job& job) {
-  std::vector<torch::Tensor> saved;
-  const std::string path = absl::StrCat(absl::GetFlag(FLAGS_trials_dir), "/", job.cell, "_",
-                                        job.seed, "_", job.budget, ".pt");
-  try {
-    torch::load(saved, path);
-  } catch (const c10::Error&) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  }
-  if (saved.size() != 4) return absl::InvalidArgumentError(absl::StrCat(path, ": not 4 tensors"));
-  const int64_t height = saved[0].size(2), width = saved[0].size(3);
-  const torch::Tensor centered = saved[0].to(torch::kFloat).flatten(1) / 255 - 0.5;  // [N, n]
-  const double window = absl::GetFlag(FLAGS_window_s);
-  const torch::Tensor counts = (saved[1].select(1, 0) * window).round().unsqueeze(1);  // [N, 1]
-
-  auto kind = ParseCellKind(job.cell);
-  if (!kind.ok()) return kind.status();
-  SimulatedNeuronSpec neuron_spec;
-  neuron_spec.kind = *kind;
-  neuron_spec.height = height;
-  neuron_spec.width = width;
-  neuron_spec.seed = job.seed;
-  auto population = SimulatedPopulation::Create(neuron_spec, 1, false);  // sample_efficiency's
+  auto trials = LoadSavedTrials(absl::GetFlag(FLAGS_trials_dir), job.cell, job.seed, job.budget);
+  if (!trials.ok()) return trials.status();
+  auto population = SavedTrialsCell(*trials, job.seed);
   if (!population.ok()) return population.status();
   const SimulatedNeuron& cell = population->neuron(0);
+  const CellKind kind = trials->kind;
+  const int64_t height = trials->images.size(2), width = trials->images.size(3);
+  const torch::Tensor centered = trials->images.to(torch::kFloat).flatten(1) / 255 - 0.5;  // [N, n]
+  const double window = absl::GetFlag(FLAGS_window_s);
+  const torch::Tensor counts =
+      (trials->rates.select(1, 0) * window).round().unsqueeze(1);  // [N, 1]
 
   const absl::Time start = absl::Now();
   const int64_t k = absl::GetFlag(FLAGS_starts);
@@ -171,12 +158,12 @@ absl::Status RunJob(Job& job) {
   {
     torch::NoGradGuard no_grad;
     const torch::Tensor unit =
-        Rates(*kind, g, torch::zeros({k}), log_exponent, centered, height, width) * window;
+        Rates(kind, g, torch::zeros({k}), log_exponent, centered, height, width) * window;
     log_gain = (counts.mean() / unit.mean(0).clamp_min(1e-9)).log();
   }
   std::vector<torch::Tensor> params = g.parameters();
   params.push_back(log_gain);
-  if (*kind == CellKind::kSimple) params.push_back(log_exponent);
+  if (kind == CellKind::kSimple) params.push_back(log_exponent);
   for (torch::Tensor& p : params) p.requires_grad_(true);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(0.02));
   torch::Tensor loss_per_start;
@@ -184,7 +171,7 @@ absl::Status RunJob(Job& job) {
   for (int step = 0; step <= steps; ++step) {
     adam.zero_grad();
     const torch::Tensor mu =
-        Rates(*kind, g, log_gain, log_exponent, centered, height, width) * window + 1e-6;
+        Rates(kind, g, log_gain, log_exponent, centered, height, width) * window + 1e-6;
     loss_per_start = (mu - counts * mu.log()).mean(0);  // Poisson NLL per start [K]
     if (step == steps) break;
     loss_per_start.sum().backward();
@@ -206,7 +193,7 @@ absl::Status RunJob(Job& job) {
   fitted.log_cycles = g.log_cycles.detach().narrow(0, best, 1);
   fitted.phase = g.phase.detach().narrow(0, best, 1);
   const torch::Tensor optimum =
-      FittedOptimum(*kind, fitted, height, width).view({1, 1, height, width});
+      FittedOptimum(kind, fitted, height, width).view({1, 1, height, width});
   job.fraction = cell.Rates(optimum)[0].item<double>() / cell.optimum_rate();
   const GaborParams& truth = cell.gabor();
   job.center_error = std::hypot(fitted.cx.item<double>() * width - truth.center_x,

@@ -147,7 +147,8 @@ absl::Status AppendPooledRows(const Session& session, const SimulatedRig& rig, d
 // the order of the session's stimuli, as torch::save of four tensors:
 // images uint8 [N, 1, H, W], measured rates float [N, 1], generation int64
 // [N] and the true rate as a fraction of the optimum, float [N]. Repeated
-// stimuli appear once per presentation (the trials a refit sees).
+// stimuli appear once per presentation (the trials a refit sees). Read
+// back by bench/saved_trials.h.
 absl::Status SaveTrials(const Session& session, const SimulatedRig& rig, double optimum,
                         int64_t budget, const Job& job) {
   v1::ListStimuliResponse all;

@@ -41,6 +41,7 @@
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
 #include "bench/fixed_model_ascent.h"
+#include "bench/saved_trials.h"
 #include "clients/named_numbers.h"
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
@@ -113,27 +114,13 @@ absl::Status ParseVariant(const std::string& variant, std::map<std::string, doub
 }
 
 absl::Status RunJob(Job& job) {
-  std::vector<torch::Tensor> saved;
-  const std::string path = absl::StrCat(absl::GetFlag(FLAGS_trials_dir), "/", job.cell, "_",
-                                        job.seed, "_", absl::GetFlag(FLAGS_budget), ".pt");
-  try {
-    torch::load(saved, path);
-  } catch (const c10::Error&) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  }
-  if (saved.size() != 4) return absl::InvalidArgumentError(absl::StrCat(path, ": not 4 tensors"));
-  const torch::Tensor images = saved[0].to(torch::kFloat) / 255;
-  const torch::Tensor& generations = saved[2];
-  const torch::Tensor& true_fraction = saved[3];
-
-  auto kind = ParseCellKind(job.cell);
-  if (!kind.ok()) return kind.status();
-  SimulatedNeuronSpec neuron_spec;
-  neuron_spec.kind = *kind;
-  neuron_spec.height = images.size(2);
-  neuron_spec.width = images.size(3);
-  neuron_spec.seed = job.seed;
-  auto population = SimulatedPopulation::Create(neuron_spec, 1, false);  // sample_efficiency's
+  auto trials = LoadSavedTrials(absl::GetFlag(FLAGS_trials_dir), job.cell, job.seed,
+                                absl::GetFlag(FLAGS_budget));
+  if (!trials.ok()) return trials.status();
+  const torch::Tensor images = trials->images.to(torch::kFloat) / 255;
+  const torch::Tensor& generations = trials->generations;
+  const torch::Tensor& true_fraction = trials->true_fraction;
+  auto population = SavedTrialsCell(*trials, job.seed);
   if (!population.ok()) return population.status();
   const SimulatedNeuron& cell = population->neuron(0);
 
@@ -146,7 +133,7 @@ absl::Status RunJob(Job& job) {
   if (!front_end.ok()) return front_end.status();
   const absl::Time start = absl::Now();
   // Empty stimulus ids: repeats are the presentations with identical pixels.
-  auto model = FitSurrogate(TrainingData{images, saved[1], {}}, *spec, *front_end, 1,
+  auto model = FitSurrogate(TrainingData{images, trials->rates, {}}, *spec, *front_end, 1,
                             fit_seed, nullptr, nullptr);
   if (!model.ok()) return model.status();
   job.fit_s = absl::ToDoubleSeconds(absl::Now() - start);
@@ -169,7 +156,7 @@ absl::Status RunJob(Job& job) {
   job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / cell.optimum_rate();
   // Simple cells only: a complex cell's optimum is one of a family (any
   // phase), so mixing bands of two of them is not a loss of either.
-  if (absl::GetFlag(FLAGS_where_lost) && *kind == CellKind::kSimple) {
+  if (absl::GetFlag(FLAGS_where_lost) && trials->kind == CellKind::kSimple) {
     job.lost = BandLosses(cell, guess);
   }
   if (absl::GetFlag(FLAGS_ask)) {
