@@ -92,10 +92,7 @@ int Main() {
       for (int seed = 1; seed <= seeds; ++seed)
         jobs.push_back({std::string(space), std::string(cell), static_cast<uint64_t>(seed)});
   const absl::Time start = absl::Now();
-  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
-    absl::Status s = RunJob(jobs[i]);
-    if (!s.ok()) jobs[i].error = std::string(s.message());
-  });
+  RunJobs(jobs, absl::GetFlag(FLAGS_threads), RunJob);
 
   std::cout << absl::StrFormat(
       "# gradient_ascent with the true cell as its model: true rate / optimum of one Ask\n"

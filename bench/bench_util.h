@@ -1,5 +1,5 @@
 // Small helpers shared by the benchmarks: summaries of samples, parallel
-// runs.
+// runs of jobs.
 #ifndef STIMLOOP_BENCH_BENCH_UTIL_H_
 #define STIMLOOP_BENCH_BENCH_UTIL_H_
 
@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 
 namespace stimloop {
@@ -49,6 +50,16 @@ inline void RunInParallel(size_t n, int threads, const std::function<void(size_t
     });
   }
   for (std::thread& w : workers) w.join();
+}
+
+// Calls run(job) for every job on `threads` threads; a job whose run fails
+// keeps the message in job.error (Job has a std::string error).
+template <typename Job, typename Run>
+void RunJobs(std::vector<Job>& jobs, int threads, const Run& run) {
+  RunInParallel(jobs.size(), threads, [&](size_t i) {
+    const absl::Status s = run(jobs[i]);
+    if (!s.ok()) jobs[i].error = std::string(s.message());
+  });
 }
 
 }  // namespace stimloop

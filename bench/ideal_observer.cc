@@ -230,10 +230,7 @@ int Main() {
         jobs.push_back(job);
       }
   const absl::Time start = absl::Now();
-  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
-    absl::Status s = RunJob(jobs[i]);
-    if (!s.ok()) jobs[i].error = std::string(s.message());
-  });
+  RunJobs(jobs, absl::GetFlag(FLAGS_threads), RunJob);
 
   std::cout << absl::StrFormat(
       "# the cell's own model class fit to the trials of %s (%d starts x %d Adam steps);\n"

@@ -376,10 +376,8 @@ int Main() {
   }
 
   const absl::Time start = absl::Now();
-  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
-    absl::Status s = RunJob(jobs[i], budgets, picks);
-    if (!s.ok()) jobs[i].error = std::string(s.message());
-  });
+  RunJobs(jobs, absl::GetFlag(FLAGS_threads),
+          [&](Job& job) { return RunJob(job, budgets, picks); });
 
   std::cout << absl::StrFormat(
       "# fraction of the true optimum reached by the best measured stimulus\n"

@@ -187,10 +187,7 @@ int Main() {
         jobs.push_back(job);
       }
   const absl::Time start = absl::Now();
-  RunInParallel(jobs.size(), absl::GetFlag(FLAGS_threads), [&](size_t i) {
-    absl::Status s = RunJob(jobs[i]);
-    if (!s.ok()) jobs[i].error = std::string(s.message());
-  });
+  RunJobs(jobs, absl::GetFlag(FLAGS_threads), RunJob);
 
   std::cout << absl::StrFormat(
       "# surrogates refit on the trials of %s at %d responses; true rate / optimum,\n"
