@@ -9,7 +9,11 @@
 // neuron's model class, so this bounds what the surrogate's optimum
 // ("guess" in surrogate_guess and sample_efficiency) can reach on the same
 // data: where the bound itself is short of a target, the trials, not the
-// surrogate, are what is missing.
+// surrogate, are what is missing. With --blind the fitted model is not told
+// which kind the cell is: one Gabor pair with a power-law linear subunit and
+// an energy subunit, each with its own gain (a classic V1 model that holds
+// both kinds), and its optimum is the best of the sign patterns of
+// cos(t) w1 + sin(t) w2 on a fine grid of t under the fitted model.
 //
 //   ideal_observer --trials_dir=DIR --cells=simple,complex --seeds=8 \
 //       --budgets=200,500,1000
@@ -39,6 +43,8 @@ ABSL_FLAG(int, seeds, 8, "Seeds 1..N (session and neuron, as sample_efficiency's
 ABSL_FLAG(std::string, budgets, "200,500,1000", "Saved budgets to fit on");
 ABSL_FLAG(int, starts, 96, "Random starts per fit, drawn from the cells' prior");
 ABSL_FLAG(int, steps, 400, "Adam steps per start");
+ABSL_FLAG(bool, blind, false,
+          "Fit one model holding both kinds (linear and energy subunits) to every cell");
 ABSL_FLAG(double, window_s, 0.2, "Counting window of the saved rates (sample_efficiency's)");
 ABSL_FLAG(int, threads, 2, "Fits run in parallel (each with one LibTorch thread)");
 
@@ -106,33 +112,46 @@ GaborBatch DrawStarts(int64_t k, int64_t height, int64_t width, at::Generator& g
   return g;
 }
 
-// Predicted rates [N, K] of K simple (linear-nonlinear, power law) or
-// complex (energy) cells with gains exp(log_gain) and exponents
-// exp(log_exponent) (simple only) on images [N, H*W] - 0.5.
-torch::Tensor Rates(CellKind kind, const GaborBatch& g, const torch::Tensor& log_gain,
-                    const torch::Tensor& log_exponent, const torch::Tensor& centered,
-                    int64_t height, int64_t width) {
+// Which model is fitted: a simple cell's form, a complex cell's, or both
+// subunits with free gains (--blind).
+enum class FitClass { kSimple, kComplex, kBoth };
+
+// The fitted parameters besides the receptive fields, [K] each: the linear
+// subunit's gain and exponent, the energy subunit's gain (log units).
+struct Gains {
+  torch::Tensor log_linear, log_exponent, log_energy;
+};
+
+// Predicted rates [N, K] on images [N, H*W] - 0.5: a power-law linear
+// subunit (simple), an energy subunit (complex) or their sum.
+torch::Tensor Rates(FitClass fit, const GaborBatch& g, const Gains& gains,
+                    const torch::Tensor& centered, int64_t height, int64_t width) {
   const torch::Tensor d1 = centered.matmul(Weights(g, height, width, 0).t());
-  if (kind == CellKind::kSimple) {
-    return log_gain.exp() * (d1.clamp_min(1e-6)).pow(log_exponent.exp());
+  torch::Tensor rates = torch::zeros_like(d1);
+  if (fit != FitClass::kComplex) {
+    rates = rates + gains.log_linear.exp() * d1.clamp_min(1e-6).pow(gains.log_exponent.exp());
   }
-  const torch::Tensor d2 = centered.matmul(Weights(g, height, width, kPi / 2).t());
-  return log_gain.exp() * (d1 * d1 + d2 * d2);
+  if (fit != FitClass::kSimple) {
+    const torch::Tensor d2 = centered.matmul(Weights(g, height, width, kPi / 2).t());
+    rates = rates + gains.log_energy.exp() * (d1 * d1 + d2 * d2);
+  }
+  return rates;
 }
 
-// The exact optimum over the [0, 1] box of the fitted cell (one of the
-// batch): the sign pattern of the weights (simple), or the best sign
-// pattern of cos(t) w1 + sin(t) w2 over a fine grid of t (complex).
-torch::Tensor FittedOptimum(CellKind kind, const GaborBatch& g, int64_t height, int64_t width) {
+// The fitted cell's optimum over the [0, 1] box (one of the batch): the
+// best, under the fitted model, of the sign patterns of cos(t) w1 +
+// sin(t) w2 over a fine grid of t. Exact for a simple cell's form (t = 0
+// is sign(w1)) and, up to the grid, for a complex cell's.
+torch::Tensor FittedOptimum(FitClass fit, const GaborBatch& g, const Gains& gains, int64_t height,
+                            int64_t width) {
   torch::NoGradGuard no_grad;
   const torch::Tensor w1 = Weights(g, height, width, 0)[0];
-  if (kind == CellKind::kSimple) return (w1 > 0).to(torch::kFloat);
   const torch::Tensor w2 = Weights(g, height, width, kPi / 2)[0];
   const torch::Tensor t = torch::arange(720, torch::kFloat) * (kPi / 720);
   const torch::Tensor u = t.cos().unsqueeze(1) * w1 + t.sin().unsqueeze(1) * w2;  // [T, n]
-  const torch::Tensor s = u.sign();
-  const torch::Tensor energy = s.matmul(w1).square() + s.matmul(w2).square();
-  return (s[energy.argmax().item<int64_t>()] > 0).to(torch::kFloat);
+  const torch::Tensor patterns = (u > 0).to(torch::kFloat);
+  const torch::Tensor rates = Rates(fit, g, gains, patterns - 0.5, height, width).select(1, 0);
+  return patterns[rates.argmax().item<int64_t>()];
 }
 
 absl::Status RunJob(Job& job) {
@@ -141,7 +160,9 @@ absl::Status RunJob(Job& job) {
   auto population = SavedTrialsCell(*trials, job.seed);
   if (!population.ok()) return population.status();
   const SimulatedNeuron& cell = population->neuron(0);
-  const CellKind kind = trials->kind;
+  const FitClass fit = absl::GetFlag(FLAGS_blind)          ? FitClass::kBoth
+                       : trials->kind == CellKind::kSimple ? FitClass::kSimple
+                                                           : FitClass::kComplex;
   const int64_t height = trials->images.size(2), width = trials->images.size(3);
   const torch::Tensor centered = trials->images.to(torch::kFloat).flatten(1) / 255 - 0.5;  // [N, n]
   const double window = absl::GetFlag(FLAGS_window_s);
@@ -152,26 +173,34 @@ absl::Status RunJob(Job& job) {
   const int64_t k = absl::GetFlag(FLAGS_starts);
   at::Generator gen = at::detail::createCPUGenerator(job.seed * 7919 + job.budget);
   GaborBatch g = DrawStarts(k, height, width, gen);
-  // Gains start where the predicted mean count matches the measured one.
-  torch::Tensor log_exponent = torch::full({k}, std::log(2.0));
-  torch::Tensor log_gain;
+  // Gains start where the predicted mean count matches the measured one
+  // (each subunit alone, halved when both are fitted).
+  Gains gains{torch::zeros({k}), torch::full({k}, std::log(2.0)), torch::zeros({k})};
   {
     torch::NoGradGuard no_grad;
-    const torch::Tensor unit =
-        Rates(kind, g, torch::zeros({k}), log_exponent, centered, height, width) * window;
-    log_gain = (counts.mean() / unit.mean(0).clamp_min(1e-9)).log();
+    const double share = fit == FitClass::kBoth ? 0.5 : 1.0;
+    auto matching = [&](FitClass one) {
+      const torch::Tensor unit = Rates(one, g, gains, centered, height, width) * window;
+      return (share * counts.mean() / unit.mean(0).clamp_min(1e-9)).log();
+    };
+    const torch::Tensor linear = matching(FitClass::kSimple);
+    const torch::Tensor energy = matching(FitClass::kComplex);
+    gains.log_linear = linear;
+    gains.log_energy = energy;
   }
   std::vector<torch::Tensor> params = g.parameters();
-  params.push_back(log_gain);
-  if (kind == CellKind::kSimple) params.push_back(log_exponent);
+  if (fit != FitClass::kComplex) {
+    params.push_back(gains.log_linear);
+    params.push_back(gains.log_exponent);
+  }
+  if (fit != FitClass::kSimple) params.push_back(gains.log_energy);
   for (torch::Tensor& p : params) p.requires_grad_(true);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(0.02));
   torch::Tensor loss_per_start;
   const int steps = absl::GetFlag(FLAGS_steps);
   for (int step = 0; step <= steps; ++step) {
     adam.zero_grad();
-    const torch::Tensor mu =
-        Rates(kind, g, log_gain, log_exponent, centered, height, width) * window + 1e-6;
+    const torch::Tensor mu = Rates(fit, g, gains, centered, height, width) * window + 1e-6;
     loss_per_start = (mu - counts * mu.log()).mean(0);  // Poisson NLL per start [K]
     if (step == steps) break;
     loss_per_start.sum().backward();
@@ -192,8 +221,11 @@ absl::Status RunJob(Job& job) {
   fitted.log_sigma = g.log_sigma.detach().narrow(0, best, 1);
   fitted.log_cycles = g.log_cycles.detach().narrow(0, best, 1);
   fitted.phase = g.phase.detach().narrow(0, best, 1);
+  const Gains fitted_gains{gains.log_linear.detach().narrow(0, best, 1),
+                           gains.log_exponent.detach().narrow(0, best, 1),
+                           gains.log_energy.detach().narrow(0, best, 1)};
   const torch::Tensor optimum =
-      FittedOptimum(kind, fitted, height, width).view({1, 1, height, width});
+      FittedOptimum(fit, fitted, fitted_gains, height, width).view({1, 1, height, width});
   job.fraction = cell.Rates(optimum)[0].item<double>() / cell.optimum_rate();
   const GaborParams& truth = cell.gabor();
   job.center_error = std::hypot(fitted.cx.item<double>() * width - truth.center_x,
@@ -233,8 +265,10 @@ int Main() {
   RunJobs(jobs, absl::GetFlag(FLAGS_threads), RunJob);
 
   std::cout << absl::StrFormat(
-      "# the cell's own model class fit to the trials of %s (%d starts x %d Adam steps);\n"
+      "# %s fit to the trials of %s (%d starts x %d Adam steps);\n"
       "# true rate at the fitted optimum / optimum, median [min, max] over %d seeds\n",
+      absl::GetFlag(FLAGS_blind) ? "one Gabor model with linear and energy subunits"
+                                 : "the cell's own model class",
       absl::GetFlag(FLAGS_trials_dir), absl::GetFlag(FLAGS_starts), absl::GetFlag(FLAGS_steps),
       seeds);
   std::cout << "| cell | responses | fraction at the fitted optimum | center error px | "
