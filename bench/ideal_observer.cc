@@ -73,6 +73,11 @@ struct GaborBatch {
   std::vector<torch::Tensor> parameters() const {
     return {cx, cy, theta, log_sigma, log_cycles, phase};
   }
+  // Member i alone (K = 1), detached.
+  GaborBatch Row(int64_t i) const {
+    auto row = [i](const torch::Tensor& t) { return t.detach().narrow(0, i, 1); };
+    return {row(cx), row(cy), row(theta), row(log_sigma), row(log_cycles), row(phase)};
+  }
 };
 
 // Zero-mean Gabor weights [K, H*W] as models/simulated_neuron.cc's
@@ -120,6 +125,12 @@ enum class FitClass { kSimple, kComplex, kBoth };
 // subunit's gain and exponent, the energy subunit's gain (log units).
 struct Gains {
   torch::Tensor log_linear, log_exponent, log_energy;
+
+  // Member i alone (K = 1), detached.
+  Gains Row(int64_t i) const {
+    auto row = [i](const torch::Tensor& t) { return t.detach().narrow(0, i, 1); };
+    return {row(log_linear), row(log_exponent), row(log_energy)};
+  }
 };
 
 // Predicted rates [N, K] on images [N, H*W] - 0.5: a power-law linear
@@ -183,10 +194,8 @@ absl::Status RunJob(Job& job) {
       const torch::Tensor unit = Rates(one, g, gains, centered, height, width) * window;
       return (share * counts.mean() / unit.mean(0).clamp_min(1e-9)).log();
     };
-    const torch::Tensor linear = matching(FitClass::kSimple);
-    const torch::Tensor energy = matching(FitClass::kComplex);
-    gains.log_linear = linear;
-    gains.log_energy = energy;
+    gains.log_linear = matching(FitClass::kSimple);
+    gains.log_energy = matching(FitClass::kComplex);
   }
   std::vector<torch::Tensor> params = g.parameters();
   if (fit != FitClass::kComplex) {
@@ -214,18 +223,9 @@ absl::Status RunJob(Job& job) {
       torch::where(loss_per_start.isfinite(), loss_per_start,
                    torch::full_like(loss_per_start, std::numeric_limits<float>::infinity()));
   const int64_t best = finite_loss.argmin().item<int64_t>();
-  GaborBatch fitted;
-  fitted.cx = g.cx.detach().narrow(0, best, 1);
-  fitted.cy = g.cy.detach().narrow(0, best, 1);
-  fitted.theta = g.theta.detach().narrow(0, best, 1);
-  fitted.log_sigma = g.log_sigma.detach().narrow(0, best, 1);
-  fitted.log_cycles = g.log_cycles.detach().narrow(0, best, 1);
-  fitted.phase = g.phase.detach().narrow(0, best, 1);
-  const Gains fitted_gains{gains.log_linear.detach().narrow(0, best, 1),
-                           gains.log_exponent.detach().narrow(0, best, 1),
-                           gains.log_energy.detach().narrow(0, best, 1)};
+  const GaborBatch fitted = g.Row(best);
   const torch::Tensor optimum =
-      FittedOptimum(fit, fitted, fitted_gains, height, width).view({1, 1, height, width});
+      FittedOptimum(fit, fitted, gains.Row(best), height, width).view({1, 1, height, width});
   job.fraction = cell.Rates(optimum)[0].item<double>() / cell.optimum_rate();
   const GaborParams& truth = cell.gabor();
   job.center_error = std::hypot(fitted.cx.item<double>() * width - truth.center_x,

@@ -115,30 +115,31 @@ def extra_trials(image, v, rng):
     return rng.poisson(image['truth'] * PEAK_RATE * WINDOW_S, size=v) / WINDOW_S
 
 
-def validation_block(images, k, v, rng, by_model=False):
-    """The session's k best (its own rule's order, or by model_posterior)
-    shown v more times each; the best pooled mean."""
+def ranked(images, by_model):
+    """The images best first: by model_posterior when by_model (and it can
+    be fitted), else the session's rule (best mean among images shown twice
+    or more)."""
     posterior = model_posterior(images) if by_model else None
     if posterior is not None:
-        candidates = sorted(images, key=lambda i: -posterior(i))[:k]
-    else:
-        candidates = sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])[:k]
+        return sorted(images, key=lambda i: -posterior(i))
+    return sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])
 
+
+def validation_block(images, k, v, rng, by_model=False):
+    """The k first images of `ranked` shown v more times each; the best
+    pooled mean."""
     def pooled(i):
         return (i['mean'] * i['n'] + extra_trials(i, v, rng).sum()) / (i['n'] + v)
-    return max(candidates, key=pooled)
+    return max(ranked(images, by_model)[:k], key=pooled)
 
 
-def successive_halving(images, rounds, rng):
-    """A racing block (Karnin et al. 2013): the model_posterior's first
-    rounds[0][0] images, each round shown v more times and the better half
-    (keep) kept on the pooled mean; rounds = [(k, v), (keep, v), ...]."""
-    posterior = model_posterior(images)
-    order = sorted(images, key=lambda i: -posterior(i)) if posterior else \
-        sorted(shown_at_least(images, 2), key=lambda i: -i['mean'])
-    alive = order[:rounds[0][0]]
+def successive_halving(images, first, rounds, rng):
+    """A racing block (Karnin et al. 2013): the `first` images of `ranked`
+    by the model enter; each round (v, keep) shows every image left v more
+    times and keeps the `keep` best pooled means."""
+    alive = ranked(images, by_model=True)[:first]
     sums = {id(i): [i['mean'] * i['n'], i['n']] for i in alive}
-    for (_, v), (keep, _) in zip(rounds, rounds[1:] + [(1, 0)]):
+    for v, keep in rounds:
         for i in alive:
             sums[id(i)][0] += extra_trials(i, v, rng).sum()
             sums[id(i)][1] += v
@@ -168,7 +169,7 @@ SIMULATED_RULES = {
     'validation 3x30 (+90)': lambda x, rng: validation_block(x, 3, 30, rng),
     'validation 5x20 by model (+100)': lambda x, rng: validation_block(x, 5, 20, rng, True),
     'halving 20x2,10x3,5x6,2x10 (+120)':
-        lambda x, rng: successive_halving(x, [(20, 2), (10, 3), (5, 6), (2, 10)], rng),
+        lambda x, rng: successive_halving(x, 20, [(2, 10), (3, 5), (6, 2), (10, 1)], rng),
 }
 
 
