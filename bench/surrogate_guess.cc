@@ -43,6 +43,7 @@
 #include "bench/fixed_model_ascent.h"
 #include "bench/saved_trials.h"
 #include "clients/named_numbers.h"
+#include "models/gabor_fit.h"
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
 #include "models/trainer.h"
@@ -129,12 +130,17 @@ absl::Status RunJob(Job& job) {
   if (absl::Status s = ParseVariant(job.variant, &params, &fit_seed); !s.ok()) return s;
   auto spec = ParseSurrogateSpec(params);
   if (!spec.ok()) return spec.status();
-  auto front_end = MakeFrontEnd(*spec, {1, images.size(2), images.size(3)});
-  if (!front_end.ok()) return front_end.status();
   const absl::Time start = absl::Now();
   // Empty stimulus ids: repeats are the presentations with identical pixels.
-  auto model = FitSurrogate(TrainingData{images, trials->rates, {}}, *spec, *front_end, 1,
-                            fit_seed, nullptr, nullptr);
+  const TrainingData data{images, trials->rates, {}};
+  absl::StatusOr<std::shared_ptr<const ResponseModel>> model;
+  if (spec->model_class == SurrogateClass::kParametricGabor) {
+    model = FitGaborModel(data, *spec, 1, fit_seed, nullptr, nullptr);
+  } else {
+    auto front_end = MakeFrontEnd(*spec, {1, images.size(2), images.size(3)});
+    if (!front_end.ok()) return front_end.status();
+    model = FitSurrogate(data, *spec, *front_end, 1, fit_seed, nullptr, nullptr);
+  }
   if (!model.ok()) return model.status();
   job.fit_s = absl::ToDoubleSeconds(absl::Now() - start);
 

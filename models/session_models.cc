@@ -6,6 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "models/gabor_fit.h"
+#include "models/gabor_model.h"
 #include "models/surrogate.h"
 #include "models/surrogate_config.h"
 #include "models/torchscript_model.h"
@@ -48,6 +50,11 @@ std::map<std::string, double> FlattenMetrics(const FitMetrics& m) {
   return out;
 }
 
+// Version v of a session with seed s fits with this seed (see the header).
+uint64_t VersionSeed(uint64_t session_seed, int64_t version) {
+  return SplitMix64(session_seed ^ SplitMix64(static_cast<uint64_t>(version)));
+}
+
 std::mutex override_mu;
 FitFunction* fit_override = nullptr;  // guarded by override_mu
 
@@ -81,35 +88,50 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
     models.source = std::make_shared<FixedModelSource>(*std::move(fixed));
     return models;
   }
-  absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
-  if (!front_end.ok()) return InConfig(front_end.status());
-
-  models.load_checkpoint =
-      [front_end = *front_end](
-          const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
-    auto model = DeserializeSurrogate(bytes, front_end);
-    if (!model.ok()) return model.status();
-    return std::shared_ptr<const ResponseModel>(*std::move(model));
-  };
-  FitFunction fit = [surrogate = *surrogate, front_end = *std::move(front_end),
-                     seed = spec.seed](const RefitData& data, int64_t version,
-                                       const std::atomic<bool>& cancel)
-      -> absl::StatusOr<FitOutcome> {
-    TrainingData training{data.images, data.rates, data.stimulus_ids};
-    FitMetrics metrics;
-    absl::StatusOr<std::shared_ptr<const Surrogate>> model =
-        FitSurrogate(training, surrogate, front_end, version,
-                     SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(version))), &cancel,
-                     &metrics);
-    if (!model.ok()) return model.status();
-    absl::StatusOr<std::string> checkpoint = SerializeSurrogate(**model);
-    if (!checkpoint.ok()) return checkpoint.status();
-    FitOutcome outcome;
-    outcome.model = *std::move(model);
-    outcome.metrics = FlattenMetrics(metrics);
-    outcome.checkpoint = *std::move(checkpoint);
-    return outcome;
-  };
+  FitFunction fit;
+  if (surrogate->model_class == SurrogateClass::kParametricGabor) {
+    models.load_checkpoint =
+        [height = spec.height, width = spec.width](
+            const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
+      auto model = DeserializeGaborModel(bytes, height, width);
+      if (!model.ok()) return model.status();
+      return std::shared_ptr<const ResponseModel>(*std::move(model));
+    };
+    fit = [surrogate = *surrogate, seed = spec.seed](
+              const RefitData& data, int64_t version,
+              const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
+      FitMetrics metrics;
+      absl::StatusOr<std::shared_ptr<const GaborModel>> model =
+          FitGaborModel(TrainingData{data.images, data.rates, data.stimulus_ids}, surrogate,
+                        version, VersionSeed(seed, version), &cancel, &metrics);
+      if (!model.ok()) return model.status();
+      absl::StatusOr<std::string> checkpoint = SerializeGaborModel(**model);
+      if (!checkpoint.ok()) return checkpoint.status();
+      return FitOutcome{*std::move(model), FlattenMetrics(metrics), *std::move(checkpoint)};
+    };
+  } else {
+    absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
+    if (!front_end.ok()) return InConfig(front_end.status());
+    models.load_checkpoint =
+        [front_end = *front_end](
+            const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
+      auto model = DeserializeSurrogate(bytes, front_end);
+      if (!model.ok()) return model.status();
+      return std::shared_ptr<const ResponseModel>(*std::move(model));
+    };
+    fit = [surrogate = *surrogate, front_end = *std::move(front_end), seed = spec.seed](
+              const RefitData& data, int64_t version,
+              const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
+      FitMetrics metrics;
+      absl::StatusOr<std::shared_ptr<const Surrogate>> model =
+          FitSurrogate(TrainingData{data.images, data.rates, data.stimulus_ids}, surrogate,
+                       front_end, version, VersionSeed(seed, version), &cancel, &metrics);
+      if (!model.ok()) return model.status();
+      absl::StatusOr<std::string> checkpoint = SerializeSurrogate(**model);
+      if (!checkpoint.ok()) return checkpoint.status();
+      return FitOutcome{*std::move(model), FlattenMetrics(metrics), *std::move(checkpoint)};
+    };
+  }
   {
     std::lock_guard<std::mutex> lock(override_mu);
     if (fit_override != nullptr) fit = *fit_override;

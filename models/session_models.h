@@ -1,8 +1,10 @@
 // The model source of a session with a model-based optimizer, built from
 // its config.surrogate: either a fixed TorchScript surrogate (model_path;
-// version 1, never refit) or the trained ensemble (models/surrogate.h),
-// refit online by a RefitScheduler (models/refit_scheduler.h) with the
-// trainer's FitSurrogate (models/trainer.h).
+// version 1, never refit) or a trained ensemble refit online by a
+// RefitScheduler (models/refit_scheduler.h): the flexible model
+// (models/surrogate.h, fitted by models/trainer.h FitSurrogate) or, with
+// surrogate.params.model_class 1, the parametric Gabor model
+// (models/gabor_model.h, fitted by models/gabor_fit.h FitGaborModel).
 //
 // Fit seeds: version v of a session with seed s is fitted with seed
 // SplitMix64(s ^ SplitMix64(v)), so refits are reproducible and versions
@@ -10,7 +12,8 @@
 // Metrics reported per version (VersionCallback): num_trials,
 // num_train_trials, num_heldout_trials, num_stimuli, heldout_loss, steps,
 // and per neuron i heldout_correlation.<i> and heldout_feve.<i> (NaN where
-// undefined). The checkpoint is SerializeSurrogate's bytes.
+// undefined). The checkpoint is SerializeSurrogate's (or, model_class 1,
+// SerializeGaborModel's) bytes, read back by SessionModels::load_checkpoint.
 #ifndef STIMLOOP_MODELS_SESSION_MODELS_H_
 #define STIMLOOP_MODELS_SESSION_MODELS_H_
 
@@ -53,7 +56,8 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
 
 // For tests of code that builds sessions (e.g. a fit the test can hold):
 // while an instance lives, MakeSessionModels fits with `fit` instead of
-// FitSurrogate (checkpoints are still read with DeserializeSurrogate). Not nestable; create and destroy on one thread.
+// FitSurrogate or FitGaborModel (checkpoints are still read by the model
+// class's deserializer). Not nestable; create and destroy on one thread.
 class ScopedFitFunctionForTesting {
  public:
   explicit ScopedFitFunctionForTesting(FitFunction fit);

@@ -83,6 +83,9 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
   s.readout = static_cast<ReadoutMask>(r.GetInt("readout", 0, 0, 1));
   s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);
   s.min_trials = r.GetInt("min_trials", s.min_trials, 8, 1000000000);
+  s.model_class = static_cast<SurrogateClass>(r.GetInt("model_class", 0, 0, 1));
+  s.parametric_starts = r.GetInt("parametric_starts", s.parametric_starts, 1, 256);
+  s.parametric_steps = r.GetInt("parametric_steps", s.parametric_steps, 10, 100000);
   GaborBankSpec& g = s.gabor;
   g.scales = r.GetInt("gabor_scales", g.scales, 1, 8);
   g.orientations = r.GetInt("gabor_orientations", g.orientations, 2, 16);
@@ -99,6 +102,13 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
     return absl::InvalidArgumentError(
         "config.surrogate.model_path: set either model_path (a whole TorchScript model) or "
         "frontend_path (a TorchScript front end), not both");
+  }
+  if (s.model_class == SurrogateClass::kParametricGabor &&
+      (!frontend_path.empty() || !model_path.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.surrogate.", frontend_path.empty() ? "model_path" : "frontend_path",
+        ": surrogate.params.model_class 1 (the parametric Gabor model) reads pixels and takes "
+        "no TorchScript front end or model; drop the path or use model_class 0"));
   }
   s.frontend_path = std::move(frontend_path);
   s.model_path = std::move(model_path);

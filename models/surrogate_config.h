@@ -29,6 +29,17 @@
 //                                               1x1 core (0: readout sees the
 //                                               front end's features directly)
 //   min_trials          50       [8, 1e9]       FitSurrogate refuses fewer trials
+//   model_class         0        {0, 1}         0 the flexible model (front end,
+//                                               core, readout: models/surrogate.h);
+//                                               1 the parametric Gabor model, one
+//                                               quadrature Gabor pair per neuron with
+//                                               linear and energy subunits
+//                                               (models/gabor_model.h); the keys from
+//                                               max_epochs to core_channels and the
+//                                               gabor_* bank keys do not apply to it
+//   parametric_starts   8        [1, 256]       model_class 1: starts fitted per
+//                                               neuron and member (models/gabor_fit.h)
+//   parametric_steps    300      [10, 100000]   model_class 1: Adam steps per fit
 //   gabor_scales        4        [1, 8]         Gabor front end: number of scales
 //   gabor_orientations  8        [2, 16]        orientations over [0, pi)
 //   gabor_min_wavelength 0.1     [0.02, 1]      shortest wavelength, fraction of
@@ -47,7 +58,8 @@
 // Paths (strings of the session config, checked when the surrogate is made,
 // see models/torchscript_model.h): frontend_path replaces the Gabor front
 // end with a TorchScript module; model_path replaces the whole surrogate
-// (then nothing is ever refit). At most one of them may be set.
+// (then nothing is ever refit). At most one of them may be set, and neither
+// with model_class 1 (INVALID_ARGUMENT naming the path).
 #ifndef STIMLOOP_MODELS_SURROGATE_CONFIG_H_
 #define STIMLOOP_MODELS_SURROGATE_CONFIG_H_
 
@@ -62,6 +74,7 @@ namespace stimloop {
 enum class SurrogateLoss { kPoisson = 0, kMse = 1 };
 enum class RateNonlinearity { kSoftplus = 0, kExp = 1 };
 enum class ReadoutMask { kFree = 0, kGaussian = 1 };
+enum class SurrogateClass { kFlexible = 0, kParametricGabor = 1 };
 
 struct GaborBankSpec {
   int64_t scales = 4;
@@ -87,6 +100,9 @@ struct SurrogateSpec {
   ReadoutMask readout = ReadoutMask::kFree;
   int64_t core_channels = 16;
   int64_t min_trials = 50;
+  SurrogateClass model_class = SurrogateClass::kFlexible;
+  int64_t parametric_starts = 8;
+  int64_t parametric_steps = 300;
   GaborBankSpec gabor;
   std::string frontend_path;  // TorchScript front end, or empty
   std::string model_path;     // TorchScript whole model, or empty
