@@ -37,7 +37,7 @@ ABSL_FLAG(std::string, optimizer_params, "", "Optimizer parameters: name=value,n
 ABSL_FLAG(std::string, image_space, "spectral", "pixel or spectral");
 ABSL_FLAG(std::string, surrogate_params, "",
           "Surrogate parameters for gradient_ascent and adaptive_sampling: name=value,...");
-ABSL_FLAG(std::string, cell, "simple", "Simulated cell: simple or complex");
+ABSL_FLAG(std::string, cell, "simple", "Simulated cell: simple, complex or plaid");
 ABSL_FLAG(int, neurons, 1, "Simulated neurons (more than 1: alternating simple/complex)");
 ABSL_FLAG(int, target, 0, "The neuron whose rate is maximized");
 ABSL_FLAG(int, size, 64, "Image height and width in pixels");

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -43,18 +44,12 @@ torch::Tensor SquaredCorrelation(const torch::Tensor& a, const torch::Tensor& y)
   return cov.pow(2) / var.clamp_min(1e-12);
 }
 
-// Selects entries `index` [K, n] along dim 0 of every field parameter of `g`
-// ([C, n] each).
-GaborParameters GatherFields(const GaborParameters& g, const torch::Tensor& index) {
-  auto take = [&](const torch::Tensor& t) { return t.gather(0, index); };
-  GaborParameters out;
-  out.cx = take(g.cx);
-  out.cy = take(g.cy);
-  out.theta = take(g.theta);
-  out.log_sigma = take(g.log_sigma);
-  out.log_cycles = take(g.log_cycles);
-  out.phase = take(g.phase);
-  return out;
+// `g` with `f` applied to each of its defined tensors.
+GaborParameters Apply(const GaborParameters& g,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& p : g.all()) out.push_back(p.defined() ? f(p) : p);
+  return GaborParameters::FromList(out);
 }
 
 // Member m's starts [K, n]: the `starts` of 32 * starts candidates whose
@@ -71,15 +66,18 @@ GaborParameters ScreenStarts(const torch::Tensor& centered, const torch::Tensor&
   const torch::Tensor score = torch::maximum(SquaredCorrelation(d1.clamp_min(0), rates),
                                              SquaredCorrelation(d1 * d1 + d2 * d2, rates));
   const torch::Tensor best = std::get<1>(score.nan_to_num(0).topk(starts, 0));  // [K, n]
-  return GatherFields(candidates, best);
+  return Apply(candidates, [&](const torch::Tensor& p) { return p.gather(0, best); });
 }
 
-// Stacks members' [K, n] parameters to [M, K, n].
-torch::Tensor Stack(const std::vector<GaborParameters>& members,
-                    torch::Tensor GaborParameters::*field) {
-  std::vector<torch::Tensor> parts;
-  for (const GaborParameters& g : members) parts.push_back(g.*field);
-  return torch::stack(parts, 0);
+// Stacks members' parameters ([K, n] each) to [M, K, n].
+GaborParameters StackMembers(const std::vector<GaborParameters>& members) {
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < members.front().all().size(); ++i) {
+    std::vector<torch::Tensor> parts;
+    for (const GaborParameters& g : members) parts.push_back(g.all()[i]);
+    out.push_back(parts.front().defined() ? torch::stack(parts, 0) : torch::Tensor());
+  }
+  return GaborParameters::FromList(out);
 }
 
 }  // namespace
@@ -115,13 +113,7 @@ absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(const TrainingDa
   }
   const torch::Tensor boot = torch::stack(boot_weights, 1).view({t, members, 1, 1}) / t;
 
-  GaborParameters g;
-  g.cx = Stack(fields, &GaborParameters::cx);
-  g.cy = Stack(fields, &GaborParameters::cy);
-  g.theta = Stack(fields, &GaborParameters::theta);
-  g.log_sigma = Stack(fields, &GaborParameters::log_sigma);
-  g.log_cycles = Stack(fields, &GaborParameters::log_cycles);
-  g.phase = Stack(fields, &GaborParameters::phase);
+  GaborParameters g = StackMembers(fields);
   {
     // Gains where each subunit alone (exponent 2) gives half the mean rate,
     // and a spontaneous rate of 5% of it.

@@ -175,8 +175,9 @@ torch::Tensor ToChannels(const std::vector<double>& w, int64_t channels) {
 absl::StatusOr<CellKind> ParseCellKind(absl::string_view name) {
   if (name == "simple") return CellKind::kSimple;
   if (name == "complex") return CellKind::kComplex;
-  return absl::InvalidArgumentError(
-      absl::StrCat("cell kind: \"", name, "\" is not \"simple\" or \"complex\""));
+  if (name == "plaid") return CellKind::kPlaid;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "cell kind: \"", name, "\" is not \"simple\", \"complex\" or \"plaid\""));
 }
 
 absl::string_view CellKindName(CellKind kind) {
@@ -185,6 +186,8 @@ absl::string_view CellKindName(CellKind kind) {
       return "simple";
     case CellKind::kComplex:
       return "complex";
+    case CellKind::kPlaid:
+      return "plaid";
   }
   return "unknown";
 }
@@ -194,10 +197,20 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> SimulatedNeuron::Create(
   if (absl::Status status = ValidateSpec(spec); !status.ok()) return status;
   torch::NoGradGuard no_grad;
   const GaborParams gabor = DrawGabor(spec);
-  const std::vector<double> a = GaborWeights(gabor, spec.height, spec.width, gabor.phase);
+  std::vector<double> a = GaborWeights(gabor, spec.height, spec.width, gabor.phase);
+  if (spec.kind == CellKind::kPlaid) {
+    std::mt19937_64 gen(Mix64(spec.seed ^ 0x706c616964ull));  // "plaid"
+    GaborParams second = gabor;
+    second.orientation = gabor.orientation + Uniform(gen, kPi / 4, kPi / 2);
+    second.phase = Uniform(gen, 0, 2 * kPi);
+    const std::vector<double> b = GaborWeights(second, spec.height, spec.width, second.phase);
+    double norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) norm += (a[i] + b[i]) * (a[i] + b[i]);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = (a[i] + b[i]) / std::sqrt(norm);
+  }
   std::vector<double> pattern(a.size());  // optimum on one channel, 0/1
   torch::Tensor w1 = ToChannels(a, spec.channels), w2;
-  if (spec.kind == CellKind::kSimple) {
+  if (spec.kind != CellKind::kComplex) {
     for (size_t i = 0; i < a.size(); ++i) pattern[i] = a[i] > 0 ? 1.0 : 0.0;
   } else {
     const std::vector<double> b =
@@ -214,7 +227,7 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> SimulatedNeuron::Create(
   // Normalize by the drive at the optimum, computed the way Rates() computes it.
   const torch::Tensor d = neuron->Drive(optimum.unsqueeze(0));
   neuron->scale_ =
-      spec.kind == CellKind::kSimple ? d.item<double>() : d.square().sum().item<double>();
+      spec.kind != CellKind::kComplex ? d.item<double>() : d.square().sum().item<double>();
   neuron->optimum_ = std::move(optimum);
   return neuron;
 }
@@ -237,7 +250,7 @@ torch::Tensor SimulatedNeuron::Drive(const torch::Tensor& images) const {
 torch::Tensor SimulatedNeuron::Rates(const torch::Tensor& images) const {
   const torch::Tensor d = Drive(images);
   torch::Tensor rates;
-  if (spec_.kind == CellKind::kSimple) {
+  if (spec_.kind != CellKind::kComplex) {
     rates = spec_.peak_rate * (d.clamp_min(0) / scale_).pow(spec_.exponent);
   } else {
     rates = spec_.peak_rate * d.square().sum(1) / scale_;

@@ -11,6 +11,12 @@
 //   complex: the best sign pattern of cos(t) w1 + sin(t) w2 over the phase
 //   angle t in the pair's plane, found exactly by visiting every interval
 //   between the angles where one weight changes sign.
+// Plaid cell (linear-nonlinear, outside the one-Gabor class of the
+//   parametric surrogate, models/gabor_model.h): as a simple cell, with w the
+//   normalized sum of two Gabors of the same size and wavelength at the same
+//   place, oriented 45-90 degrees apart (the second orientation and phase
+//   drawn from their own stream of the seed, so its first Gabor is the simple
+//   cell's of the same seed); optimum: the sign pattern of w.
 // Receptive field position, orientation, spatial frequency, phase and size
 // are drawn from the neuron's seed (a fixed generator: identical across runs
 // and platforms): center within the central 50% of each axis, sigma 0.06-0.12
@@ -32,9 +38,9 @@
 
 namespace stimloop {
 
-enum class CellKind { kSimple, kComplex };
+enum class CellKind { kSimple, kComplex, kPlaid };
 
-// "simple" / "complex" <-> CellKind; INVALID_ARGUMENT for anything else.
+// "simple" / "complex" / "plaid" <-> CellKind; INVALID_ARGUMENT for anything else.
 absl::StatusOr<CellKind> ParseCellKind(absl::string_view name);
 absl::string_view CellKindName(CellKind kind);
 
@@ -80,7 +86,7 @@ class SimulatedNeuron {
 
   SimulatedNeuronSpec spec_;
   GaborParams gabor_;
-  torch::Tensor w1_, w2_;  // [C*H*W] double; w2_ undefined for a simple cell
+  torch::Tensor w1_, w2_;  // [C*H*W] double; w2_ defined for a complex cell only
   double scale_ = 1;       // drive* (simple) or energy* (complex)
   torch::Tensor optimum_;
 };

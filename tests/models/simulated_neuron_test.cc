@@ -61,7 +61,8 @@ torch::Tensor Grating(const SimulatedNeuron& neuron, double phase, bool square =
 class BothKindsTest : public ::testing::TestWithParam<CellKind> {};
 
 INSTANTIATE_TEST_SUITE_P(SimulatedNeuron, BothKindsTest,
-                         ::testing::Values(CellKind::kSimple, CellKind::kComplex),
+                         ::testing::Values(CellKind::kSimple, CellKind::kComplex,
+                                           CellKind::kPlaid),
                          [](const auto& info) { return std::string(CellKindName(info.param)); });
 
 TEST_P(BothKindsTest, OptimumReachesPeakRateExactly) {
@@ -292,7 +293,7 @@ TEST(SimulatedNeuronTest, CreateRejectsBadSpecsNamingTheField) {
 }
 
 TEST(SimulatedNeuronTest, CellKindNamesRoundTrip) {
-  for (CellKind kind : {CellKind::kSimple, CellKind::kComplex}) {
+  for (CellKind kind : {CellKind::kSimple, CellKind::kComplex, CellKind::kPlaid}) {
     auto parsed = ParseCellKind(CellKindName(kind));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, kind);
@@ -303,6 +304,22 @@ TEST(SimulatedNeuronTest, CellKindNamesRoundTrip) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("hypercomplex"), absl::string_view::npos);
+}
+
+// A plaid cell sums two Gabors: the simple cell of the same seed is one of
+// them, so that cell's optimum drives the plaid cell only partly, and a
+// grating at the first Gabor's orientation less than at its own optimum.
+TEST(SimulatedNeuronTest, PlaidCellNeedsBothOfItsGabors) {
+  for (uint64_t seed : {1, 2, 3}) {
+    const std::unique_ptr<SimulatedNeuron> plaid = MakeNeuron(CellKind::kPlaid, seed);
+    const std::unique_ptr<SimulatedNeuron> simple = MakeNeuron(CellKind::kSimple, seed);
+    EXPECT_EQ(plaid->gabor().center_x, simple->gabor().center_x);
+    const double partial =
+        plaid->Rates(simple->Optimum().unsqueeze(0))[0].item<double>() / plaid->optimum_rate();
+    EXPECT_GT(partial, 0.05) << "seed " << seed;
+    EXPECT_LT(partial, 0.8) << "seed " << seed;
+    EXPECT_FALSE(torch::equal(plaid->Optimum(), simple->Optimum()));
+  }
 }
 
 TEST(SimulatedPopulationTest, MixAlternatesKindsAndMatchesNeurons) {
