@@ -20,28 +20,13 @@
 #include "models/session_models.h"
 #include "models/simulated_neuron.h"
 #include "models/surrogate_config.h"
+#include "tests/models/model_test_util.h"
 
 namespace stimloop {
 namespace {
 
-constexpr int64_t kSize = 64;
+constexpr int64_t kSize = kTestImageSize;
 constexpr double kWindowS = 0.2;
-
-double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
-  const torch::Tensor x = a.to(torch::kDouble).flatten() - a.to(torch::kDouble).mean();
-  const torch::Tensor y = b.to(torch::kDouble).flatten() - b.to(torch::kDouble).mean();
-  return ((x * y).sum() / (x.norm() * y.norm())).item<double>();
-}
-
-std::unique_ptr<SimulatedNeuron> Neuron(CellKind kind, uint64_t seed) {
-  SimulatedNeuronSpec spec;
-  spec.kind = kind;
-  spec.seed = seed;
-  spec.height = spec.width = kSize;
-  absl::StatusOr<std::unique_ptr<SimulatedNeuron>> neuron = SimulatedNeuron::Create(spec);
-  EXPECT_TRUE(neuron.ok()) << neuron.status();
-  return std::move(*neuron);
-}
 
 SurrogateSpec Spec(std::map<std::string, double> params = {}) {
   params["model_class"] = 1;
