@@ -9,7 +9,10 @@
 //               over the presentations of the session's last
 //               --late_generations generations (near-optimal, near-equal
 //               images, a re-shown one once per presentation: what the pick
-//               and the next proposals hinge on).
+//               and the next proposals hinge on);
+//   held-out corr  the fit's own held-out correlation with the noisy rates
+//               (what a session reports per model version), on the same
+//               split for every variant.
 // With --where_lost, a second table says where the guess loses against the
 // cell's optimum: the fraction of the optimum lost when only the pixels at
 // a distance of 0-1, 1-2 or over 2 envelope sigmas from the receptive
@@ -68,7 +71,7 @@ namespace {
 struct Job {
   std::string variant, cell;
   uint64_t seed = 0;
-  double guess = 0, gen_best = 0, gen_median = 0, late_corr = 0, fit_s = 0;
+  double guess = 0, gen_best = 0, gen_median = 0, late_corr = 0, heldout_corr = 0, fit_s = 0;
   std::vector<double> lost;  // per distance band (kBandEdges), with --where_lost
   std::string error;
 };
@@ -134,15 +137,17 @@ absl::Status RunJob(Job& job) {
   // Empty stimulus ids: repeats are the presentations with identical pixels.
   const TrainingData data{images, trials->rates, {}};
   absl::StatusOr<std::shared_ptr<const ResponseModel>> model;
+  FitMetrics metrics;
   if (spec->model_class == SurrogateClass::kParametricGabor) {
-    model = FitGaborModel(data, *spec, 1, fit_seed, nullptr, nullptr);
+    model = FitGaborModel(data, *spec, 1, fit_seed, nullptr, &metrics);
   } else {
     auto front_end = MakeFrontEnd(*spec, {1, images.size(2), images.size(3)});
     if (!front_end.ok()) return front_end.status();
-    model = FitSurrogate(data, *spec, *front_end, 1, fit_seed, nullptr, nullptr);
+    model = FitSurrogate(data, *spec, *front_end, 1, fit_seed, nullptr, &metrics);
   }
   if (!model.ok()) return model.status();
   job.fit_s = absl::ToDoubleSeconds(absl::Now() - start);
+  job.heldout_corr = metrics.heldout_correlation.at(0);
 
   // Late images: every presentation of the last generations.
   const int64_t last = generations.max().item<int64_t>();
@@ -200,11 +205,11 @@ int Main() {
       "# median [min, max] over %d seeds; late corr over the last %d generations\n",
       absl::GetFlag(FLAGS_trials_dir), absl::GetFlag(FLAGS_budget), seeds,
       absl::GetFlag(FLAGS_late_generations));
-  std::cout << "| variant | cell | guess | gen best | gen median | late corr | fit s |\n"
-               "|---|---|---|---|---|---|---|\n";
+  std::cout << "| variant | cell | guess | gen best | gen median | late corr | held-out corr | "
+               "fit s |\n|---|---|---|---|---|---|---|---|\n";
   int failed = 0;
   for (size_t first = 0; first < jobs.size(); first += seeds) {
-    std::vector<double> guess, best, median, corr, secs;
+    std::vector<double> guess, best, median, corr, heldout, secs;
     for (int s = 0; s < seeds; ++s) {
       const Job& job = jobs[first + s];
       if (!job.error.empty()) {
@@ -219,13 +224,15 @@ int Main() {
         median.push_back(job.gen_median);
       }
       corr.push_back(job.late_corr);
+      heldout.push_back(job.heldout_corr);
       secs.push_back(job.fit_s);
     }
     if (guess.empty()) continue;
-    std::cout << absl::StrFormat(
-        "| %s | %s | %s | %s | %s | %s | %.1f |\n", jobs[first].variant, jobs[first].cell,
-        MedianRange(guess), best.empty() ? "-" : MedianRange(best),
-        median.empty() ? "-" : MedianRange(median), MedianRange(corr), Summarize(secs).median);
+    std::cout << absl::StrFormat("| %s | %s | %s | %s | %s | %s | %s | %.1f |\n",
+                                 jobs[first].variant, jobs[first].cell, MedianRange(guess),
+                                 best.empty() ? "-" : MedianRange(best),
+                                 median.empty() ? "-" : MedianRange(median), MedianRange(corr),
+                                 MedianRange(heldout), Summarize(secs).median);
   }
   if (absl::GetFlag(FLAGS_where_lost)) {
     std::cout

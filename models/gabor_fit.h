@@ -17,8 +17,9 @@
 //    Every start of every member and neuron is one independent problem in
 //    one batch (Adam is elementwise, so batching changes no update). Each
 //    neuron keeps the start with the lowest training loss.
-//  - No early stopping (nine parameters per neuron); the held-out trials
-//    give the metrics of the ensemble mean (FitMetrics).
+//  - No early stopping (ten parameters per neuron); the held-out trials
+//    give the metrics of the ensemble mean (FitMetrics; its steps and each
+//    member's epochs count the full-batch Adam steps).
 #ifndef STIMLOOP_MODELS_GABOR_FIT_H_
 #define STIMLOOP_MODELS_GABOR_FIT_H_
 

@@ -8,7 +8,7 @@
 //   rate = a * max(d1, 0)^p + b * (d1^2 + d2^2) + r0
 //
 // w is a Gabor (Gaussian envelope times cosine carrier) made zero-mean and
-// of unit norm. Nine numbers per neuron, so a few hundred trials pin it
+// of unit norm. Ten numbers per neuron, so a few hundred trials pin it
 // down, and its carrier extends over the whole envelope by construction:
 // where the flexible model (models/surrogate.h) must extrapolate a field's
 // surround from few trials, this model cannot be wrong about its shape, only

@@ -4,7 +4,8 @@
 //  - Trials showing the same stimulus (equal stimulus_ids, or identical
 //    pixels when no ids are given) form one group. A fixed share of groups
 //    (spec.holdout_fraction, at least one) is held out; the rest is the
-//    training split. Groups never straddle the split.
+//    training split. Groups never straddle the split (SplitTrainingData,
+//    models/training_data.h, shared with the parametric model's fit).
 //  - The front end is fixed, so its features are computed once per distinct
 //    stimulus and standardized once (per channel, training split), kept
 //    position-major for SurrogateHeadImpl::ForwardPositionMajor; memory:
