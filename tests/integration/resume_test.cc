@@ -364,5 +364,23 @@ TEST(ResumeTest, ModelBasedSessionSurvivesRepeatedSigkillsUnchanged) {
   EXPECT_GE(killed.model_versions.rbegin()->second, 15);
 }
 
+// The same with the parametric Gabor surrogate (surrogate.params.model_class
+// 1), configured through the proto like any session: its versions are
+// checkpointed and restored exactly too.
+TEST(ResumeTest, ParametricModelSessionSurvivesRepeatedSigkillsUnchanged) {
+  v1::SessionConfig config = ModelBasedConfig(20240613);
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  for (const char* flexible_only : {"max_epochs", "gabor_scales", "gabor_orientations"}) {
+    surrogate.erase(flexible_only);
+  }
+  surrogate["model_class"] = 1;
+  surrogate["parametric_starts"] = 2;
+  surrogate["parametric_steps"] = 20;
+  RunResult killed;
+  ExpectResumeIsExact("resume-parametric", config, &killed);
+  ASSERT_FALSE(killed.model_versions.empty());
+  EXPECT_GE(killed.model_versions.rbegin()->second, 15);
+}
+
 }  // namespace
 }  // namespace stimloop
