@@ -14,6 +14,7 @@
 // an energy subunit, each with its own gain (a classic V1 model that holds
 // both kinds), and its optimum is the best of the sign patterns of
 // cos(t) w1 + sin(t) w2 on a fine grid of t under the fitted model.
+// A plaid cell (two Gabors) has no own-class model here: --blind only.
 //
 //   ideal_observer --trials_dir=DIR --cells=simple,complex --seeds=8 \
 //       --budgets=200,500,1000
@@ -34,6 +35,7 @@
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
 #include "bench/saved_trials.h"
+#include "models/gabor_model.h"
 #include "models/simulated_neuron.h"
 #include "server/torch_threads.h"
 
@@ -64,50 +66,24 @@ struct Job {
   std::string error;
 };
 
-// A batch of K Gabor receptive fields, the free parameters of the fit in
-// units where Adam's steps are comparable: fractions of the image for the
-// center, log pixels for sigma, log sigmas for the wavelength.
-struct GaborBatch {
-  torch::Tensor cx, cy, theta, log_sigma, log_cycles, phase;  // [K]
+// K fitted cells are a GaborParameters (models/gabor_model.h) of [K]
+// tensors without a spontaneous rate (log_baseline undefined); which gains
+// are fitted depends on the model class (FitClass).
 
-  std::vector<torch::Tensor> parameters() const {
-    return {cx, cy, theta, log_sigma, log_cycles, phase};
-  }
-  // Member i alone (K = 1), detached.
-  GaborBatch Row(int64_t i) const {
-    auto row = [i](const torch::Tensor& t) { return t.detach().narrow(0, i, 1); };
-    return {row(cx), row(cy), row(theta), row(log_sigma), row(log_cycles), row(phase)};
-  }
-};
-
-// Zero-mean Gabor weights [K, H*W] as models/simulated_neuron.cc's
-// GaborWeights, for a phase offset added to every member.
-torch::Tensor Weights(const GaborBatch& g, int64_t height, int64_t width, double phase_offset) {
-  const torch::Tensor ys = torch::arange(height, torch::kFloat) + 0.5;
-  const torch::Tensor xs = torch::arange(width, torch::kFloat) + 0.5;
-  const torch::Tensor y = ys.view({1, height, 1});
-  const torch::Tensor x = xs.view({1, 1, width});
-  const torch::Tensor cx = (g.cx * width).view({-1, 1, 1});
-  const torch::Tensor cy = (g.cy * height).view({-1, 1, 1});
-  const torch::Tensor sigma = g.log_sigma.exp().view({-1, 1, 1});
-  const torch::Tensor wavelength = sigma * g.log_cycles.exp().view({-1, 1, 1});
-  const torch::Tensor dx = x - cx, dy = y - cy;
-  const torch::Tensor along =
-      g.theta.cos().view({-1, 1, 1}) * dx + g.theta.sin().view({-1, 1, 1}) * dy;
-  const torch::Tensor envelope = (-(dx * dx + dy * dy) / (2 * sigma * sigma)).exp();
-  const torch::Tensor carrier =
-      (2 * kPi * along / wavelength + g.phase.view({-1, 1, 1}) + phase_offset).cos();
-  const torch::Tensor mean = (envelope * carrier).sum({1, 2}, true) / envelope.sum({1, 2}, true);
-  const torch::Tensor w = envelope * (carrier - mean);
-  return w.flatten(1) / w.flatten(1).norm(2, 1, true);
+// Cell i of `g` alone (K = 1), detached.
+GaborParameters Row(const GaborParameters& g, int64_t i) {
+  std::vector<torch::Tensor> row;
+  for (const torch::Tensor& t : g.all())
+    row.push_back(t.defined() ? t.detach().narrow(0, i, 1) : t);
+  return GaborParameters::FromList(row);
 }
 
 // Starts drawn from the prior of models/simulated_neuron.cc (center in the
 // central half, sigma 0.06-0.12 of the image, wavelength 2-3 sigmas).
-GaborBatch DrawStarts(int64_t k, int64_t height, int64_t width, at::Generator& gen) {
+GaborParameters DrawStarts(int64_t k, int64_t height, int64_t width, at::Generator& gen) {
   auto uniform = [&](double lo, double hi) { return torch::empty({k}).uniform_(lo, hi, gen); };
   const double side = static_cast<double>(std::min(height, width));
-  GaborBatch g;
+  GaborParameters g;
   g.cx = uniform(0.25, 0.75);
   g.cy = uniform(0.25, 0.75);
   g.theta = uniform(0, kPi);
@@ -121,30 +97,18 @@ GaborBatch DrawStarts(int64_t k, int64_t height, int64_t width, at::Generator& g
 // subunits with free gains (--blind).
 enum class FitClass { kSimple, kComplex, kBoth };
 
-// The fitted parameters besides the receptive fields, [K] each: the linear
-// subunit's gain and exponent, the energy subunit's gain (log units).
-struct Gains {
-  torch::Tensor log_linear, log_exponent, log_energy;
-
-  // Member i alone (K = 1), detached.
-  Gains Row(int64_t i) const {
-    auto row = [i](const torch::Tensor& t) { return t.detach().narrow(0, i, 1); };
-    return {row(log_linear), row(log_exponent), row(log_energy)};
-  }
-};
-
 // Predicted rates [N, K] on images [N, H*W] - 0.5: a power-law linear
 // subunit (simple), an energy subunit (complex) or their sum.
-torch::Tensor Rates(FitClass fit, const GaborBatch& g, const Gains& gains,
-                    const torch::Tensor& centered, int64_t height, int64_t width) {
-  const torch::Tensor d1 = centered.matmul(Weights(g, height, width, 0).t());
+torch::Tensor Rates(FitClass fit, const GaborParameters& g, const torch::Tensor& centered,
+                    int64_t height, int64_t width) {
+  const torch::Tensor d1 = centered.matmul(GaborWeights(g, height, width, 0).t());
   torch::Tensor rates = torch::zeros_like(d1);
   if (fit != FitClass::kComplex) {
-    rates = rates + gains.log_linear.exp() * d1.clamp_min(1e-6).pow(gains.log_exponent.exp());
+    rates = rates + g.log_linear.exp() * d1.clamp_min(1e-6).pow(g.log_exponent.exp());
   }
   if (fit != FitClass::kSimple) {
-    const torch::Tensor d2 = centered.matmul(Weights(g, height, width, kPi / 2).t());
-    rates = rates + gains.log_energy.exp() * (d1 * d1 + d2 * d2);
+    const torch::Tensor d2 = centered.matmul(GaborWeights(g, height, width, kPi / 2).t());
+    rates = rates + g.log_energy.exp() * (d1 * d1 + d2 * d2);
   }
   return rates;
 }
@@ -153,15 +117,14 @@ torch::Tensor Rates(FitClass fit, const GaborBatch& g, const Gains& gains,
 // best, under the fitted model, of the sign patterns of cos(t) w1 +
 // sin(t) w2 over a fine grid of t. Exact for a simple cell's form (t = 0
 // is sign(w1)) and, up to the grid, for a complex cell's.
-torch::Tensor FittedOptimum(FitClass fit, const GaborBatch& g, const Gains& gains, int64_t height,
-                            int64_t width) {
+torch::Tensor FittedOptimum(FitClass fit, const GaborParameters& g, int64_t height, int64_t width) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor w1 = Weights(g, height, width, 0)[0];
-  const torch::Tensor w2 = Weights(g, height, width, kPi / 2)[0];
+  const torch::Tensor w1 = GaborWeights(g, height, width, 0)[0];
+  const torch::Tensor w2 = GaborWeights(g, height, width, kPi / 2)[0];
   const torch::Tensor t = torch::arange(720, torch::kFloat) * (kPi / 720);
   const torch::Tensor u = t.cos().unsqueeze(1) * w1 + t.sin().unsqueeze(1) * w2;  // [T, n]
   const torch::Tensor patterns = (u > 0).to(torch::kFloat);
-  const torch::Tensor rates = Rates(fit, g, gains, patterns - 0.5, height, width).select(1, 0);
+  const torch::Tensor rates = Rates(fit, g, patterns - 0.5, height, width).select(1, 0);
   return patterns[rates.argmax().item<int64_t>()];
 }
 
@@ -171,6 +134,10 @@ absl::Status RunJob(Job& job) {
   auto population = SavedTrialsCell(*trials, job.seed);
   if (!population.ok()) return population.status();
   const SimulatedNeuron& cell = population->neuron(0);
+  if (trials->kind == CellKind::kPlaid && !absl::GetFlag(FLAGS_blind)) {
+    return absl::InvalidArgumentError(
+        "a plaid cell (two Gabors) has no own-class model here; use --blind");
+  }
   const FitClass fit = absl::GetFlag(FLAGS_blind)          ? FitClass::kBoth
                        : trials->kind == CellKind::kSimple ? FitClass::kSimple
                                                            : FitClass::kComplex;
@@ -183,33 +150,35 @@ absl::Status RunJob(Job& job) {
   const absl::Time start = absl::Now();
   const int64_t k = absl::GetFlag(FLAGS_starts);
   at::Generator gen = at::detail::createCPUGenerator(job.seed * 7919 + job.budget);
-  GaborBatch g = DrawStarts(k, height, width, gen);
+  GaborParameters g = DrawStarts(k, height, width, gen);
   // Gains start where the predicted mean count matches the measured one
   // (each subunit alone, halved when both are fitted).
-  Gains gains{torch::zeros({k}), torch::full({k}, std::log(2.0)), torch::zeros({k})};
+  g.log_linear = torch::zeros({k});
+  g.log_exponent = torch::full({k}, std::log(2.0));
+  g.log_energy = torch::zeros({k});
   {
     torch::NoGradGuard no_grad;
     const double share = fit == FitClass::kBoth ? 0.5 : 1.0;
     auto matching = [&](FitClass one) {
-      const torch::Tensor unit = Rates(one, g, gains, centered, height, width) * window;
+      const torch::Tensor unit = Rates(one, g, centered, height, width) * window;
       return (share * counts.mean() / unit.mean(0).clamp_min(1e-9)).log();
     };
-    gains.log_linear = matching(FitClass::kSimple);
-    gains.log_energy = matching(FitClass::kComplex);
+    g.log_linear = matching(FitClass::kSimple);   // reads only log_linear and log_exponent
+    g.log_energy = matching(FitClass::kComplex);  // reads only log_energy
   }
-  std::vector<torch::Tensor> params = g.parameters();
+  std::vector<torch::Tensor> params = {g.cx, g.cy, g.theta, g.log_sigma, g.log_cycles, g.phase};
   if (fit != FitClass::kComplex) {
-    params.push_back(gains.log_linear);
-    params.push_back(gains.log_exponent);
+    params.push_back(g.log_linear);
+    params.push_back(g.log_exponent);
   }
-  if (fit != FitClass::kSimple) params.push_back(gains.log_energy);
+  if (fit != FitClass::kSimple) params.push_back(g.log_energy);
   for (torch::Tensor& p : params) p.requires_grad_(true);
   torch::optim::Adam adam(params, torch::optim::AdamOptions(0.02));
   torch::Tensor loss_per_start;
   const int steps = absl::GetFlag(FLAGS_steps);
   for (int step = 0; step <= steps; ++step) {
     adam.zero_grad();
-    const torch::Tensor mu = Rates(fit, g, gains, centered, height, width) * window + 1e-6;
+    const torch::Tensor mu = Rates(fit, g, centered, height, width) * window + 1e-6;
     loss_per_start = (mu - counts * mu.log()).mean(0);  // Poisson NLL per start [K]
     if (step == steps) break;
     loss_per_start.sum().backward();
@@ -223,9 +192,9 @@ absl::Status RunJob(Job& job) {
       torch::where(loss_per_start.isfinite(), loss_per_start,
                    torch::full_like(loss_per_start, std::numeric_limits<float>::infinity()));
   const int64_t best = finite_loss.argmin().item<int64_t>();
-  const GaborBatch fitted = g.Row(best);
+  const GaborParameters fitted = Row(g, best);
   const torch::Tensor optimum =
-      FittedOptimum(fit, fitted, gains.Row(best), height, width).view({1, 1, height, width});
+      FittedOptimum(fit, fitted, height, width).view({1, 1, height, width});
   job.fraction = cell.Rates(optimum)[0].item<double>() / cell.optimum_rate();
   const GaborParams& truth = cell.gabor();
   job.center_error = std::hypot(fitted.cx.item<double>() * width - truth.center_x,

@@ -55,6 +55,36 @@ uint64_t VersionSeed(uint64_t session_seed, int64_t version) {
   return SplitMix64(session_seed ^ SplitMix64(static_cast<uint64_t>(version)));
 }
 
+// A CheckpointLoader from a model class's deserializer (bytes ->
+// StatusOr<shared_ptr<const Model>>).
+template <typename Deserialize>
+CheckpointLoader MakeCheckpointLoader(Deserialize deserialize) {
+  return [deserialize](
+             const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
+    auto model = deserialize(bytes);
+    if (!model.ok()) return model.status();
+    return std::shared_ptr<const ResponseModel>(*std::move(model));
+  };
+}
+
+// The refit scheduler's FitFunction for a model class: `fit` (FitSurrogate's
+// or FitGaborModel's arguments after the spec) fits version v with
+// VersionSeed(session_seed, v); `serialize` gives its checkpoint.
+template <typename Fit, typename Serialize>
+FitFunction MakeFitFunction(Fit fit, Serialize serialize, uint64_t session_seed) {
+  return [fit, serialize, session_seed](
+             const RefitData& data, int64_t version,
+             const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
+    FitMetrics metrics;
+    auto model = fit(TrainingData{data.images, data.rates, data.stimulus_ids}, version,
+                     VersionSeed(session_seed, version), &cancel, &metrics);
+    if (!model.ok()) return model.status();
+    absl::StatusOr<std::string> checkpoint = serialize(**model);
+    if (!checkpoint.ok()) return checkpoint.status();
+    return FitOutcome{*std::move(model), FlattenMetrics(metrics), *std::move(checkpoint)};
+  };
+}
+
 std::mutex override_mu;
 FitFunction* fit_override = nullptr;  // guarded by override_mu
 
@@ -91,46 +121,29 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
   FitFunction fit;
   if (surrogate->model_class == SurrogateClass::kParametricGabor) {
     models.load_checkpoint =
-        [height = spec.height, width = spec.width](
-            const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
-      auto model = DeserializeGaborModel(bytes, height, width);
-      if (!model.ok()) return model.status();
-      return std::shared_ptr<const ResponseModel>(*std::move(model));
-    };
-    fit = [surrogate = *surrogate, seed = spec.seed](
-              const RefitData& data, int64_t version,
-              const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
-      FitMetrics metrics;
-      absl::StatusOr<std::shared_ptr<const GaborModel>> model =
-          FitGaborModel(TrainingData{data.images, data.rates, data.stimulus_ids}, surrogate,
-                        version, VersionSeed(seed, version), &cancel, &metrics);
-      if (!model.ok()) return model.status();
-      absl::StatusOr<std::string> checkpoint = SerializeGaborModel(**model);
-      if (!checkpoint.ok()) return checkpoint.status();
-      return FitOutcome{*std::move(model), FlattenMetrics(metrics), *std::move(checkpoint)};
-    };
+        MakeCheckpointLoader([height = spec.height, width = spec.width](const std::string& bytes) {
+          return DeserializeGaborModel(bytes, height, width);
+        });
+    fit = MakeFitFunction(
+        [surrogate = *surrogate](const TrainingData& data, int64_t version, uint64_t seed,
+                                 const std::atomic<bool>* cancel, FitMetrics* metrics) {
+          return FitGaborModel(data, surrogate, version, seed, cancel, metrics);
+        },
+        SerializeGaborModel, spec.seed);
   } else {
     absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
     if (!front_end.ok()) return InConfig(front_end.status());
     models.load_checkpoint =
-        [front_end = *front_end](
-            const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const ResponseModel>> {
-      auto model = DeserializeSurrogate(bytes, front_end);
-      if (!model.ok()) return model.status();
-      return std::shared_ptr<const ResponseModel>(*std::move(model));
-    };
-    fit = [surrogate = *surrogate, front_end = *std::move(front_end), seed = spec.seed](
-              const RefitData& data, int64_t version,
-              const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
-      FitMetrics metrics;
-      absl::StatusOr<std::shared_ptr<const Surrogate>> model =
-          FitSurrogate(TrainingData{data.images, data.rates, data.stimulus_ids}, surrogate,
-                       front_end, version, VersionSeed(seed, version), &cancel, &metrics);
-      if (!model.ok()) return model.status();
-      absl::StatusOr<std::string> checkpoint = SerializeSurrogate(**model);
-      if (!checkpoint.ok()) return checkpoint.status();
-      return FitOutcome{*std::move(model), FlattenMetrics(metrics), *std::move(checkpoint)};
-    };
+        MakeCheckpointLoader([front_end = *front_end](const std::string& bytes) {
+          return DeserializeSurrogate(bytes, front_end);
+        });
+    fit = MakeFitFunction(
+        [surrogate = *surrogate, front_end = *front_end](
+            const TrainingData& data, int64_t version, uint64_t seed,
+            const std::atomic<bool>* cancel, FitMetrics* metrics) {
+          return FitSurrogate(data, surrogate, front_end, version, seed, cancel, metrics);
+        },
+        SerializeSurrogate, spec.seed);
   }
   {
     std::lock_guard<std::mutex> lock(override_mu);
