@@ -1,9 +1,9 @@
 // NextStimuli latency while the surrogate refits, over loopback gRPC against
 // the real server binary: a model-based session (gradient_ascent or
-// adaptive_sampling) with the session defaults (asynchronous refits,
-// refit_sync 0: a refit starts at every generation boundary and runs while
-// the rig goes on; --surrogate_params=refit_sync=1 measures the replayable
-// mode, where the rig waits for the fit of the generation before), a
+// adaptive_sampling) with the session defaults (a refit starts at every
+// generation boundary and runs while the rig goes on; generation g waits
+// for the fit requested refit_lag generations earlier, so
+// --surrogate_params=refit_lag=2 measures a longer lag), a
 // simulated simple cell with Poisson noise, and a rig that asks for
 // `per_call` stimuli at a time and reports each batch at once (no display
 // `display_ms` per stimulus between receiving and reporting it, as a rig

@@ -14,11 +14,11 @@
 // Sessions run in-process through the same Session code the server uses
 // (validation, 8-bit quantization, PNG round trip), with the simulated rig
 // measuring Poisson responses. No network: it measures the optimizers.
-// Model-based sessions use sync refits (replayable, PreferSyncRefits) unless
-// --surrogate_params says refit_sync=0; then --display_ms makes the rig take
-// real time per stimulus, so the versions each generation sees are those a
-// live rig would get, and a row "minutes" gives the wall time each budget
-// took (median over seeds): compare sync and async refits per minute.
+// Model-based sessions propose each generation from the model version the
+// refit lag assigns to it (models/refit_scheduler.h), so runs replay exactly
+// whatever the timing; --display_ms makes the rig take real time per
+// stimulus, and a row "minutes" gives the wall time each budget took
+// (median over seeds): the time the rig waited for late fits shows there.
 //
 //   sample_efficiency --optimizers=random,genetic --spaces=pixel,spectral \
 //       --cells=simple,complex --seeds=8 --budgets=200,500,1000,3000
@@ -73,8 +73,7 @@ ABSL_FLAG(int, repeats, 0, "Session repeats per generation (RepeatsConfig.per_ge
 ABSL_FLAG(int, max_presentations, 0, "RepeatsConfig.max_presentations (0: the default, 4)");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
 ABSL_FLAG(int, display_ms, 0,
-          "Time the rig spends per stimulus before reporting a batch (0: answers at once). "
-          "With refit_sync=0 this decides which model versions the generations see.");
+          "Time the rig spends per stimulus before reporting a batch (0: answers at once)");
 ABSL_FLAG(std::string, picks, "measured",
           "Which stimulus each figure rates: measured (the best measured), shown (the "
           "truly best shown: an oracle), guess (the optimizer's best guess)");
@@ -219,7 +218,6 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
       !s.ok()) {
     return s;
   }
-  PreferSyncRefits(&config);
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.mutable_repeats()->set_max_presentations(absl::GetFlag(FLAGS_max_presentations));

@@ -21,12 +21,6 @@ absl::StatusOr<double> BestTrueFraction(const v1::Session& session, const Simula
 
 }  // namespace
 
-void PreferSyncRefits(v1::SessionConfig* config) {
-  if (!UsesSurrogate(config->optimizer().name())) return;
-  auto& params = *config->mutable_surrogate()->mutable_params();
-  if (params.count("refit_sync") == 0) params["refit_sync"] = 1;
-}
-
 absl::StatusOr<ClosedLoopResult> RunClosedLoop(RigClient& client, SimulatedRig& rig,
                                                const std::string& session_id, int target,
                                                const ClosedLoopOptions& options) {

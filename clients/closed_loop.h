@@ -49,13 +49,6 @@ struct ClosedLoopResult {
   int64_t validation_responses = 0;
 };
 
-// A simulated rig answers at once, so waiting for refits costs an offline
-// run nothing: for an optimizer that uses a surrogate, sets
-// config.surrogate.params.refit_sync to 1 (each generation proposed with the
-// fit on all earlier data, runs replay bit for bit; models/refit_scheduler.h)
-// unless the caller set it. Other configs are left as they are.
-void PreferSyncRefits(v1::SessionConfig* config);
-
 // Runs the loop on an existing session whose objective targets neuron
 // `target` of the rig's population (the one whose optimum is known).
 absl::StatusOr<ClosedLoopResult> RunClosedLoop(RigClient& client, SimulatedRig& rig,

@@ -102,7 +102,6 @@ int Run() {
       !s.ok()) {
     return Fail(s);
   }
-  stimloop::PreferSyncRefits(&config);
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
   config.set_seed(absl::GetFlag(FLAGS_seed));

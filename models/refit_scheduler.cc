@@ -1,5 +1,6 @@
 #include "models/refit_scheduler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -34,13 +35,21 @@ double TakeParam(std::map<std::string, double>* params, const std::string& key,
 }  // namespace
 
 absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* params) {
+  for (const char* removed : kRemovedRefitParams) {
+    if (params->count(removed) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "surrogate.params.", removed,
+          ": no longer exists: every session proposes generation g from the model fitted at "
+          "the boundary of generation g - refit_lag, so runs replay exactly and the rig waits "
+          "only for a fit that is late; set refit_lag instead"));
+    }
+  }
   absl::Status error;
   RefitOptions options;
   options.refit_every =
       static_cast<int64_t>(TakeParam(params, "refit_every", 1, 1, 1e9, true, &error));
-  options.sync = TakeParam(params, "refit_sync", 0, 0, 1, true, &error) != 0;
-  options.lag = static_cast<int>(TakeParam(params, "refit_lag", 1, 0, 1, true, &error));
-  options.cancel_superseded = TakeParam(params, "refit_cancel", 0, 0, 1, true, &error) != 0;
+  options.lag = static_cast<int>(
+      TakeParam(params, "refit_lag", kDefaultRefitLag, 0, kMaxRefitLag, true, &error));
   if (!error.ok()) return error;
   return options;
 }
@@ -59,7 +68,6 @@ void RefitScheduler::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    pending_.reset();
     cancel_ = true;
   }
   cv_.notify_all();
@@ -94,74 +102,110 @@ absl::Status RefitScheduler::Append(const torch::Tensor& image, absl::Span<const
   return absl::OkStatus();
 }
 
-bool RefitScheduler::RequestRefit() {
-  bool requested = false;
+bool RefitScheduler::RequestLocked(int64_t boundary) {
+  return RequestLocked(boundary, static_cast<int64_t>(images_.size()));
+}
+
+bool RefitScheduler::RequestLocked(int64_t boundary, int64_t n) {
+  const int64_t last = requests_.empty() ? 0 : requests_.back().examples;
+  if (stopping_ || n == 0 || n - last < options_.refit_every) return false;
+  requests_.push_back({boundary, n, 0});
+  return true;
+}
+
+bool RefitScheduler::AfterAsk(int64_t generation) {
+  bool requested;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const int64_t n = static_cast<int64_t>(images_.size());
-    if (!stopping_ && n > 0 && n - requested_examples_ >= options_.refit_every) {
-      requested_examples_ = n;
-      pending_ = n;  // replaces (folds in) an older waiting request
-      if (running_ && options_.cancel_superseded) cancel_ = true;
-      requested = true;
-    }
+    requested = RequestLocked(generation);
   }
   if (requested) cv_.notify_all();
   return requested;
 }
 
-absl::Status RefitScheduler::Resume(std::shared_ptr<const ResponseModel> latest,
-                                    int64_t versions, int64_t fitted_examples,
-                                    int64_t boundary_examples) {
-  bool requested = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const int64_t n = static_cast<int64_t>(images_.size());
-    if (versions < 0 || (versions > 0) != (latest != nullptr) ||
-        (latest != nullptr && latest->version() != versions) || fitted_examples < 0 ||
-        boundary_examples < 0 || fitted_examples > n || boundary_examples > n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refit resume: version ", versions, " fitted on ", fitted_examples,
-          " examples with ", boundary_examples, " at the last generation does not fit the ", n,
-          " examples journaled"));
-    }
-    finished_versions_ = versions;
-    requested_examples_ = fitted_examples;
-    const bool after_ask_requests = !(options_.sync && options_.lag == 0);
-    if (after_ask_requests && boundary_examples > 0 &&
-        boundary_examples - fitted_examples >= options_.refit_every) {
-      requested_examples_ = boundary_examples;
-      pending_ = boundary_examples;
-      requested = true;
-    }
+void RefitScheduler::BeforeAsk(int64_t generation) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (options_.lag == 0 && RequestLocked(generation)) cv_.notify_all();
+  // The fit assigned to this generation: the newest request made at a
+  // boundary <= generation - lag.
+  size_t assigned = requests_.size();
+  while (assigned > 0 && requests_[assigned - 1].boundary > generation - options_.lag) {
+    --assigned;
   }
-  {
-    std::lock_guard<std::mutex> lock(latest_mu_);
-    latest_ = std::move(latest);
+  if (assigned == 0) return;  // no request yet: no model
+  cv_.wait(lock, [&] { return done_ >= assigned || stopping_; });
+  if (done_ < assigned) return;  // stopping: the Ask is about to be cancelled
+  // The newest version fitted on a request up to it (failed fits have none).
+  for (size_t i = assigned; i > 0; --i) {
+    const int64_t version = requests_[i - 1].version;
+    if (version == 0) continue;
+    auto it = models_.find(version);
+    if (it == models_.end()) break;  // older than an earlier assignment: keep that
+    assigned_ = it->second;
+    models_.erase(models_.begin(), it);  // no later generation goes back to these
+    break;
   }
-  if (requested) cv_.notify_all();
-  return absl::OkStatus();
-}
-
-void RefitScheduler::BeforeAsk() {
-  if (!options_.sync) return;
-  if (options_.lag == 0) RequestRefit();
-  WaitIdle();
-}
-
-bool RefitScheduler::AfterAsk() {
-  if (options_.sync && options_.lag == 0) return false;
-  return RequestRefit();
 }
 
 void RefitScheduler::WaitIdle() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return (!running_ && !pending_.has_value()) || stopping_; });
+  cv_.wait(lock, [this] { return done_ == requests_.size() || stopping_; });
+}
+
+absl::Status RefitScheduler::Resume(absl::Span<const int64_t> boundary_examples,
+                                    std::vector<FittedVersion> fitted) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t n = static_cast<int64_t>(images_.size());
+    int64_t previous = 0;
+    for (size_t b = 0; b < boundary_examples.size(); ++b) {
+      const int64_t examples = boundary_examples[b];
+      if (examples < previous || examples > n) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "refit resume: generation ", b + 1, " was committed at ", examples,
+            " examples, after ", previous, " at the generation before, of ", n, " journaled"));
+      }
+      previous = examples;
+      RequestLocked(static_cast<int64_t>(b) + 1, examples);
+    }
+    // The newest journaled version, and the request the last generation
+    // waited for, are done; so is every request before them.
+    size_t done = 0;
+    for (const FittedVersion& f : fitted) {
+      auto it = std::find_if(requests_.begin(), requests_.end(),
+                             [&](const Request& r) { return r.examples == f.examples; });
+      if (it == requests_.end() || f.model == nullptr || f.model->version() != f.version ||
+          f.version <= versions_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "refit resume: model version ", f.version, " fitted on ", f.examples,
+            " examples matches no refit request (or is out of order)"));
+      }
+      it->version = f.version;
+      versions_ = f.version;
+      models_[f.version] = f.model;
+      done = std::max(done, static_cast<size_t>(it - requests_.begin()) + 1);
+    }
+    const int64_t last_generation = static_cast<int64_t>(boundary_examples.size());
+    for (size_t i = requests_.size(); i > done; --i) {
+      if (requests_[i - 1].boundary <= last_generation - options_.lag) {
+        done = i;
+        break;
+      }
+    }
+    done_ = next_to_run_ = done;
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
 }
 
 std::shared_ptr<const ResponseModel> RefitScheduler::Latest() const {
-  std::lock_guard<std::mutex> lock(latest_mu_);
-  return latest_;
+  std::lock_guard<std::mutex> lock(mu_);
+  return assigned_;
+}
+
+std::shared_ptr<const ResponseModel> RefitScheduler::Newest() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return models_.empty() ? assigned_ : models_.rbegin()->second;
 }
 
 int64_t RefitScheduler::num_examples() const {
@@ -211,44 +255,39 @@ void RefitScheduler::WorkerLoop() {
   at::init_num_threads();
   LowerThisThreadPriority();
   for (;;) {
+    size_t index = 0;
     int64_t n = 0;
     int64_t version = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || pending_.has_value(); });
+      cv_.wait(lock, [this] { return stopping_ || next_to_run_ < requests_.size(); });
       if (stopping_) return;
-      n = *pending_;
-      pending_.reset();
-      running_ = true;
-      cancel_ = false;
-      version = finished_versions_ + 1;
+      index = next_to_run_++;
+      n = requests_[index].examples;
+      version = versions_ + 1;
       ++fits_started_;
     }
     absl::StatusOr<FitOutcome> outcome = fit_(Snapshot(n), version, cancel_);
-    // A fit that finished is a valid version even if superseded meanwhile.
-    const bool cancelled = !outcome.ok() && cancel_.load();
-    if (outcome.ok()) {
-      if (outcome->model == nullptr || outcome->model->version() != version) {
-        outcome = absl::InternalError(absl::StrCat(
-            "refit: the fit function returned ", outcome->model == nullptr ? "no model" : "a model",
-            " for version ", version,
-            outcome->model == nullptr ? "" : absl::StrCat(" numbered ", outcome->model->version())));
-      } else {
-        if (on_version_) on_version_(version, outcome->metrics, outcome->checkpoint);
-        std::lock_guard<std::mutex> lock(latest_mu_);
-        latest_ = outcome->model;
-      }
+    if (outcome.ok() && (outcome->model == nullptr || outcome->model->version() != version)) {
+      outcome = absl::InternalError(absl::StrCat(
+          "refit: the fit function returned ", outcome->model == nullptr ? "no model" : "a model",
+          " for version ", version,
+          outcome->model == nullptr ? "" : absl::StrCat(" numbered ", outcome->model->version())));
     }
+    // A fit that finished is a valid version even if Stop() came meanwhile.
+    if (outcome.ok() && on_version_) on_version_(version, outcome->metrics, outcome->checkpoint);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      running_ = false;
-      if (cancelled) {
+      if (outcome.ok()) {
+        requests_[index].version = version;
+        versions_ = version;
+        models_[version] = outcome->model;
+      } else if (cancel_.load()) {
         ++fits_cancelled_;
-      } else if (outcome.ok()) {
-        finished_versions_ = version;
       } else {
         last_error_ = outcome.status();
       }
+      done_ = index + 1;
     }
     cv_.notify_all();
   }

@@ -1,59 +1,37 @@
-// Refits the surrogate online, off the request path, and hands out the newest
-// finished model version (a ModelSource).
+// Refits the surrogate online, off the request path, and hands every Ask the
+// model version that the data, not timing, assigns to its generation.
 //
 // The session appends one training example per measured presentation (the
-// 8-bit image that was shown and the rates of every neuron) and marks each
-// generation boundary. At a boundary a refit is requested once at least
-// `refit_every` new examples arrived since the data of the previous request;
-// the request snapshots the first n examples (append order = journal order).
-// Fits run on ONE worker thread owned by the scheduler; LibTorch's intra-op
-// threads inside a fit are the process-wide pool the server bounds with
-// --torch_threads (server/torch_threads.h): the scheduler starts no others.
-//
-// Versions are numbered 1, 2, ... in the order fits finish; a fit is told
-// the number it will get if it finishes (its seed may depend on it). A
+// 8-bit image that was shown and the rates of every neuron) and tells the
+// scheduler about each generation boundary. At the boundary of generation b
+// a refit is requested on every example appended so far, once at least
+// `refit_every` examples are new since the previous request; requests run
+// in order (FIFO) on ONE worker thread owned by the scheduler (LibTorch's
+// intra-op threads inside a fit are the process-wide pool the server bounds
+// with --torch_threads; the scheduler starts no others). A version number
+// is taken by each fit that succeeds, in request order (1, 2, ...); a fit
+// is told the number it gets if it succeeds (its seed may depend on it). A
 // finished version is reported through `on_version` (on the worker, before
-// Latest() can return it, so a checkpoint is stored before any stimulus can
-// name the version) and then published: Latest() is a shared_ptr copy under
-// a tiny mutex and never waits for a fit. A failed fit publishes nothing;
-// its error is kept (last_error()) and the next request tries again.
+// any Ask can use it, so its checkpoint is stored before a stimulus can
+// name it). A failed fit publishes nothing; its error is kept (last_error())
+// and later requests go on.
 //
-// Never an unbounded queue: at most one fit runs and one request waits. A
-// new request replaces the waiting one (folded in: its snapshot holds all
-// the older one's data). With `cancel_superseded` it also cancels the
-// running fit (the fit function polls its cancel flag). Folding is the
-// default because cancelling starves when fits are slower than generations.
-// The destructor cancels the running fit and joins the worker.
+// The fixed lag (refit_lag k, default kDefaultRefitLag). Generation g is
+// proposed with the newest version fitted on a request made at a boundary
+// b <= g - k. With k >= 1 that fit started k generations earlier and runs
+// while the rig shows them: BeforeAsk(g) waits only when it has not
+// finished yet. Which version proposes a generation is therefore a
+// function of the requests (the counts at each boundary), never of how
+// long fits took: the same config, seed and responses give the same
+// stimuli bit for bit, and a session restored after a crash (Resume) goes
+// on exactly as the uninterrupted one. k = 0 fits on everything measured
+// before each generation, and so always waits for it. A larger k waits
+// less and proposes from older data (BENCHMARKS.md measures the cost).
 //
-// Responsiveness vs exact replay ("refit_sync", default 0). Which version
-// an Ask sees is either the newest finished one (timing decides) or fixed
-// by the data (the rig may have to wait for it):
-//   async (0, default): generation g uses the newest version finished when
-//     it is proposed; NextStimuli never waits on training (issue 4 point 3,
-//     DESIGN.md "Responsiveness"). Every stimulus records the version that
-//     proposed it, every version its checkpoint, and a restored session
-//     loads the newest checkpoint, so a run stays inspectable and resumes
-//     after a crash; but a second run with the same responses may pair
-//     generations with other versions, so it is not replayed bit for bit.
-//   sync (1): generation g is proposed with exactly the newest version
-//     fitted on the data of the request made at the boundary of generation
-//     g - refit_lag. refit_lag 1 (default): the refit requested when
-//     generation g-1 was proposed must have finished before generation g is
-//     proposed; the session asks for generation g in the background as
-//     soon as that fit ends (server/session.h, "Proposing ahead"), so
-//     NextStimuli waits at a generation boundary whenever the fit plus that
-//     Ask take longer than showing a generation: on 2 CPU cores at 0.25 s
-//     per stimulus, at most boundaries (BENCHMARKS.md). refit_lag 0 fits
-//     synchronously on everything before each generation. Same config,
-//     seed and responses then give the same stimuli bit for bit.
-// Offline runs against a simulated rig that answers at once (stimloop-
-// simulate, bench/sample_efficiency) set sync 1: there waiting costs
-// nothing, every generation sees the fit on all earlier data, and runs
-// replay exactly. A live rig keeps the default: on 2 cores at 0.25 s per
-// stimulus it matched sync per response and got more responses per minute
-// (BENCHMARKS.md, "Async against sync refits per minute of recording",
-// 2 seeds; with 3-6 generations stale refits before 683bf08 it had cost
-// the simple cell a lot per response).
+// Bounded: requests are made only at boundaries, and BeforeAsk(g) waits for
+// the request of boundary g - k, so at most k + 1 fits are queued. Stop()
+// (closing or destroying the session) cancels the running fit and drops the
+// queued ones.
 //
 // Thread-safe.
 #ifndef STIMLOOP_MODELS_REFIT_SCHEDULER_H_
@@ -66,7 +44,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,24 +56,30 @@
 
 namespace stimloop {
 
-// When refits start and which version an Ask sees. Parsed from
+inline constexpr int kDefaultRefitLag = 1;
+inline constexpr int kMaxRefitLag = 4;
+
+// When refits are requested and which version an Ask sees. Parsed from
 // config.surrogate.params (see ParseRefitOptions).
 struct RefitOptions {
-  int64_t refit_every = 1;         // new examples needed to request a refit
-  bool sync = false;               // see "Responsiveness vs exact replay"
-  int lag = 1;                     // sync mode: 0 or 1 generations
-  bool cancel_superseded = false;  // cancel a running fit that a request supersedes
+  int64_t refit_every = 1;     // new examples needed to request a refit
+  int lag = kDefaultRefitLag;  // k: generation g uses a fit requested at boundary <= g - k
 };
 
 // Reads the scheduler's keys of `params` and removes them, leaving the
 // surrogate's (models/surrogate_config.h):
-//   refit_every       (default 1: every generation boundary with new data,
-//                     [1, 1e9]): see RefitOptions.
-//   refit_sync        (default 0, {0, 1}): see RefitOptions::sync.
-//   refit_lag         (default 1, {0, 1}).
-//   refit_cancel      (default 0, {0, 1}): cancel_superseded.
-// INVALID_ARGUMENT names "surrogate.params.<key>".
+//   refit_every  (default 1: every generation boundary with new data,
+//                [1, 1e9]): see RefitOptions.
+//   refit_lag    (default kDefaultRefitLag, whole, [0, kMaxRefitLag]).
+// INVALID_ARGUMENT names "surrogate.params.<key>"; also for the removed keys
+// refit_sync and refit_cancel (every session is now replayable; stored
+// sessions that carry them are restored without them, see
+// kRemovedRefitParams).
 absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* params);
+
+// Keys that sessions journaled before the fixed-lag pipeline may carry in
+// config.surrogate.params; Session::Restore drops them.
+inline constexpr const char* kRemovedRefitParams[] = {"refit_sync", "refit_cancel"};
 
 // The examples a fit learns from.
 struct RefitData {
@@ -117,18 +100,25 @@ struct FitOutcome {
 using FitFunction = std::function<absl::StatusOr<FitOutcome>(
     const RefitData& data, int64_t version, const std::atomic<bool>& cancel)>;
 
-// Told about every finished version, on the worker thread, before Latest()
-// returns it. Must not call back into the scheduler.
+// Told about every finished version, on the worker thread, before any Ask
+// can use it. Must not call back into the scheduler.
 using VersionCallback = std::function<void(int64_t version,
                                            const std::map<std::string, double>& metrics,
                                            const std::string& checkpoint)>;
+
+// A version read back from the journal, for Resume.
+struct FittedVersion {
+  int64_t version = 0;
+  int64_t examples = 0;  // the examples it was fitted on (its num_trials)
+  std::shared_ptr<const ResponseModel> model;  // REQUIRES: model->version() == version
+};
 
 class RefitScheduler : public ModelSource {
  public:
   // `on_version` may be empty. REQUIRES: fit is callable.
   RefitScheduler(RefitOptions options, FitFunction fit, VersionCallback on_version);
-  // Cancels the running fit and joins the worker (returns once the fit
-  // function has returned).
+  // Stops (see Stop) and joins the worker (returns once the fit function
+  // has returned).
   ~RefitScheduler() override;
 
   RefitScheduler(const RefitScheduler&) = delete;
@@ -141,74 +131,93 @@ class RefitScheduler : public ModelSource {
   absl::Status Append(const torch::Tensor& image, absl::Span<const double> rates,
                       int64_t stimulus_id);
 
-  // Generation boundary, before the optimizer's Ask. Sync mode makes the
-  // version for this generation final: lag 0 requests a refit and waits for
-  // it; lag 1 waits for the refit requested at the previous boundary. Async
-  // mode returns at once.
-  void BeforeAsk();
-  // Generation boundary, after a successful Ask: requests a refit on
-  // everything appended so far (sync lag 1 and async; lag 0 did it in
-  // BeforeAsk). Returns whether a refit was requested.
-  bool AfterAsk();
+  // Before generation `generation` is proposed (its Ask, or the best guess
+  // of a validation block in its place): with lag 0 requests the refit of
+  // this boundary; then waits until the fit assigned to the generation
+  // (the newest request made at a boundary <= generation - lag) has
+  // finished or failed, or Stop() was called, and makes the newest version
+  // fitted on a request up to that one what Latest() returns.
+  // REQUIRES: generations never decrease from one call to the next.
+  void BeforeAsk(int64_t generation);
+  // Once generation `generation` is committed: requests a refit on every
+  // example appended so far if at least refit_every are new since the last
+  // request. Returns whether a refit was requested.
+  bool AfterAsk(int64_t generation);
 
-  // Requests a refit on everything appended so far if at least refit_every
-  // examples are new since the last request; true when requested.
-  bool RequestRefit();
-  // Blocks until no fit runs or waits, or Stop() was called.
+  // Blocks until every requested fit has finished or failed, or Stop() was
+  // called (tests and benchmarks).
   void WaitIdle();
-  // Shuts down: cancels the running fit, drops the waiting request and wakes
+  // Shuts down: cancels the running fit, drops the queued ones and wakes
   // every WaitIdle/BeforeAsk; later requests are ignored. Does not wait for
   // the fit function to return (the destructor does). Idempotent.
   void Stop();
 
-  // Crash recovery (server/session_restore.cc): puts a fresh scheduler, whose
-  // examples were re-appended in journal order, where the interrupted one
-  // was. `latest` is the newest journaled version (null: none yet),
-  // numbered `versions`, fitted on the first `fitted_examples` examples;
-  // `boundary_examples` is how many examples there were when the last
-  // generation was proposed. Unless that version already covers them, the
-  // refit its AfterAsk requested is requested again (as version versions + 1,
-  // on exactly those examples), so the next generation sees the same model
-  // an uninterrupted run would have. Call once, before any other use.
-  // INVALID_ARGUMENT when the counts do not fit the appended examples.
-  absl::Status Resume(std::shared_ptr<const ResponseModel> latest, int64_t versions,
-                      int64_t fitted_examples, int64_t boundary_examples);
+  // Crash recovery (server/session_restore.cc): puts a fresh scheduler,
+  // whose examples were re-appended in journal order, where the interrupted
+  // one was. `boundary_examples[b - 1]` is the number of examples when
+  // generation b was committed (b = 1 .. the last generation); the requests
+  // are replayed from them. `fitted` holds the newest journaled versions,
+  // ascending (at least the kMaxRefitLag + 1 newest, or all); each is
+  // matched to the request it was fitted on. Requests after the newest
+  // journaled version and after the one the last generation waited for are
+  // queued again, so they get the numbers and data an uninterrupted run
+  // gave them. Call once, before any other use. INVALID_ARGUMENT when the
+  // counts do not fit the appended examples or a version matches no request.
+  absl::Status Resume(absl::Span<const int64_t> boundary_examples,
+                      std::vector<FittedVersion> fitted);
 
+  // The version the newest BeforeAsk assigned (nullptr before one was).
   std::shared_ptr<const ResponseModel> Latest() const override;
+  // The newest finished version, which may be ahead of Latest().
+  std::shared_ptr<const ResponseModel> Newest() const;
 
   const RefitOptions& options() const { return options_; }
   int64_t num_examples() const;
-  // Fits started, cancelled (superseded or shut down), finished (versions).
+  // Fits started, cancelled (by Stop), finished with a version.
   int64_t fits_started() const;
   int64_t fits_cancelled() const;
   // The error of the newest failed fit; OK when none failed.
   absl::Status last_error() const;
 
  private:
+  // One refit request: made at the boundary of generation `boundary` on the
+  // first `examples` examples; `version` once its fit succeeded (0: not, or
+  // not yet).
+  struct Request {
+    int64_t boundary = 0;
+    int64_t examples = 0;
+    int64_t version = 0;
+  };
+
   void WorkerLoop();
-  RefitData Snapshot(int64_t n) const;  // REQUIRES: mu_ not held
+  // Requests a refit at `boundary` on the first `examples` examples (all of
+  // them when omitted) if refit_every are new. REQUIRES: mu_ held.
+  bool RequestLocked(int64_t boundary);
+  bool RequestLocked(int64_t boundary, int64_t examples);
+  RefitData Snapshot(int64_t n) const;   // REQUIRES: mu_ not held
 
   const RefitOptions options_;
   const FitFunction fit_;
   const VersionCallback on_version_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // wakes the worker and WaitIdle
+  std::condition_variable cv_;  // wakes the worker, WaitIdle and BeforeAsk
   std::vector<torch::Tensor> images_;       // uint8 [C, H, W]
   std::vector<std::vector<float>> rates_;
   std::vector<int64_t> stimulus_ids_;
-  int64_t requested_examples_ = 0;          // snapshot size of the newest request
-  std::optional<int64_t> pending_;          // snapshot size waiting to run
-  bool running_ = false;
+  std::vector<Request> requests_;           // in request (= fit) order
+  size_t next_to_run_ = 0;                  // requests_[next_to_run_] runs next
+  size_t done_ = 0;                         // requests_[0, done_) finished or failed
+  int64_t versions_ = 0;                    // versions fitted so far (the newest's number)
+  // Versions that a later BeforeAsk may still assign: the assigned one and
+  // every newer one.
+  std::map<int64_t, std::shared_ptr<const ResponseModel>> models_;
+  std::shared_ptr<const ResponseModel> assigned_;
   bool stopping_ = false;
   std::atomic<bool> cancel_{false};         // the running fit's cancel flag
-  int64_t finished_versions_ = 0;
   int64_t fits_started_ = 0;
   int64_t fits_cancelled_ = 0;
   absl::Status last_error_;
-
-  mutable std::mutex latest_mu_;
-  std::shared_ptr<const ResponseModel> latest_;
 
   std::thread worker_;  // last: starts after every member is ready
 };

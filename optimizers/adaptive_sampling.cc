@@ -68,11 +68,26 @@ std::vector<int64_t> AdaptiveSampling::SelectGreedy(const torch::Tensor& utility
   return chosen;
 }
 
+namespace {
+
+int64_t VersionOf(const std::shared_ptr<const ResponseModel>& model) {
+  return model == nullptr ? 0 : model->version();
+}
+
+}  // namespace
+
+absl::Status AdaptiveSampling::PrepareAsk(int count, int64_t first_id) {
+  return memo_.Prepare(*this, count, first_id, VersionOf(models_->Latest()));
+}
+
 absl::StatusOr<std::vector<Candidate>> AdaptiveSampling::Ask(int count, int64_t first_id) {
   if (count <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("count: ", count, " must be positive"));
   }
   const std::shared_ptr<const ResponseModel> model = models_->Latest();
+  if (auto prepared = memo_.Take(*this, count, first_id, VersionOf(model))) {
+    return *std::move(prepared);
+  }
   const bool use_model = model != nullptr && asks_ >= params_.prior_generations;
   at::NoGradGuard no_grad;
 

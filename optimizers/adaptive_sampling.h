@@ -52,6 +52,7 @@
 
 #include "absl/status/statusor.h"
 #include "optimizers/image_io.h"
+#include "optimizers/ask_memo.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/proposals.h"
 
@@ -77,6 +78,9 @@ class AdaptiveSampling : public Optimizer {
   absl::string_view name() const override { return "adaptive_sampling"; }
   absl::StatusOr<std::vector<Candidate>> Ask(int count, int64_t first_id) override;
   absl::Status Tell(absl::Span<const Observation> observations) override;
+  // Ask depends on the state and the model version only (AskMemo).
+  absl::Status PrepareAsk(int count, int64_t first_id) override;
+  bool prepares_asks() const override { return true; }
   torch::Tensor BestGuess() const override;
   bool best_guess_is_thread_safe() const override { return true; }
   void Save(torch::serialize::OutputArchive& archive) const override;
@@ -101,6 +105,7 @@ class AdaptiveSampling : public Optimizer {
   at::Generator generator_;
   IdLedger ledger_;
   int64_t asks_ = 0;
+  AskMemo memo_;  // PrepareAsk's result; not part of the state
   std::vector<bool> shown_;  // per folder image
 };
 

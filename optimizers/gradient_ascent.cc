@@ -129,11 +129,26 @@ torch::Tensor GradientAscent::ThompsonMembers(int64_t n, int64_t members) const 
   return assigned;
 }
 
+namespace {
+
+int64_t VersionOf(const std::shared_ptr<const ResponseModel>& model) {
+  return model == nullptr ? 0 : model->version();
+}
+
+}  // namespace
+
+absl::Status GradientAscent::PrepareAsk(int count, int64_t first_id) {
+  return memo_.Prepare(*this, count, first_id, VersionOf(models_->Latest()));
+}
+
 absl::StatusOr<std::vector<Candidate>> GradientAscent::Ask(int count, int64_t first_id) {
   if (count <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("count: ", count, " must be positive"));
   }
   const std::shared_ptr<const ResponseModel> model = models_->Latest();
+  if (auto prepared = memo_.Take(*this, count, first_id, VersionOf(model))) {
+    return *std::move(prepared);
+  }
   std::vector<Candidate> candidates;
   if (asks_ < params_.prior_generations || model == nullptr) {
     candidates = MakeCandidates(*space_, space_->SamplePrior(count, generator_), first_id, "prior");

@@ -120,6 +120,7 @@
 
 #include "absl/status/statusor.h"
 #include "optimizers/mei_parts.h"
+#include "optimizers/ask_memo.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/proposals.h"
 
@@ -149,6 +150,9 @@ class GradientAscent : public Optimizer {
   absl::string_view name() const override { return "gradient_ascent"; }
   absl::StatusOr<std::vector<Candidate>> Ask(int count, int64_t first_id) override;
   absl::Status Tell(absl::Span<const Observation> observations) override;
+  // Ask depends on the state and the model version only (AskMemo).
+  absl::Status PrepareAsk(int count, int64_t first_id) override;
+  bool prepares_asks() const override { return true; }
   torch::Tensor BestGuess() const override;
   bool best_guess_is_thread_safe() const override { return true; }
   void CancelAsks() override { cancelled_ = true; }
@@ -190,6 +194,7 @@ class GradientAscent : public Optimizer {
   at::Generator generator_;
   IdLedger ledger_;
   int64_t asks_ = 0;
+  AskMemo memo_;  // PrepareAsk's result; not part of the state
 
   mutable std::mutex best_guess_mu_;       // guards the cache of BestGuess
   mutable int64_t best_guess_version_ = 0;  // cache of BestGuess

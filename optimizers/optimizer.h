@@ -69,6 +69,20 @@ class Optimizer {
   // is INVALID_ARGUMENT and leaves the optimizer unchanged.
   virtual absl::Status Tell(absl::Span<const Observation> observations) = 0;
 
+  // Asking ahead, for optimizers whose Ask is slow (a gradient ascent on a
+  // model: seconds). The session calls PrepareAsk(count, first_id) on a
+  // background thread right after committing a generation, while the rig
+  // shows it (no other method but BestGuess runs meanwhile), then Tell and
+  // Ask(count, first_id) at the next boundary. PrepareAsk does the slow
+  // work and keeps it; it leaves the saved state (Save) as it was, so
+  // whether it ran, failed or was cut short never changes what Ask
+  // returns, only how long Ask takes. prepares_asks() says whether the
+  // optimizer overrides it; the default prepares nothing.
+  virtual absl::Status PrepareAsk(int /*count*/, int64_t /*first_id*/) {
+    return absl::OkStatus();
+  }
+  virtual bool prepares_asks() const { return false; }
+
   // Makes a running Ask (on another thread) and every later one return
   // CANCELLED promptly; for shutting a session down. Thread-safe, unlike the
   // rest. Optimizers whose Ask is short need not override it.
@@ -89,7 +103,7 @@ class Optimizer {
 
 // What the session config says about the optimizer.
 struct OptimizerSpec {
-  std::string name;                      // "random", "genetic", ...
+  std::string name;                      // "portfolio", "random", "genetic", ...
   std::map<std::string, double> params;  // by name; see each optimizer's header
   std::string candidate_pool_dir;        // adaptive_sampling's image folder
 };
@@ -111,7 +125,7 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& sp
                                                          const OptimizerContext& context);
 
 // Whether the optimizer `name` proposes from a surrogate model and so needs
-// OptimizerContext.models (gradient_ascent, adaptive_sampling).
+// OptimizerContext.models (gradient_ascent, adaptive_sampling, portfolio).
 bool UsesSurrogate(const std::string& name);
 
 // A CPU generator seeded from `seed` and a stream label, so that independent

@@ -7,6 +7,7 @@
 #include "optimizers/genetic.h"
 #include "optimizers/gradient_ascent.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/portfolio.h"
 #include "optimizers/random_search.h"
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -22,13 +23,14 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& sp
   if (spec.name == "cmaes") return MakeCmaes(spec, context);
   if (spec.name == "gradient_ascent") return MakeGradientAscent(spec, context);
   if (spec.name == "adaptive_sampling") return MakeAdaptiveSampling(spec, context);
+  if (spec.name == "portfolio") return MakePortfolio(spec, context);
   return absl::InvalidArgumentError(absl::StrCat(
       "optimizer.name: unknown optimizer '", spec.name,
-      "' (known: random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
+      "' (known: portfolio, random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
 }
 
 bool UsesSurrogate(const std::string& name) {
-  return name == "gradient_ascent" || name == "adaptive_sampling";
+  return name == "gradient_ascent" || name == "adaptive_sampling" || name == "portfolio";
 }
 
 namespace {

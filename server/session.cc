@@ -88,13 +88,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
     session->refits_ = models->refits;
     session->load_checkpoint_ = models->load_checkpoint;
     context.models = models->source;
-    const RefitScheduler* refits = session->refits_.get();
-    session->propose_ahead_ =
-        refits == nullptr || !(refits->options().sync && refits->options().lag == 0);
   }
   auto optimizer = MakeOptimizer(c.optimizer, context);
   if (!optimizer.ok()) return InConfig(optimizer.status());
   session->optimizer_ = *std::move(optimizer);
+  // Lag 0 refits on the measurements of the generation before: nothing can
+  // be prepared before they are in.
+  const RefitScheduler* refits = session->refits_.get();
+  session->propose_ahead_ =
+      session->optimizer_->prepares_asks() && (refits == nullptr || refits->options().lag > 0);
 
   if (c.proto.reference_images().per_generation() > 0) {
     auto references =
@@ -198,13 +200,10 @@ absl::Status Session::ProposeGeneration() {
   const int64_t generation = generation_ + 1;
   const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
   const int optimizer_count = config_.proto.generation_size();
-  absl::StatusOr<std::vector<Candidate>> candidates;
-  if (ahead_.has_value()) {
-    candidates = *ahead_;  // asked ahead; consumed once committed (kept on undo)
-  } else {
-    if (refits_ != nullptr) refits_->BeforeAsk();  // sync mode: fixes the model version
-    candidates = optimizer_->Ask(optimizer_count, first_id);
-  }
+  // Fixes the model version (at once when a background PrepareAsk did), then
+  // asks: fast when PrepareAsk prepared this Ask.
+  if (refits_ != nullptr) refits_->BeforeAsk(generation);
+  absl::StatusOr<std::vector<Candidate>> candidates = optimizer_->Ask(optimizer_count, first_id);
   if (!candidates.ok()) return undo(candidates.status());
   if (static_cast<int>(candidates->size()) != optimizer_count) {
     return undo(absl::InternalError(absl::StrCat("optimizer proposed ", candidates->size(),
@@ -272,23 +271,21 @@ absl::Status Session::ProposeGeneration() {
     }
   }
 
-  std::string committed_state = SaveOptimizerState(*optimizer_);
-  if (absl::Status s =
-          journal_->GenerationProposed(id_, generation, entries, committed_state, responses_);
+  if (absl::Status s = journal_->GenerationProposed(id_, generation, entries,
+                                                    SaveOptimizerState(*optimizer_), responses_);
       !s.ok()) {
     return undo(s);
   }
-  ahead_.reset();  // consumed
-  CommitGeneration(generation, std::move(entries), told, std::move(committed_state));
+  CommitGeneration(generation, std::move(entries), told);
   return absl::OkStatus();
 }
 
 void Session::CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
-                               const std::vector<size_t>& told, std::string optimizer_state) {
+                               const std::vector<size_t>& told) {
   for (size_t i : told) records_[i].told_presentations = records_[i].presentations;
   // The boundary's refit, on everything measured so far (also after a
   // validation block, where no Ask happened).
-  if (refits_ != nullptr) refits_->AfterAsk();
+  if (refits_ != nullptr) refits_->AfterAsk(generation);
   generation_ = generation;
   const size_t first_new = records_.size();
   records_.resize(records_.size() + entries.size());
@@ -298,48 +295,41 @@ void Session::CommitGeneration(int64_t generation, std::vector<StimulusEntry> en
     records_[index].entry = std::move(e);
   }
   for (size_t i = first_new; i < records_.size(); ++i) IndexImage(i);
-  if (propose_ahead_) committed_optimizer_state_ = std::move(optimizer_state);
   StartProposalAhead();
 }
 
 void Session::StartProposalAhead() {
-  if (!propose_ahead_ || closed_ || ahead_running_ || ahead_.has_value()) return;
-  // The previous thread stored its result and released the lock: it is
+  if (!propose_ahead_ || closed_ || ahead_running_ || prepared_generation_ > generation_) return;
+  // The previous thread released the lock for the last time: it is
   // finishing or done.
   if (ahead_thread_.joinable()) ahead_thread_.join();
   ahead_running_ = true;
-  ahead_thread_ = std::thread(&Session::ProposeAhead, this, optimizer_.get(),
+  prepared_generation_ = generation_ + 1;
+  ahead_thread_ = std::thread(&Session::ProposeAhead, this, optimizer_.get(), generation_ + 1,
                               config_.proto.generation_size(),
                               static_cast<int64_t>(records_.size()) + 1);
 }
 
-void Session::ProposeAhead(Optimizer* optimizer, int count, int64_t first_id) {
+void Session::ProposeAhead(Optimizer* optimizer, int64_t generation, int count,
+                           int64_t first_id) {
   // Runs without the session lock: while ahead_running_, nothing else
   // touches the optimizer (see "Proposing ahead" in session.h). Yields the
   // CPU to the threads that answer the rig.
   LowerThisThreadPriority();
-  const std::string before = SaveOptimizerState(*optimizer);
-  if (refits_ != nullptr) refits_->BeforeAsk();
-  absl::StatusOr<std::vector<Candidate>> candidates;
+  if (refits_ != nullptr) refits_->BeforeAsk(generation);
+  absl::Status prepared;
   try {
-    candidates = optimizer->Ask(count, first_id);
+    prepared = optimizer->PrepareAsk(count, first_id);
   } catch (const std::exception& e) {  // e.g. LibTorch out of memory: never terminate
-    candidates = absl::InternalError(absl::StrCat("optimizer Ask failed: ", e.what()));
+    prepared = absl::InternalError(absl::StrCat("optimizer PrepareAsk failed: ", e.what()));
   }
-  if (!candidates.ok()) {
-    // Nothing is kept: the boundary asks again, from where this Ask started,
-    // and reports the error if it persists. CANCELLED is the session
-    // shutting down (~Session), not news.
-    if (!absl::IsCancelled(candidates.status())) {
-      std::cerr << "session " << id_ << ": background Ask failed: " << candidates.status()
-                << "\n";
-    }
-    if (absl::Status s = LoadOptimizerState(*optimizer, before); !s.ok()) {
-      std::cerr << "session " << id_ << ": cannot restore the optimizer: " << s << "\n";
-    }
+  // Nothing to undo: PrepareAsk leaves the optimizer's state as it was, and
+  // the boundary asks from scratch (and reports the error if it persists).
+  // CANCELLED is the session shutting down (~Session), not news.
+  if (!prepared.ok() && !absl::IsCancelled(prepared)) {
+    std::cerr << "session " << id_ << ": background Ask failed: " << prepared << "\n";
   }
   absl::MutexLock lock(&mu_);
-  if (candidates.ok()) ahead_ = *std::move(candidates);
   ahead_running_ = false;
 }
 
@@ -503,6 +493,7 @@ absl::Status Session::Close() {
   if (closed_) return absl::OkStatus();
   if (absl::Status s = journal_->SessionClosed(id_, absl::Now()); !s.ok()) return s;
   closed_ = true;
+  if (refits_ != nullptr) refits_->Stop();  // no generation will need another fit
   return absl::OkStatus();
 }
 

@@ -13,27 +13,27 @@
 //   Validate: at a boundary, proposes a validation block instead (the
 //     leading images, and optionally the optimizer's best guess, shown again
 //     in rounds; ValidationBlock in the proto). The optimizer is told what
-//     changed but not asked; a background Ask it supersedes is undone.
+//     changed but not asked; what was prepared for the next Ask goes unused.
 //   Report: validates the whole report (all or nothing), journals it
 //     (committed), then applies it. A request_id seen before returns the
 //     first acknowledgement and changes nothing.
 //
-// Proposing ahead (model-based optimizers, gradient_ascent and
-// adaptive_sampling): their Ask takes seconds on a CPU and what it proposes
-// depends only on the model version and the optimizer's own state, never on
-// the measurements Tell hands it (Tell only checks ids). So as soon as
-// generation g is committed, generation g+1's Ask starts on a background
-// thread (after the scheduler's BeforeAsk, so in sync mode it sees exactly
-// the version it would have seen at the boundary) and Next at the boundary
-// only commits its result: the rig waits only when refit plus Ask take
-// longer than showing a whole generation. Stimuli are identical to asking at
-// the boundary, bit for bit in sync mode, and a restored session starts the
-// same background Ask again. Not with refit_lag 0, whose refit must include
-// the measurements of generation g.
+// Proposing ahead (optimizers with a slow Ask, Optimizer::PrepareAsk: the
+// model-based ones). As soon as generation g is committed, the optimizer
+// prepares generation g+1's Ask on a background thread (after the
+// scheduler's BeforeAsk(g+1), so with exactly the model version the data
+// assigns to it, models/refit_scheduler.h); Next at the boundary tells the
+// optimizer what changed and asks, which takes what was prepared: the rig
+// waits only when the assigned fit plus the preparation end after the rig
+// has shown generation g. PrepareAsk never changes the optimizer's state,
+// so stimuli are identical, bit for bit, whether it ran, and a restored
+// session simply prepares again. Not with refit_lag 0, whose refit must
+// include the measurements of generation g.
 //
 // Thread-safe: every public method takes the session's lock. A failed call
-// leaves the session as it was. While a background Ask runs, it alone uses
-// the optimizer: Next at a boundary waits for it without holding the lock.
+// leaves the session as it was. While a background PrepareAsk runs, it alone
+// uses the optimizer: Next at a boundary waits for it without holding the
+// lock.
 // Describe computes the best guess of the model-based optimizers (seconds:
 // gradient ascent) without the lock, as their BestGuess is thread-safe.
 #ifndef STIMLOOP_SERVER_SESSION_H_
@@ -144,7 +144,7 @@ class Session {
   const std::string& id() const { return id_; }
   bool is_open() const;
 
-  // Stops the refit scheduler, cancels a background Ask and joins it.
+  // Stops the refit scheduler, cancels a background PrepareAsk and joins it.
   ~Session();
 
  private:
@@ -194,10 +194,9 @@ class Session {
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes a journaled generation current: marks what the optimizer was told,
   // requests the boundary's refit, queues the stimuli for hand-out, keeps
-  // the optimizer state journaled with it and starts the next background Ask.
+  // starts the next PrepareAsk.
   void CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
-                        const std::vector<size_t>& told, std::string optimizer_state)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                        const std::vector<size_t>& told) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands out up to max_count (0: all) stimuli of the current generation,
   // within kMaxBatchPngBytes. REQUIRES: not_handed_out_ is not empty.
   absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -217,15 +216,11 @@ class Session {
   absl::Status ProposeValidationBlock(const std::vector<size_t>& sources, int presentations,
                                       const std::string& guess_png, int64_t guess_version)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops the background Ask's candidates (a validation block takes their
-  // ids) and puts the optimizer back in the state committed with the
-  // current generation. REQUIRES: !ahead_running_.
-  absl::Status DiscardProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts the next generation's Ask on ahead_thread_ (propose_ahead_ only).
+  // Starts the next generation's PrepareAsk on ahead_thread_ (propose_ahead_
+  // only, once per generation).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Body of ahead_thread_: BeforeAsk, Ask, then stores the candidates in
-  // ahead_ (on failure the optimizer is restored and nothing is stored).
-  void ProposeAhead(Optimizer* optimizer, int count, int64_t first_id);
+  // Body of ahead_thread_: BeforeAsk, then the optimizer's PrepareAsk.
+  void ProposeAhead(Optimizer* optimizer, int64_t generation, int count, int64_t first_id);
   bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !ahead_running_ || !not_handed_out_.empty() || closed_;
   }
@@ -310,14 +305,10 @@ class Session {
   std::shared_ptr<RefitScheduler> refits_;
   CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
   bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
-  // The background Ask of generation generation_ + 1: running, and its
-  // candidates when it succeeded (consumed by ProposeGeneration once
-  // committed; a failed one leaves none, so the boundary asks again).
+  // The background PrepareAsk: running, and the generation it was started
+  // for (the latest).
   bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<std::vector<Candidate>> ahead_ ABSL_GUARDED_BY(mu_);
-  // The optimizer state journaled with the current generation, to undo a
-  // background Ask that a validation block supersedes (propose_ahead_ only).
-  std::string committed_optimizer_state_ ABSL_GUARDED_BY(mu_);
+  int64_t prepared_generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;

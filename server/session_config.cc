@@ -1,5 +1,7 @@
 #include "server/session_config.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace stimloop {
@@ -71,10 +73,17 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
     }
   }
 
-  if (p.optimizer().name().empty()) {
-    return absl::InvalidArgumentError(
-        "config.optimizer.name: required (random, genetic, cmaes, gradient_ascent, "
-        "adaptive_sampling)");
+  // The default strategy: with no optimizer named, the portfolio in the
+  // spectral space, re-showing the leading images (unless the config says
+  // how) so that the best measured image is measured more than once.
+  const bool default_strategy = p.optimizer().name().empty();
+  if (default_strategy) {
+    p.mutable_optimizer()->set_name(kDefaultOptimizer);
+    if (p.image_space().name().empty()) p.mutable_image_space()->set_name(kDefaultImageSpace);
+    if (!config.has_repeats()) {
+      p.mutable_repeats()->set_per_generation(
+          std::min(kDefaultStrategyRepeats, p.generation_size() / 2));
+    }
   }
   out.optimizer.name = p.optimizer().name();
   out.optimizer.params.insert(p.optimizer().params().begin(), p.optimizer().params().end());
@@ -82,7 +91,8 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
 
   if (p.image_space().name().empty()) {
     return absl::InvalidArgumentError(
-        "config.image_space.name: required (pixel, spectral, torchscript)");
+        "config.image_space.name: required when an optimizer is named (pixel, spectral, "
+        "torchscript)");
   }
   out.image_space.name = p.image_space().name();
   out.image_space.params.insert(p.image_space().params().begin(),

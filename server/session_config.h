@@ -21,6 +21,12 @@ inline constexpr int kMaxNeurons = 10000;
 inline constexpr int kDefaultGenerationSize = 40;  // Ponce et al. 2019
 inline constexpr int kMaxGenerationSize = 1000;
 inline constexpr int kDefaultMaxPresentations = 4;  // repeats: 4 trials halve the noise
+// The default strategy, when config.optimizer.name is empty: the optimizer,
+// the image space (when none is named) and repeats.per_generation (when the
+// config has no repeats; at most half a generation).
+inline constexpr char kDefaultOptimizer[] = "portfolio";
+inline constexpr char kDefaultImageSpace[] = "spectral";
+inline constexpr int kDefaultStrategyRepeats = 4;
 inline constexpr int kMaxPresentations = 1000;
 
 // OK when min <= value <= max; else INVALID_ARGUMENT

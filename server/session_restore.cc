@@ -14,9 +14,20 @@
 
 namespace stimloop {
 
+static_assert(kJournaledModelVersions >= kMaxRefitLag + 1,
+              "Resume needs the version the next generation is assigned");
+
 absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession& journaled,
                                                           SessionJournal* journal) {
-  auto config = ResolveConfig(journaled.config);
+  // Sessions journaled before the fixed-lag refit pipeline may name its
+  // removed parameters; they restore under the pipeline of today.
+  v1::SessionConfig stored = journaled.config;
+  for (const char* removed : kRemovedRefitParams) {
+    if (stored.surrogate().params().count(removed) != 0) {
+      stored.mutable_surrogate()->mutable_params()->erase(removed);
+    }
+  }
+  auto config = ResolveConfig(stored);
   if (!config.ok()) return config.status();
   auto built = Build(journaled.id, *std::move(config), journaled.created, journal);
   if (!built.ok()) return built.status();
@@ -117,10 +128,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   }
   // The uninterrupted session started the next generation's Ask right after
   // committing this one (see "Proposing ahead" in session.h).
-  if (s.generation_ > 0) {
-    if (s.propose_ahead_) s.committed_optimizer_state_ = journaled.optimizer_state;
-    s.StartProposalAhead();
-  }
+  if (s.generation_ > 0) s.StartProposalAhead();
   return session;
 }
 
@@ -146,10 +154,8 @@ absl::Status Session::ResumeRefits(const JournaledSession& journaled) {
       return s;
     }
   }
-  std::shared_ptr<const ResponseModel> latest;
-  int64_t versions = 0, fitted = 0;
-  if (journaled.latest_model.has_value()) {
-    const JournaledModelVersion& m = *journaled.latest_model;
+  std::vector<FittedVersion> fitted;
+  for (const JournaledModelVersion& m : journaled.recent_models) {
     auto loaded = load_checkpoint_(m.checkpoint);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(),
@@ -160,12 +166,14 @@ absl::Status Session::ResumeRefits(const JournaledSession& journaled) {
       return absl::DataLossError(absl::StrCat("checkpoint of model version ", m.version,
                                               " holds version ", (*loaded)->version()));
     }
-    latest = *std::move(loaded);
-    versions = m.version;
-    fitted = m.num_trials;
+    fitted.push_back({m.version, m.num_trials, *std::move(loaded)});
   }
-  const int64_t boundary = journaled.generation > 0 ? journaled.responses_told : 0;
-  return refits_->Resume(std::move(latest), versions, fitted, boundary);
+  if (static_cast<int64_t>(journaled.generation_responses_told.size()) != journaled.generation) {
+    return absl::DataLossError(absl::StrCat(journaled.generation_responses_told.size(),
+                                            " generations journaled, the last is generation ",
+                                            journaled.generation));
+  }
+  return refits_->Resume(journaled.generation_responses_told, std::move(fitted));
 }
 
 }  // namespace stimloop

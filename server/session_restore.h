@@ -37,7 +37,11 @@ struct JournaledStimulus {
   bool handed_out = false;
 };
 
-// The newest journaled surrogate version of a session with refits.
+// How many of a session's newest surrogate versions are read back: enough
+// for any refit lag (at least kMaxRefitLag + 1, models/refit_scheduler.h).
+inline constexpr int kJournaledModelVersions = 8;
+
+// A journaled surrogate version of a session with refits.
 struct JournaledModelVersion {
   int64_t version = 0;
   int64_t num_trials = 0;  // examples it was fitted on (its metric "num_trials")
@@ -55,10 +59,14 @@ struct JournaledSession {
   int64_t generation = 0;
   std::string optimizer_state;
   int64_t responses_told = 0;
+  // responses_told of every generation: [g - 1] for generation g.
+  std::vector<int64_t> generation_responses_told;
   std::vector<JournaledStimulus> stimuli;  // by sequence: stimuli[i].entry.sequence == i + 1
   std::vector<ResponseEntry> responses;    // journal order
   std::vector<std::pair<std::string, v1::ReportResponsesAck>> acks;  // by request_id
-  std::optional<JournaledModelVersion> latest_model;  // none before the first fit
+  // The kJournaledModelVersions newest versions (all when fewer), ascending;
+  // empty before the first fit.
+  std::vector<JournaledModelVersion> recent_models;
 };
 
 }  // namespace stimloop

@@ -708,6 +708,25 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       out.optimizer_state = q.ColumnBytes(2);
     }
   }
+  stmt = Prepared(
+      "SELECT generation, responses_told FROM generations WHERE session_id = ? "
+      "ORDER BY generation");
+  if (!stmt.ok()) return stmt.status();
+  {
+    Query q(db_, *stmt, "select from generations");
+    q.Text(session_id);
+    while (true) {
+      auto row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      if (q.ColumnInt(0) != static_cast<int64_t>(out.generation_responses_told.size()) + 1) {
+        return absl::DataLossError(absl::StrCat(where, "generation ", q.ColumnInt(0),
+                                                " follows generation ",
+                                                out.generation_responses_told.size()));
+      }
+      out.generation_responses_told.push_back(q.ColumnInt(1));
+    }
+  }
 
   stmt = Prepared(
       "SELECT id, sequence, generation, position, origin, is_reference, png, code, "
@@ -765,14 +784,16 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
 
   stmt = Prepared(
       "SELECT version, json_extract(metrics_json, '$.num_trials'), checkpoint "
-      "FROM model_versions WHERE session_id = ? ORDER BY version DESC LIMIT 1");
+      "FROM model_versions WHERE session_id = ? ORDER BY version DESC LIMIT ?");
   if (!stmt.ok()) return stmt.status();
   {
     Query q(db_, *stmt, "select from model_versions");
-    auto row = q.Text(session_id).Step();
-    if (!row.ok()) return row.status();
-    if (*row) {
-      JournaledModelVersion& m = out.latest_model.emplace();
+    q.Text(session_id).Int(kJournaledModelVersions);
+    while (true) {
+      auto row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      JournaledModelVersion m;
       m.version = q.ColumnInt(0);
       if (q.IsNull(1)) {
         return absl::DataLossError(absl::StrCat(where, "model version ", m.version,
@@ -780,7 +801,9 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       }
       m.num_trials = q.ColumnInt(1);
       m.checkpoint = q.ColumnBytes(2);
+      out.recent_models.push_back(std::move(m));
     }
+    std::reverse(out.recent_models.begin(), out.recent_models.end());
   }
 
   stmt = Prepared("SELECT request_id, ack FROM reports WHERE session_id = ?");

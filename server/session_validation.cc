@@ -66,17 +66,20 @@ absl::Status Session::Validate(const v1::ValidationBlock& block, int max_count,
   if (block.include_best_guess()) {
     torch::Tensor guess;
     bool unlocked = false;
+    int64_t next_generation = 0;
     {
       absl::MutexLock lock(&mu_);
       if (absl::Status s = check_boundary(); !s.ok()) return s;
       unlocked = optimizer_->best_guess_is_thread_safe();
       if (!unlocked) guess = optimizer_->BestGuess();
+      next_generation = generation_ + 1;
     }
     if (unlocked) {
-      // The version the next generation would be proposed with (sync refits
-      // wait for it, as at any boundary). The optimizer outlives the call.
+      // The version the block's generation is assigned, as any generation
+      // (with lag 0 the version of the generation before: its refit would
+      // need the lock). The optimizer outlives the call.
       if (refits_ != nullptr) {
-        refits_->BeforeAsk();
+        if (refits_->options().lag > 0) refits_->BeforeAsk(next_generation);
         if (auto model = refits_->Latest(); model != nullptr) guess_version = model->version();
       }
       guess = optimizer_->BestGuess();
@@ -103,22 +106,11 @@ absl::Status Session::Validate(const v1::ValidationBlock& block, int max_count,
     return absl::FailedPreconditionError(
         "validation: no image of the optimizer's was measured yet, nothing to validate");
   }
-  if (absl::Status s = DiscardProposalAhead(); !s.ok()) return s;
   if (absl::Status s = ProposeValidationBlock(sources, presentations, guess_png, guess_version);
       !s.ok()) {
     return s;
   }
   return HandOut(max_count, batch);
-}
-
-absl::Status Session::DiscardProposalAhead() {
-  if (!ahead_.has_value()) return absl::OkStatus();
-  if (absl::Status s = LoadOptimizerState(*optimizer_, committed_optimizer_state_); !s.ok()) {
-    return absl::InternalError(
-        absl::StrCat("cannot undo the optimizer's background Ask: ", s.message()));
-  }
-  ahead_.reset();
-  return absl::OkStatus();
 }
 
 absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
@@ -164,13 +156,12 @@ absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
     }
   }
 
-  std::string committed_state = SaveOptimizerState(*optimizer_);
-  if (absl::Status s =
-          journal_->GenerationProposed(id_, generation, entries, committed_state, responses_);
+  if (absl::Status s = journal_->GenerationProposed(id_, generation, entries,
+                                                    SaveOptimizerState(*optimizer_), responses_);
       !s.ok()) {
     return UndoOptimizer(before, s);
   }
-  CommitGeneration(generation, std::move(entries), told, std::move(committed_state));
+  CommitGeneration(generation, std::move(entries), told);
   return absl::OkStatus();
 }
 

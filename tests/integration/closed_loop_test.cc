@@ -257,9 +257,8 @@ TEST(ClosedLoopTest, ServerStopsPromptlyWhileTheNextGenerationIsAskedAhead) {
   (*config.mutable_optimizer()->mutable_params())["steps"] = 10000;
   config.set_generation_size(40);
   // The first refit (80 responses) is requested when generation 3 is
-  // committed; in sync mode generation 4's Ask waits for it, then ascends.
+  // committed; generation 4's Ask waits for it (lag 1), then ascends.
   (*config.mutable_surrogate()->mutable_params())["refit_every"] = 80;
-  (*config.mutable_surrogate()->mutable_params())["refit_sync"] = 1;
   auto session = client->CreateSession(config);
   ASSERT_TRUE(session.ok()) << session.status();
   ClosedLoopOptions options;

@@ -118,9 +118,9 @@ struct RunResult {
   std::string kill_log;  // where each kill hit, for failure messages
 };
 
-// A gradient_ascent session with a tiny surrogate refit every generation
-// (sync mode, so that the interrupted run must equal the uninterrupted one
-// bit for bit): resume must also restore the model.
+// A gradient_ascent session with a tiny surrogate refit every generation, in
+// the default refit mode (the interrupted run must equal the uninterrupted
+// one bit for bit): resume must also restore the model.
 v1::SessionConfig ModelBasedConfig(uint64_t seed) {
   v1::SessionConfig config = SmallConfig(seed);
   config.mutable_optimizer()->set_name("gradient_ascent");
@@ -128,7 +128,6 @@ v1::SessionConfig ModelBasedConfig(uint64_t seed) {
   optimizer["prior_generations"] = 1;
   optimizer["steps"] = 10;
   auto& surrogate = *config.mutable_surrogate()->mutable_params();
-  surrogate["refit_sync"] = 1;
   surrogate["ensemble_size"] = 2;
   surrogate["max_epochs"] = 5;
   surrogate["min_trials"] = 8;

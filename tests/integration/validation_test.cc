@@ -221,8 +221,29 @@ TEST_F(ValidationTest, UnknownOptimizerIsInvalid) {
   v1::SessionConfig config = SmallConfig();
   config.mutable_optimizer()->set_name("simulated_annealing");
   ExpectCreateRejected(config, "config.optimizer.name: unknown optimizer 'simulated_annealing'");
-  config.mutable_optimizer()->set_name("");
-  ExpectCreateRejected(config, "config.optimizer.name: required");
+}
+
+TEST_F(ValidationTest, NamedOptimizerNeedsAnImageSpace) {
+  v1::SessionConfig config = SmallConfig();
+  config.mutable_image_space()->set_name("");
+  ExpectCreateRejected(config, "config.image_space.name: required when an optimizer is named");
+}
+
+// CreateSession with only the image format and the number of neurons runs
+// the default strategy, with its defaults written into the stored config.
+TEST_F(ValidationTest, NoOptimizerRunsTheDefaultStrategy) {
+  v1::SessionConfig config;
+  config.mutable_image()->set_height(32);
+  config.mutable_image()->set_width(32);
+  config.set_num_neurons(1);
+  auto session = client_->CreateSession(config);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ(session->config().optimizer().name(), "portfolio");
+  EXPECT_EQ(session->config().image_space().name(), "spectral");
+  EXPECT_EQ(session->config().repeats().per_generation(), 4);
+  auto next = client_->NextStimuli(session->id(), 0);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->stimuli_size(), 40);
 }
 
 TEST_F(ValidationTest, UnknownImageSpaceIsInvalid) {

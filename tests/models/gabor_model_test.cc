@@ -242,10 +242,10 @@ TEST(GaborModelSessionTest, RefitsPublishGaborModelsWhoseCheckpointsLoad) {
     const double rate = trials.rates[i][0].item<double>();
     ASSERT_TRUE(models->refits->Append(trials.images[i], {rate}, i).ok());
   }
-  ASSERT_TRUE(models->refits->RequestRefit());
+  ASSERT_TRUE(models->refits->AfterAsk(1));
   models->refits->WaitIdle();
   ASSERT_TRUE(models->refits->last_error().ok()) << models->refits->last_error();
-  const std::shared_ptr<const ResponseModel> latest = models->source->Latest();
+  const std::shared_ptr<const ResponseModel> latest = models->refits->Newest();
   ASSERT_NE(latest, nullptr);
   EXPECT_EQ(versions, 1);
   EXPECT_NE(dynamic_cast<const GaborModel*>(latest.get()), nullptr);

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "models/thread_priority.h"
 
@@ -114,33 +115,40 @@ int64_t LatestVersion(const RefitScheduler& s) {
   return m == nullptr ? 0 : m->version();
 }
 
+int64_t NewestVersion(const RefitScheduler& s) {
+  auto m = s.Newest();
+  return m == nullptr ? 0 : m->version();
+}
+
 TEST(RefitSchedulerTest, ParsesAndRemovesItsParams) {
   std::map<std::string, double> params{
-      {"refit_every", 40}, {"refit_sync", 0}, {"refit_cancel", 1}, {"ensemble_size", 5}};
+      {"refit_every", 40}, {"refit_lag", 2}, {"ensemble_size", 5}};
   auto options = ParseRefitOptions(&params);
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->refit_every, 40);
-  EXPECT_FALSE(options->sync);
-  EXPECT_EQ(options->lag, 1);
-  EXPECT_TRUE(options->cancel_superseded);
+  EXPECT_EQ(options->lag, 2);
   EXPECT_EQ(params, (std::map<std::string, double>{{"ensemble_size", 5}}));
 
   std::map<std::string, double> empty;
   auto defaults = ParseRefitOptions(&empty);
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->refit_every, 1);
-  EXPECT_FALSE(defaults->sync);  // the rig never waits unless a session asks
-  EXPECT_EQ(defaults->lag, 1);
+  EXPECT_EQ(defaults->lag, kDefaultRefitLag);
 
-  std::map<std::string, double> sync{{"refit_sync", 1}};
-  auto replayable = ParseRefitOptions(&sync);
-  ASSERT_TRUE(replayable.ok());
-  EXPECT_TRUE(replayable->sync);
-
-  std::map<std::string, double> bad{{"refit_lag", 2}};
+  std::map<std::string, double> bad{{"refit_lag", kMaxRefitLag + 1}};
   auto error = ParseRefitOptions(&bad);
   EXPECT_EQ(error.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(error.status().message().find("surrogate.params.refit_lag"), std::string::npos);
+
+  for (const char* removed : {"refit_sync", "refit_cancel"}) {
+    std::map<std::string, double> old{{removed, 1}};
+    auto gone = ParseRefitOptions(&old);
+    EXPECT_EQ(gone.status().code(), absl::StatusCode::kInvalidArgument) << removed;
+    EXPECT_NE(gone.status().message().find(absl::StrCat("surrogate.params.", removed,
+                                                        ": no longer exists")),
+              std::string::npos)
+        << gone.status();
+  }
 }
 
 TEST(RefitSchedulerTest, RejectsExamplesOfAnotherShape) {
@@ -153,46 +161,156 @@ TEST(RefitSchedulerTest, RejectsExamplesOfAnotherShape) {
   EXPECT_EQ(s.num_examples(), 1);
 }
 
-TEST(RefitSchedulerTest, ResumeRequestsTheInterruptedRefitOnTheBoundaryExamples) {
-  FakeFit fit;
-  fit.hold = true;
-  RefitScheduler s({}, fit.Function(), nullptr);
-  AppendExamples(s, 30);  // 20 before the last generation, 10 after it
-  ASSERT_TRUE(s.Resume(std::make_shared<ConstantModel>(3, 12), 3, 12, 20).ok());
-  ASSERT_TRUE(fit.started.Wait());
-  EXPECT_EQ(LatestVersion(s), 3);  // the journaled version while the refit runs
-  fit.release.Open();
-  s.WaitIdle();
-  EXPECT_EQ(fit.sizes, std::vector<int64_t>{20});  // not 30: what the boundary saw
-  EXPECT_EQ(fit.versions, std::vector<int64_t>{4});
-  EXPECT_EQ(LatestVersion(s), 4);
-  // The next boundary goes on from there.
-  EXPECT_TRUE(s.AfterAsk());
-  s.WaitIdle();
-  EXPECT_EQ(fit.sizes, (std::vector<int64_t>{20, 30}));
-  EXPECT_EQ(LatestVersion(s), 5);
+// The scheduler driven as a session drives it: for each generation g,
+// BeforeAsk(g), the Ask (which reads Latest()), AfterAsk(g), then the
+// responses to it. Returns the version each generation was assigned.
+std::vector<int64_t> RunGenerations(RefitScheduler& s, int first, int last,
+                                    int responses_per_generation) {
+  std::vector<int64_t> assigned;
+  for (int g = first; g <= last; ++g) {
+    s.BeforeAsk(g);
+    assigned.push_back(LatestVersion(s));
+    s.AfterAsk(g);
+    AppendExamples(s, responses_per_generation);
+  }
+  return assigned;
 }
 
-TEST(RefitSchedulerTest, ResumeRequestsNothingWhenTheVersionCoversTheBoundary) {
+TEST(RefitSchedulerTest, LagKAssignsTheFitRequestedKGenerationsEarlier) {
+  for (int lag = 0; lag <= 3; ++lag) {
+    FakeFit fit;
+    RefitOptions options;
+    options.lag = lag;
+    RefitScheduler s(options, fit.Function(), nullptr);
+    const std::vector<int64_t> assigned = RunGenerations(s, 1, 8, 3);
+    // Generation g: the request at boundary g - lag, which saw the
+    // responses to generations 1 .. g - lag - 1; the first request with
+    // data is made at boundary 2 (lag 0: in BeforeAsk(2)), version 1.
+    for (int g = 1; g <= 8; ++g) {
+      const int64_t expected = std::max(0, g - lag - 1);
+      EXPECT_EQ(assigned[g - 1], expected) << "lag " << lag << ", generation " << g;
+    }
+    s.WaitIdle();
+    for (size_t i = 0; i < fit.sizes.size(); ++i) {
+      EXPECT_EQ(fit.sizes[i], 3 * static_cast<int64_t>(i + 1)) << "lag " << lag;
+    }
+  }
+}
+
+TEST(RefitSchedulerTest, TheAssignedVersionDoesNotDependOnHowLongFitsTake) {
+  // Fits held until the test releases them: a later version finishing
+  // before an Ask does not change the version the Ask is assigned.
   FakeFit fit;
-  RefitScheduler s({}, fit.Function(), nullptr);
-  AppendExamples(s, 30);
-  ASSERT_TRUE(s.Resume(std::make_shared<ConstantModel>(2, 20), 2, 20, 20).ok());
-  s.WaitIdle();
-  EXPECT_TRUE(fit.sizes.empty());
+  fit.hold = true;
+  RefitOptions options;
+  options.lag = 2;
+  RefitScheduler s(options, fit.Function(), nullptr);
+  s.BeforeAsk(1);
+  s.AfterAsk(1);
+  AppendExamples(s, 2);
+  s.BeforeAsk(2);
+  EXPECT_TRUE(s.AfterAsk(2));  // request 1: boundary 2, 2 examples
+  AppendExamples(s, 2);
+  s.BeforeAsk(3);              // boundary 1 had no data: nothing to wait for
+  EXPECT_EQ(s.Latest(), nullptr);
+  EXPECT_TRUE(s.AfterAsk(3));  // request 2: boundary 3, 4 examples
+  {
+    std::lock_guard<std::mutex> lock(fit.mu);
+    fit.hold = false;
+  }
+  fit.release.Open();
+  s.WaitIdle();  // both fits done: version 2 exists
+  EXPECT_EQ(NewestVersion(s), 2);
+  s.BeforeAsk(4);  // assigned the request of boundary 2
+  EXPECT_EQ(LatestVersion(s), 1);
+  s.BeforeAsk(5);
   EXPECT_EQ(LatestVersion(s), 2);
+}
+
+TEST(RefitSchedulerTest, BeforeAskWaitsForTheAssignedFitOnly) {
+  FakeFit fit;
+  fit.hold = true;
+  RefitOptions options;
+  options.lag = 1;
+  RefitScheduler s(options, fit.Function(), nullptr);
+  AppendExamples(s, 2);
+  ASSERT_TRUE(s.AfterAsk(1));
+  ASSERT_TRUE(fit.started.Wait());
+  s.BeforeAsk(1);  // the request of boundary 1 is assigned to generation 2
+  EXPECT_EQ(s.Latest(), nullptr);
+  std::atomic<bool> returned{false};
+  std::thread ask([&] {
+    s.BeforeAsk(2);
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(returned.load()) << "generation 2 must wait for the fit of boundary 1";
+  fit.release.Open();
+  ask.join();
+  EXPECT_EQ(LatestVersion(s), 1);
+  EXPECT_FALSE(fit.wait_timed_out);
+}
+
+TEST(RefitSchedulerTest, ResumeGoesOnExactlyAsTheUninterruptedRun) {
+  for (int lag = 0; lag <= 3; ++lag) {
+    RefitOptions options;
+    options.lag = lag;
+    options.refit_every = 4;
+    // Uninterrupted: 10 generations of 3 responses.
+    FakeFit straight_fit;
+    RefitScheduler straight(options, straight_fit.Function(), nullptr);
+    const std::vector<int64_t> expected = RunGenerations(straight, 1, 10, 3);
+    straight.WaitIdle();
+
+    // Interrupted after generation 6 was committed, with only the versions
+    // journaled that generation 6 had to wait for (those requested at
+    // boundaries <= 6 - lag; boundary g saw 3 (g - 1) examples).
+    FakeFit first_fit;
+    std::vector<int64_t> boundaries;
+    std::vector<FittedVersion> journaled;
+    {
+      RefitScheduler first(options, first_fit.Function(), nullptr);
+      RunGenerations(first, 1, 6, 3);
+      first.WaitIdle();
+      for (int g = 1; g <= 6; ++g) boundaries.push_back(3 * (g - 1));
+      for (size_t i = 0; i < first_fit.sizes.size(); ++i) {
+        if (first_fit.sizes[i] / 3 + 1 > 6 - lag) break;
+        const int64_t version = first_fit.versions[i];
+        journaled.push_back(
+            {version, first_fit.sizes[i], std::make_shared<ConstantModel>(version, first_fit.sizes[i])});
+      }
+    }
+    FakeFit resumed_fit;
+    RefitScheduler resumed(options, resumed_fit.Function(), nullptr);
+    AppendExamples(resumed, 18);
+    absl::Status resume = resumed.Resume(boundaries, journaled);
+    ASSERT_TRUE(resume.ok()) << resume << " lag " << lag;
+    const std::vector<int64_t> after = RunGenerations(resumed, 7, 10, 3);
+    EXPECT_EQ(after, std::vector<int64_t>(expected.begin() + 6, expected.end())) << "lag " << lag;
+    resumed.WaitIdle();
+    // The refits after the crash were fitted on the same examples, with the
+    // same numbers, as in the uninterrupted run.
+    for (size_t i = 0; i < resumed_fit.versions.size(); ++i) {
+      const int64_t v = resumed_fit.versions[i];
+      ASSERT_LE(v, static_cast<int64_t>(straight_fit.sizes.size()));
+      EXPECT_EQ(resumed_fit.sizes[i], straight_fit.sizes[v - 1]) << "lag " << lag << " v" << v;
+    }
+  }
 }
 
 TEST(RefitSchedulerTest, ResumeRejectsCountsThatDoNotFit) {
   FakeFit fit;
   RefitScheduler s({}, fit.Function(), nullptr);
   AppendExamples(s, 10);
-  EXPECT_EQ(s.Resume(nullptr, 0, 0, 11).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.Resume(nullptr, 1, 5, 10).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.Resume(std::make_shared<ConstantModel>(2, 5), 1, 5, 10).code(),
-            absl::StatusCode::kInvalidArgument);
-  s.WaitIdle();
-  EXPECT_TRUE(fit.sizes.empty());
+  const std::vector<int64_t> too_many{0, 11};
+  EXPECT_EQ(s.Resume(too_many, {}).code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<int64_t> decreasing{0, 5, 4};
+  EXPECT_EQ(s.Resume(decreasing, {}).code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<int64_t> fine{0, 5, 10};
+  std::vector<FittedVersion> unmatched{{1, 7, std::make_shared<ConstantModel>(1, 7)}};
+  auto status = s.Resume(fine, unmatched);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("matches no refit request"), std::string::npos) << status;
 }
 
 TEST(RefitSchedulerTest, LatestReturnsWhileAFitIsProvablyRunning) {
@@ -200,40 +318,40 @@ TEST(RefitSchedulerTest, LatestReturnsWhileAFitIsProvablyRunning) {
   fit.hold = true;
   RefitScheduler s({}, fit.Function(), nullptr);
   AppendExamples(s, 3);
-  ASSERT_TRUE(s.RequestRefit());
+  ASSERT_TRUE(s.AfterAsk(1));
   ASSERT_TRUE(fit.started.Wait());
   // The fit is blocked on `release`, which only this thread opens.
   for (int i = 0; i < 1000; ++i) EXPECT_EQ(s.Latest(), nullptr);
   fit.release.Open();
   s.WaitIdle();
-  EXPECT_EQ(LatestVersion(s), 1);
+  EXPECT_EQ(NewestVersion(s), 1);
   EXPECT_FALSE(fit.wait_timed_out);
 }
 
-TEST(RefitSchedulerTest, VersionsIncreaseAndAreReportedBeforePublishing) {
+TEST(RefitSchedulerTest, VersionsIncreaseAndAreReportedBeforeAnAskCanUseThem) {
   FakeFit fit;
   std::vector<int64_t> reported;
   std::vector<std::string> checkpoints;
   RefitScheduler* self = nullptr;
-  std::vector<int64_t> latest_at_report;
+  std::vector<int64_t> newest_at_report;
   RefitScheduler s({}, fit.Function(),
                    [&](int64_t version, const std::map<std::string, double>& metrics,
                        const std::string& checkpoint) {
                      reported.push_back(version);
                      checkpoints.push_back(checkpoint);
                      EXPECT_EQ(metrics.count("examples"), 1u);
-                     latest_at_report.push_back(LatestVersion(*self));
+                     newest_at_report.push_back(NewestVersion(*self));
                    });
   self = &s;
   for (int round = 1; round <= 3; ++round) {
     AppendExamples(s, 2);
-    ASSERT_TRUE(s.RequestRefit());
+    ASSERT_TRUE(s.AfterAsk(round));
     s.WaitIdle();
-    EXPECT_EQ(LatestVersion(s), round);
+    EXPECT_EQ(NewestVersion(s), round);
   }
-  EXPECT_FALSE(s.RequestRefit()) << "no new data: nothing to refit";
+  EXPECT_FALSE(s.AfterAsk(4)) << "no new data: nothing to refit";
   EXPECT_EQ(reported, (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_EQ(latest_at_report, (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(newest_at_report, (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(checkpoints.back(), "ckpt3");
   EXPECT_EQ(fit.sizes, (std::vector<int64_t>{2, 4, 6}));
 }
@@ -244,63 +362,29 @@ TEST(RefitSchedulerTest, RefitEveryNeedsThatManyNewExamples) {
   options.refit_every = 5;
   RefitScheduler s(options, fit.Function(), nullptr);
   AppendExamples(s, 4);
-  EXPECT_FALSE(s.RequestRefit());
+  EXPECT_FALSE(s.AfterAsk(1));
   AppendExamples(s, 1);
-  EXPECT_TRUE(s.RequestRefit());
+  EXPECT_TRUE(s.AfterAsk(2));
   s.WaitIdle();
   AppendExamples(s, 4);
-  EXPECT_FALSE(s.RequestRefit());
+  EXPECT_FALSE(s.AfterAsk(3));
   EXPECT_EQ(fit.sizes, (std::vector<int64_t>{5}));
 }
 
-TEST(RefitSchedulerTest, SupersededRequestsFoldIntoOneWaitingRefit) {
+TEST(RefitSchedulerTest, StopCancelsTheRunningFitAndDropsTheQueued) {
   FakeFit fit;
   fit.hold = true;
   RefitScheduler s({}, fit.Function(), nullptr);
   AppendExamples(s, 1);
-  ASSERT_TRUE(s.RequestRefit());
+  ASSERT_TRUE(s.AfterAsk(1));
   ASSERT_TRUE(fit.started.Wait());
-  for (int i = 0; i < 50; ++i) {
-    AppendExamples(s, 1);
-    ASSERT_TRUE(s.RequestRefit());
-  }
-  {
-    std::lock_guard<std::mutex> lock(fit.mu);
-    fit.hold = false;
-  }
-  fit.release.Open();
-  s.WaitIdle();
-  // One fit ran on the first example; the 50 later requests became one fit
-  // on all 51 examples.
-  EXPECT_EQ(fit.sizes, (std::vector<int64_t>{1, 51}));
-  EXPECT_EQ(fit.versions, (std::vector<int64_t>{1, 2}));
-  EXPECT_EQ(s.fits_cancelled(), 0);
-  EXPECT_EQ(LatestVersion(s), 2);
-}
-
-TEST(RefitSchedulerTest, CancelsASupersededRunningFitWhenAsked) {
-  FakeFit fit;
-  fit.hold = true;
-  RefitOptions options;
-  options.cancel_superseded = true;
-  RefitScheduler s(options, fit.Function(), nullptr);
   AppendExamples(s, 1);
-  ASSERT_TRUE(s.RequestRefit());
-  ASSERT_TRUE(fit.started.Wait());
-  {
-    std::lock_guard<std::mutex> lock(fit.mu);
-    fit.hold = false;  // the next fit runs through
-  }
-  AppendExamples(s, 1);
-  ASSERT_TRUE(s.RequestRefit());
-  s.WaitIdle();
-  EXPECT_TRUE(fit.saw_cancel);
-  EXPECT_FALSE(fit.wait_timed_out);
-  EXPECT_EQ(s.fits_cancelled(), 1);
-  EXPECT_EQ(fit.sizes, (std::vector<int64_t>{1, 2}));
-  // The cancelled fit took no version number.
-  EXPECT_EQ(fit.versions, (std::vector<int64_t>{1, 1}));
-  EXPECT_EQ(LatestVersion(s), 1);
+  ASSERT_TRUE(s.AfterAsk(2));  // queued behind the running fit
+  s.Stop();
+  s.WaitIdle();     // returns at once once stopped
+  s.BeforeAsk(5);   // so does this, without a model
+  EXPECT_EQ(s.Latest(), nullptr);
+  EXPECT_FALSE(s.AfterAsk(3)) << "no requests after Stop";
 }
 
 TEST(RefitSchedulerTest, DestructionCancelsTheRunningFitAndJoins) {
@@ -309,67 +393,14 @@ TEST(RefitSchedulerTest, DestructionCancelsTheRunningFitAndJoins) {
   {
     RefitScheduler s({}, fit.Function(), nullptr);
     AppendExamples(s, 1);
-    ASSERT_TRUE(s.RequestRefit());
+    ASSERT_TRUE(s.AfterAsk(1));
     ASSERT_TRUE(fit.started.Wait());
     // Nobody opens `release`: the fit returns only if the destructor sets
     // its cancel flag (else it times out, which the test sees).
   }
   EXPECT_TRUE(fit.saw_cancel);
   EXPECT_FALSE(fit.wait_timed_out);
-}
-
-TEST(RefitSchedulerTest, SyncLagZeroFitsEverythingBeforeAsk) {
-  FakeFit fit;
-  RefitOptions options;
-  options.sync = true;
-  options.lag = 0;
-  RefitScheduler s(options, fit.Function(), nullptr);
-  s.BeforeAsk();  // no data: nothing to wait for
-  EXPECT_EQ(s.Latest(), nullptr);
-  AppendExamples(s, 3);
-  s.BeforeAsk();
-  EXPECT_EQ(LatestVersion(s), 1);
-  EXPECT_FALSE(s.AfterAsk());
-  AppendExamples(s, 2);
-  s.BeforeAsk();
-  EXPECT_EQ(LatestVersion(s), 2);
-  EXPECT_EQ(fit.sizes, (std::vector<int64_t>{3, 5}));
-}
-
-TEST(RefitSchedulerTest, SyncLagOneUsesTheFitRequestedOneGenerationEarlier) {
-  FakeFit fit;
-  RefitOptions options;
-  options.sync = true;  // lag 1 is the default
-  RefitScheduler s(options, fit.Function(), nullptr);
-  s.BeforeAsk();
-  EXPECT_EQ(s.Latest(), nullptr);  // generation 1
-  EXPECT_FALSE(s.AfterAsk());
-  AppendExamples(s, 3);  // responses to generation 1
-  s.BeforeAsk();         // generation 2: the request made now is not waited for
-  EXPECT_TRUE(s.AfterAsk());
-  AppendExamples(s, 2);
-  s.BeforeAsk();  // generation 3: exactly the fit on generation 1's data
-  auto model = std::dynamic_pointer_cast<const ConstantModel>(s.Latest());
-  ASSERT_NE(model, nullptr);
-  EXPECT_EQ(model->version(), 1);
-  EXPECT_EQ(model->examples(), 3);
-}
-
-TEST(RefitSchedulerTest, AsyncBeforeAskNeverWaitsForARunningFit) {
-  FakeFit fit;
-  fit.hold = true;
-  RefitOptions options;
-  options.sync = false;
-  RefitScheduler s(options, fit.Function(), nullptr);
-  AppendExamples(s, 2);
-  ASSERT_TRUE(s.AfterAsk());
-  ASSERT_TRUE(fit.started.Wait());
-  s.BeforeAsk();  // would wait for `release`, which is opened only below
-  EXPECT_EQ(s.Latest(), nullptr);
-  fit.release.Open();
-  s.WaitIdle();
-  EXPECT_EQ(LatestVersion(s), 1);
-  EXPECT_FALSE(fit.wait_timed_out);
+  EXPECT_EQ(fit.sizes.size(), 1u);
 }
 
 // Fits yield the CPU to the threads that answer the rig (Linux: a higher
@@ -390,13 +421,13 @@ TEST(RefitSchedulerTest, FitsRunAtALowerPriorityThanTheCaller) {
       },
       nullptr);
   AppendExamples(s, 2);
-  ASSERT_TRUE(s.AfterAsk());
+  ASSERT_TRUE(s.AfterAsk(1));
   s.WaitIdle();
   EXPECT_EQ(fit_nice.load(), std::min(19, caller_nice + kBackgroundNice));
   EXPECT_EQ(ThisThreadNice(), caller_nice);
 }
 
-TEST(RefitSchedulerTest, AFailedFitPublishesNothingAndIsRetried) {
+TEST(RefitSchedulerTest, AFailedFitTakesNoVersionAndLaterRequestsGoOn) {
   int calls = 0;
   RefitScheduler s(
       {},
@@ -409,13 +440,14 @@ TEST(RefitSchedulerTest, AFailedFitPublishesNothingAndIsRetried) {
       },
       nullptr);
   AppendExamples(s, 1);
-  ASSERT_TRUE(s.RequestRefit());
+  ASSERT_TRUE(s.AfterAsk(1));
   s.WaitIdle();
+  s.BeforeAsk(2);
   EXPECT_EQ(s.Latest(), nullptr);
   EXPECT_EQ(s.last_error().code(), absl::StatusCode::kFailedPrecondition);
   AppendExamples(s, 1);
-  ASSERT_TRUE(s.RequestRefit());
-  s.WaitIdle();
+  ASSERT_TRUE(s.AfterAsk(2));
+  s.BeforeAsk(3);
   EXPECT_EQ(LatestVersion(s), 1);
 }
 

@@ -34,7 +34,6 @@ v1::SessionConfig Config(const std::string& optimizer, uint64_t seed = 1) {
 v1::SessionConfig TinyModelConfig(uint64_t seed) {
   v1::SessionConfig config = Config("gradient_ascent", seed);
   auto& surrogate = *config.mutable_surrogate()->mutable_params();
-  surrogate["refit_sync"] = 1;
   surrogate["ensemble_size"] = 1;
   surrogate["max_epochs"] = 1;
   surrogate["min_trials"] = 8;

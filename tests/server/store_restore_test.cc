@@ -180,8 +180,8 @@ TEST(SessionRestoreTest, InconsistentJournalIsDataLossNotACrash) {
   EXPECT_TRUE(absl::IsDataLoss(Session::Restore(bad_watermark, &scratch).status()));
 }
 
-// A model-based session (real surrogate, tiny) with refits in sync mode.
-v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed) {
+// A model-based session (real surrogate, tiny); refit_lag -1: the default.
+v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed, int refit_lag = -1) {
   v1::SessionConfig config = Config(seed);
   config.mutable_image()->set_height(16);
   config.mutable_image()->set_width(16);
@@ -191,7 +191,7 @@ v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed) {
   if (optimizer == "gradient_ascent") optimizer_params["steps"] = 5;
   if (optimizer == "adaptive_sampling") optimizer_params["pool_size"] = 50;
   auto& surrogate = *config.mutable_surrogate()->mutable_params();
-  surrogate["refit_sync"] = 1;
+  if (refit_lag >= 0) surrogate["refit_lag"] = refit_lag;
   surrogate["ensemble_size"] = 2;
   surrogate["max_epochs"] = 3;
   surrogate["min_trials"] = 8;
@@ -209,8 +209,8 @@ JournaledSession LoadWhenRefitJournaled(SessionStore& store, const std::string& 
     auto journaled = store.LoadSession(id);
     EXPECT_TRUE(journaled.ok()) << journaled.status();
     if (!journaled.ok()) return {};
-    if (journaled->latest_model.has_value() &&
-        journaled->latest_model->num_trials == journaled->responses_told) {
+    if (!journaled->recent_models.empty() &&
+        journaled->recent_models.back().num_trials == journaled->responses_told) {
       return *std::move(journaled);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -220,45 +220,47 @@ JournaledSession LoadWhenRefitJournaled(SessionStore& store, const std::string& 
 }
 
 TEST(SessionRestoreTest, ModelBasedSessionResumesWithTheModelAnUninterruptedRunUses) {
-  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"}) {
-    SCOPED_TRACE(optimizer);
-    auto store = SessionStore::Open(FreshDir("model-" + optimizer));
+  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"})
+  for (int lag : {1, 2}) {
+    SCOPED_TRACE(optimizer + " lag " + std::to_string(lag));
+    auto store = SessionStore::Open(FreshDir("model-" + optimizer + std::to_string(lag)));
     ASSERT_TRUE(store.ok()) << store.status();
-    auto resolved = ResolveConfig(ModelConfig(optimizer, 5));
+    auto resolved = ResolveConfig(ModelConfig(optimizer, 5, lag));
     ASSERT_TRUE(resolved.ok()) << resolved.status();
     auto created = Session::Create("m", *std::move(resolved), absl::Now(), store->get());
     ASSERT_TRUE(created.ok()) << created.status();
     Session& original = **created;
 
-    // Generations 1 and 2, answered; proposing generation 3 waits for
-    // version 1 (fitted on generation 1) and requests version 2.
+    // Generations 1 and 2, answered; committing generation 3 requests
+    // version 2 (lag 1: generation 3 used version 1, fitted on generation 1).
     Step(original, 8, "g1", 1.0);
     Step(original, 8, "g2", 1.0);
     const JournaledSession before = LoadWhenRefitJournaled(**store, "m");
     ASSERT_FALSE(HasFatalFailure());
-    ASSERT_TRUE(before.latest_model.has_value());
+    ASSERT_FALSE(before.recent_models.empty());
     Step(original, 3, "g3a", 1.0);  // proposes generation 3, answers 3 of it
     const JournaledSession after = LoadWhenRefitJournaled(**store, "m");
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_EQ(after.generation, 3);
-    ASSERT_EQ(after.latest_model->version, before.latest_model->version + 1);
+    ASSERT_EQ(after.recent_models.back().version, before.recent_models.back().version + 1);
 
     // The original goes on: the rest of generation 3 and two more
-    // generations, proposed by versions 2, 3 and 4.
+    // generations.
     const int steps[] = {5, 8, 8};
     std::vector<std::vector<std::string>> expected;
     for (size_t i = 0; i < std::size(steps); ++i) {
       expected.push_back(Step(original, steps[i], "after" + std::to_string(i), 1.0));
     }
-    // Without images: the optimizer's best-guess image comes from the newest
-    // finished version, which depends on when the last refit ends.
+    // Without images: the optimizer's best-guess image comes from the version
+    // the newest Ask was assigned, which depends on whether the background
+    // Ask of the next generation has started.
     v1::Session original_end;
     original.Describe(/*with_images=*/false, &original_end);
 
     // Killed after version 2 reached the store, or while it was fitting:
     // either way the restored session goes on exactly as the original did.
     JournaledSession while_fitting = after;
-    while_fitting.latest_model = before.latest_model;
+    while_fitting.recent_models = before.recent_models;
     const std::vector<const JournaledSession*> crashes = {&after, &while_fitting};
     for (const JournaledSession* journaled : crashes) {
       SCOPED_TRACE(journaled == &after ? "version 2 journaled" : "version 2 fitting");
@@ -351,49 +353,42 @@ std::vector<int64_t> StepVersions(Session& session, const std::string& optimizer
   return versions;
 }
 
-// The default, async refits: which version proposes a generation depends on
-// fit timing, so there is no bit-for-bit comparison with the original; but a
-// restored session proposes from its newest journaled checkpoint, never an
-// older version or none, and goes on refitting.
-TEST(SessionRestoreTest, AsyncModelBasedSessionResumesFromItsNewestCheckpoint) {
-  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"}) {
-    SCOPED_TRACE(optimizer);
-    auto store = SessionStore::Open(FreshDir("async-" + optimizer));
-    ASSERT_TRUE(store.ok()) << store.status();
-    v1::SessionConfig config = ModelConfig(optimizer, 6);
-    (*config.mutable_surrogate()->mutable_params())["refit_sync"] = 0;
-    auto resolved = ResolveConfig(config);
-    ASSERT_TRUE(resolved.ok()) << resolved.status();
-    JournaledSession crashed;
-    {
-      auto original = Session::Create("a", *std::move(resolved), absl::Now(), store->get());
-      ASSERT_TRUE(original.ok()) << original.status();
-      StepVersions(**original, optimizer, "g1");
-      StepVersions(**original, optimizer, "g2");
-      crashed = LoadWhenRefitJournaled(**store, "a");
-      ASSERT_FALSE(HasFatalFailure());
-    }  // the original is gone, as after a crash
-    ASSERT_TRUE(crashed.latest_model.has_value());
-    const int64_t journaled_version = crashed.latest_model->version;
-
-    InMemoryJournal scratch;
-    auto restored = Session::Restore(crashed, &scratch);
-    ASSERT_TRUE(restored.ok()) << restored.status();
-    const std::vector<int64_t> first = StepVersions(**restored, optimizer, "r0");
-    ASSERT_FALSE(first.empty());
-    for (int64_t version : first) EXPECT_EQ(version, journaled_version);
-    // Refits go on: within a generous time some generation names a newer
-    // version (tiny fits take well under a second each).
-    bool newer = false;
-    for (int g = 1; g < 600 && !newer; ++g) {
-      for (int64_t version : StepVersions(**restored, optimizer, "r" + std::to_string(g))) {
-        EXPECT_GE(version, journaled_version);
-        newer = newer || version > journaled_version;
-      }
-      if (!newer) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    EXPECT_TRUE(newer) << "no refit finished after the restore";
+// Sessions journaled before the fixed-lag pipeline name refit_sync or
+// refit_cancel, which CreateSession now rejects: they restore all the same,
+// under today's pipeline, and go on refitting.
+TEST(SessionRestoreTest, ASessionJournaledWithRemovedRefitParamsRestores) {
+  auto store = SessionStore::Open(FreshDir("removed-params"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  v1::SessionConfig with_removed = ModelConfig("gradient_ascent", 6);
+  (*with_removed.mutable_surrogate()->mutable_params())["refit_sync"] = 0;
+  auto rejected_config = ResolveConfig(with_removed);
+  ASSERT_TRUE(rejected_config.ok()) << rejected_config.status();
+  auto rejected = Session::Create("r", *std::move(rejected_config), absl::Now(), store->get());
+  ASSERT_EQ(rejected.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(rejected.status().message().find("surrogate.params.refit_sync: no longer exists"),
+            std::string::npos)
+      << rejected.status();
+  auto resolved = ResolveConfig(ModelConfig("gradient_ascent", 6));
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  JournaledSession crashed;
+  {
+    auto original = Session::Create("a", *std::move(resolved), absl::Now(), store->get());
+    ASSERT_TRUE(original.ok()) << original.status();
+    StepVersions(**original, "gradient_ascent", "g1");
+    StepVersions(**original, "gradient_ascent", "g2");
+    crashed = LoadWhenRefitJournaled(**store, "a");
+    ASSERT_FALSE(HasFatalFailure());
   }
+  auto& params = *crashed.config.mutable_surrogate()->mutable_params();
+  params["refit_sync"] = 0;
+  params["refit_cancel"] = 1;
+  InMemoryJournal scratch;
+  auto restored = Session::Restore(crashed, &scratch);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  StepVersions(**restored, "gradient_ascent", "r0");
+  const std::vector<int64_t> versions = StepVersions(**restored, "gradient_ascent", "r1");
+  ASSERT_FALSE(versions.empty());
+  for (int64_t version : versions) EXPECT_GE(version, 1);
 }
 
 TEST(SessionStoreConcurrencyTest, SixteenSessionsJournalingAtOnceLoseAndMixNothing) {
