@@ -381,5 +381,26 @@ TEST(ResumeTest, ParametricModelSessionSurvivesRepeatedSigkillsUnchanged) {
   EXPECT_GE(killed.model_versions.rbegin()->second, 15);
 }
 
+// The default strategy (no optimizer named: portfolio in the spectral
+// space) in the default refit mode, with a surrogate small enough for a
+// test: its split between gradient ascent and CMA-ES, both sources' states
+// and the model versions all resume exactly. Without the strategy's default
+// repeats: PlayRig tells lost batches by sequence, which assumes hand-out
+// order is sequence order (repeats are interleaved); resuming with repeats
+// is checked in process (tests/server/store_restore_test.cc).
+TEST(ResumeTest, DefaultStrategySessionSurvivesRepeatedSigkillsUnchanged) {
+  v1::SessionConfig config = ModelBasedConfig(20240614);
+  config.clear_optimizer();
+  config.clear_image_space();
+  config.mutable_repeats()->set_per_generation(0);
+  auto& optimizer = *config.mutable_optimizer()->mutable_params();
+  optimizer["gradient_ascent.steps"] = 10;
+  RunResult killed;
+  ExpectResumeIsExact("resume-default", config, &killed);
+  int64_t newest = 0;  // CMA-ES's stimuli name no version
+  for (const auto& [sequence, version] : killed.model_versions) newest = std::max(newest, version);
+  EXPECT_GE(newest, 10);
+}
+
 }  // namespace
 }  // namespace stimloop
