@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "models/echo.h"
 #include "optimizers/adaptive_sampling.h"
 #include "optimizers/cmaes.h"
 #include "optimizers/genetic.h"
@@ -23,8 +24,8 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& sp
   if (spec.name == "gradient_ascent") return MakeGradientAscent(spec, context);
   if (spec.name == "adaptive_sampling") return MakeAdaptiveSampling(spec, context);
   return absl::InvalidArgumentError(absl::StrCat(
-      "optimizer.name: unknown optimizer '", spec.name,
-      "' (known: random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
+      "optimizer.name: unknown optimizer ", QuotedEcho(spec.name),
+      " (known: random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
 }
 
 bool UsesSurrogate(const std::string& name) {
