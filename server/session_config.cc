@@ -1,6 +1,7 @@
 #include "server/session_config.h"
 
 #include "absl/strings/str_cat.h"
+#include "models/echo.h"
 
 namespace stimloop {
 
@@ -96,7 +97,7 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
   for (const auto& [key, value] : p.metadata()) {
     if (key.empty() || key.size() > kMaxMetadataKey || value.size() > kMaxMetadataValue) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.metadata['", key.substr(0, kMaxMetadataKey), "']: keys are 1..",
+          "config.metadata[", QuotedEcho(key), "]: keys are 1..",
           kMaxMetadataKey, " characters, values at most ", kMaxMetadataValue));
     }
   }
