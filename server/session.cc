@@ -54,6 +54,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, Resolve
                                                          SessionJournal* journal) {
   auto session = Build(std::move(id), std::move(config), created, journal);
   if (!session.ok()) return session.status();
+  // After Build, so that an unknown name or bad value is reported as such.
+  if (absl::Status s = CheckNoUnusedFields((*session)->config_); !s.ok()) return s;
   if (absl::Status s = journal->SessionCreated((*session)->id_, (*session)->config_.proto, created);
       !s.ok()) {
     return s;

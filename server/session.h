@@ -95,7 +95,8 @@ class Session {
  public:
   // Builds a session from a validated config: image space, objective,
   // optimizer and reference images. Errors name the config field
-  // ("config.optimizer.params.x: ..."). `journal` must outlive the session.
+  // ("config.optimizer.params.x: ..."), also for a field the session would
+  // not use (CheckNoUnusedFields). `journal` must outlive the session.
   static absl::StatusOr<std::unique_ptr<Session>> Create(std::string id,
                                                          ResolvedConfig config,
                                                          absl::Time created,

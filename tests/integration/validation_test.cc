@@ -315,6 +315,52 @@ TEST_F(ValidationTest, OptimizerParametersAreChecked) {
   ExpectCreateRejected(config, "config.optimizer.params.mutation_rate: 7");
 }
 
+// Issue 26, 6: a field the chosen optimizer, image space or setting never
+// reads used to be accepted silently (a model_path with genetic, a
+// generator_path with spectral).
+TEST_F(ValidationTest, FieldsTheSessionWouldNotUseAreInvalid) {
+  for (const std::string optimizer : {"random", "genetic", "cmaes"}) {
+    SCOPED_TRACE(optimizer);
+    v1::SessionConfig config = SmallConfig();
+    config.mutable_optimizer()->set_name(optimizer);
+    config.mutable_surrogate()->set_model_path("/models/v4.pt");
+    ExpectCreateRejected(config, "config.surrogate.model_path: set, but optimizer '" +
+                                     optimizer +
+                                     "' uses no surrogate (gradient_ascent and "
+                                     "adaptive_sampling do); leave it empty");
+    config.mutable_surrogate()->Clear();
+    config.mutable_surrogate()->set_frontend_path("/models/frontend.pt");
+    ExpectCreateRejected(config, "config.surrogate.frontend_path: set, but optimizer '" +
+                                     optimizer + "' uses no surrogate");
+    config.mutable_surrogate()->Clear();
+    (*config.mutable_surrogate()->mutable_params())["refit_every"] = 40;
+    (*config.mutable_surrogate()->mutable_params())["ensemble_size"] = 3;
+    ExpectCreateRejected(config, "config.surrogate.params.ensemble_size: set, but optimizer '" +
+                                     optimizer + "' uses no surrogate");
+    config.mutable_surrogate()->Clear();
+    config.mutable_optimizer()->set_candidate_pool_dir("/images");
+    ExpectCreateRejected(config, "config.optimizer.candidate_pool_dir: set, but optimizer '" +
+                                     optimizer +
+                                     "' reads no candidate pool (adaptive_sampling does)");
+  }
+  for (const std::string space : {"spectral", "pixel"}) {
+    v1::SessionConfig config = SmallConfig();
+    config.mutable_image_space()->set_name(space);
+    config.mutable_image_space()->set_generator_path("/models/generator.pt");
+    ExpectCreateRejected(config, "config.image_space.generator_path: set, but image space '" +
+                                     space + "' uses no generator (torchscript does)");
+  }
+  v1::SessionConfig config = SmallConfig();
+  config.mutable_reference_images()->set_dir("/images");
+  ExpectCreateRejected(config,
+                       "config.reference_images.dir: set, but reference_images.per_generation is 0");
+  // An unknown name is reported as such, not as a field it would not use.
+  config = SmallConfig();
+  config.mutable_optimizer()->set_name("annealing");
+  config.mutable_surrogate()->set_model_path("/models/v4.pt");
+  ExpectCreateRejected(config, "config.optimizer.name: unknown optimizer 'annealing'");
+}
+
 TEST_F(ValidationTest, ClosedSessionRefusesWork) {
   v1::StimulusBatch batch;
   const std::string id = OpenSessionWithStimuli(&batch);
