@@ -361,6 +361,36 @@ TEST_F(ValidationTest, FieldsTheSessionWouldNotUseAreInvalid) {
   ExpectCreateRejected(config, "config.optimizer.name: unknown optimizer 'annealing'");
 }
 
+// Issue 26, 6: a request gRPC cannot parse (invalid UTF-8 in a proto3
+// string) got INTERNAL with an empty message. gRPC parses before the server
+// sees the request, so the field cannot be named (server/unparsed_request.h);
+// the answer says what is wrong instead.
+TEST_F(ValidationTest, InvalidUtf8InAStringIsInvalidArgument) {
+  const std::string invalid = "caf\xe9";  // Latin-1, not UTF-8
+  auto get = client_->GetSession(invalid);
+  ASSERT_FALSE(get.ok());
+  EXPECT_EQ(get.status().code(), absl::StatusCode::kInvalidArgument) << get.status();
+  EXPECT_EQ(std::string(get.status().message()),
+            "GetSession: the request is not a valid stimloop.v1.GetSessionRequest: a string "
+            "field holds invalid UTF-8 (proto3 strings must be UTF-8; the server log names the "
+            "field), or the bytes are not that message");
+
+  v1::StimulusBatch batch;
+  const std::string id = OpenSessionWithStimuli(&batch);
+  ExpectReportRejected(id, {Rates(batch.stimuli(0).id() + invalid, {1})},
+                       absl::StatusCode::kInvalidArgument,
+                       "ReportResponses: the request is not a valid "
+                       "stimloop.v1.ReportResponsesRequest: a string field holds invalid UTF-8");
+  v1::SessionConfig config = SmallConfig();
+  (*config.mutable_metadata())["subject"] = invalid;
+  ExpectCreateRejected(config, "CreateSession: the request is not a valid "
+                               "stimloop.v1.CreateSessionRequest: a string field holds invalid");
+  // The session is unchanged and goes on.
+  auto ack = client_->ReportResponses(id, "after", {Rates(batch.stimuli(0).id(), {1})});
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->counts().responses(), 1);
+}
+
 TEST_F(ValidationTest, ClosedSessionRefusesWork) {
   v1::StimulusBatch batch;
   const std::string id = OpenSessionWithStimuli(&batch);
