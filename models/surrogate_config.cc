@@ -26,7 +26,8 @@ class Reader {
     if (it == params_.end()) return default_value;
     const double value = it->second;
     if (!std::isfinite(value) || value < min || value > max) {
-      Fail(absl::StrCat(kPrefix, ".", Echo(key), ": ", value, " is outside [", min, ", ", max, "]"));
+      Fail(absl::StrCat(kPrefix, ".", Echo(key), ": ", value, " is outside [", min, ", ", max,
+                        "]"));
       return default_value;
     }
     return value;
@@ -50,8 +51,9 @@ class Reader {
     if (!status_.ok()) return status_;
     for (const auto& [key, value] : params_) {
       if (read_.count(key) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            kPrefix, ".", Echo(key), ": unknown parameter (known: ", absl::StrJoin(read_, ", "), ")"));
+        return absl::InvalidArgumentError(absl::StrCat(kPrefix, ".", Echo(key),
+                                                       ": unknown parameter (known: ",
+                                                       absl::StrJoin(read_, ", "), ")"));
       }
     }
     return absl::OkStatus();

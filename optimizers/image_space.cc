@@ -23,7 +23,8 @@ absl::StatusOr<std::shared_ptr<const ImageSpace>> MakeImageSpace(const ImageSpac
         "(available: pixel, spectral)");
   }
   return absl::InvalidArgumentError(absl::StrCat("image_space.name: unknown image space ",
-                                                 QuotedEcho(spec.name), " (known: pixel, spectral)"));
+                                                 QuotedEcho(spec.name),
+                                                 " (known: pixel, spectral)"));
 }
 
 torch::Tensor QuantizeImages(const torch::Tensor& images) {

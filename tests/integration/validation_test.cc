@@ -352,8 +352,8 @@ TEST_F(ValidationTest, FieldsTheSessionWouldNotUseAreInvalid) {
   }
   v1::SessionConfig config = SmallConfig();
   config.mutable_reference_images()->set_dir("/images");
-  ExpectCreateRejected(config,
-                       "config.reference_images.dir: set, but reference_images.per_generation is 0");
+  ExpectCreateRejected(
+      config, "config.reference_images.dir: set, but reference_images.per_generation is 0");
   // An unknown name is reported as such, not as a field it would not use.
   config = SmallConfig();
   config.mutable_optimizer()->set_name("annealing");

@@ -2,10 +2,10 @@
 // image space reads may be set; nothing else.
 #include "server/session_config.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace stimloop {
 namespace {
