@@ -213,10 +213,13 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
-                                         config.mutable_surrogate()->mutable_params());
-      !s.ok()) {
-    return s;
+  // Only the model-based optimizers take a surrogate (the others refuse one).
+  if (UsesSurrogate(job.optimizer)) {
+    if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
+                                           config.mutable_surrogate()->mutable_params());
+        !s.ok()) {
+      return s;
+    }
   }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
   config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));

@@ -49,11 +49,12 @@ class TimingJournal : public SessionJournal {
     return inner_->StimuliHandedOut(id, ids);
   }
   absl::Status ResponsesReported(const std::string& id, const std::string& request_id,
+                                 const std::string& digest,
                                  absl::Span<const ResponseEntry> responses,
                                  const v1::ReportResponsesAck& ack,
                                  absl::Time received) override {
     const absl::Time start = absl::Now();
-    absl::Status s = inner_->ResponsesReported(id, request_id, responses, ack, received);
+    absl::Status s = inner_->ResponsesReported(id, request_id, digest, responses, ack, received);
     durations.push_back(absl::Now() - start);
     return s;
   }

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "models/echo.h"
 
 namespace stimloop {
 namespace {
@@ -25,7 +26,8 @@ class Reader {
     if (it == params_.end()) return default_value;
     const double value = it->second;
     if (!std::isfinite(value) || value < min || value > max) {
-      Fail(absl::StrCat(kPrefix, ".", key, ": ", value, " is outside [", min, ", ", max, "]"));
+      Fail(absl::StrCat(kPrefix, ".", Echo(key), ": ", value, " is outside [", min, ", ", max,
+                        "]"));
       return default_value;
     }
     return value;
@@ -35,7 +37,7 @@ class Reader {
     const double value = Get(key, static_cast<double>(default_value), static_cast<double>(min),
                              static_cast<double>(max));
     if (value != std::floor(value)) {
-      Fail(absl::StrCat(kPrefix, ".", key, ": ", value, " is not a whole number"));
+      Fail(absl::StrCat(kPrefix, ".", Echo(key), ": ", value, " is not a whole number"));
       return default_value;
     }
     return static_cast<int64_t>(value);
@@ -49,8 +51,9 @@ class Reader {
     if (!status_.ok()) return status_;
     for (const auto& [key, value] : params_) {
       if (read_.count(key) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            kPrefix, ".", key, ": unknown parameter (known: ", absl::StrJoin(read_, ", "), ")"));
+        return absl::InvalidArgumentError(absl::StrCat(kPrefix, ".", Echo(key),
+                                                       ": unknown parameter (known: ",
+                                                       absl::StrJoin(read_, ", "), ")"));
       }
     }
     return absl::OkStatus();

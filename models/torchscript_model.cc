@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "models/echo.h"
 #include "models/gabor_frontend.h"
 
 namespace stimloop {
@@ -17,7 +18,7 @@ constexpr char kFrontEndField[] = "config.surrogate.frontend_path";
 constexpr char kModelField[] = "config.surrogate.model_path";
 
 absl::Status Invalid(const char* field, const std::string& path, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": '", path, "' ", what));
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", QuotedEcho(path), " ", what));
 }
 
 std::string Shape(const torch::Tensor& t) { return absl::StrJoin(t.sizes(), ", "); }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "models/echo.h"
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -67,7 +68,7 @@ absl::StatusOr<std::vector<NamedImage>> LoadImageFolder(const std::string& dir,
   std::error_code error;
   if (!fs::is_directory(dir, error)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": '", dir, "' is not a readable folder"));
+        absl::StrCat(field, ": ", QuotedEcho(dir), " is not a readable folder"));
   }
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, error)) {
@@ -78,11 +79,11 @@ absl::StatusOr<std::vector<NamedImage>> LoadImageFolder(const std::string& dir,
   }
   if (error) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": cannot list '", dir, "': ", error.message()));
+        absl::StrCat(field, ": cannot list ", QuotedEcho(dir), ": ", error.message()));
   }
   if (files.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": '", dir, "' holds no .png, .jpg or .jpeg file"));
+        absl::StrCat(field, ": ", QuotedEcho(dir), " holds no .png, .jpg or .jpeg file"));
   }
   std::sort(files.begin(), files.end());
 
@@ -93,7 +94,7 @@ absl::StatusOr<std::vector<NamedImage>> LoadImageFolder(const std::string& dir,
                                                                 : cv::IMREAD_COLOR);
     if (mat.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ": '", file.string(), "' is not a readable image"));
+          absl::StrCat(field, ": ", QuotedEcho(file.string()), " is not a readable image"));
     }
     if (mat.depth() != CV_8U) mat.convertTo(mat, CV_8U, 1.0 / 256);
     const bool shrinking = mat.rows > shape.height || mat.cols > shape.width;

@@ -1,6 +1,7 @@
 #include "optimizers/image_space.h"
 
 #include "absl/strings/str_cat.h"
+#include "models/echo.h"
 #include "optimizers/pixel_space.h"
 #include "optimizers/spectral_space.h"
 
@@ -21,8 +22,9 @@ absl::StatusOr<std::shared_ptr<const ImageSpace>> MakeImageSpace(const ImageSpac
         "(image_space.generator_path), which this build cannot load yet "
         "(available: pixel, spectral)");
   }
-  return absl::InvalidArgumentError(absl::StrCat("image_space.name: unknown image space '",
-                                                 spec.name, "' (known: pixel, spectral)"));
+  return absl::InvalidArgumentError(absl::StrCat("image_space.name: unknown image space ",
+                                                 QuotedEcho(spec.name),
+                                                 " (known: pixel, spectral)"));
 }
 
 torch::Tensor QuantizeImages(const torch::Tensor& images) {

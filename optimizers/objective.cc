@@ -33,6 +33,12 @@ absl::StatusOr<Objective> Objective::Create(const ObjectiveSpec& spec, int num_n
           return absl::InvalidArgumentError(absl::StrCat(
               "objective.weighted_sum.weights[", i, "]: ", spec.weights[i], " is not finite"));
         }
+        if (std::abs(spec.weights[i]) > kMaxObjectiveWeight) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("objective.weighted_sum.weights[", i, "]: ", spec.weights[i],
+                           " is outside [", -kMaxObjectiveWeight, ", ", kMaxObjectiveWeight,
+                           "]"));
+        }
       }
       weights = spec.weights;
       break;
@@ -46,10 +52,11 @@ absl::StatusOr<Objective> Objective::Create(const ObjectiveSpec& spec, int num_n
             absl::StrCat("objective.population_control.target: ", spec.index,
                          " is outside [0, ", num_neurons - 1, "]"));
       }
-      if (!std::isfinite(spec.others_weight) || spec.others_weight < 0) {
+      if (!std::isfinite(spec.others_weight) || spec.others_weight < 0 ||
+          spec.others_weight > kMaxObjectiveWeight) {
         return absl::InvalidArgumentError(
-            absl::StrCat("objective.population_control.others_weight: ",
-                         spec.others_weight, " must be finite and >= 0"));
+            absl::StrCat("objective.population_control.others_weight: ", spec.others_weight,
+                         " must be finite and in [0, ", kMaxObjectiveWeight, "]"));
       }
       for (int i = 0; i < num_neurons; ++i) {
         weights[i] = i == spec.index ? 1.0 : -spec.others_weight / (num_neurons - 1);

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "models/echo.h"
 #include "optimizers/adaptive_sampling.h"
 #include "optimizers/cmaes.h"
 #include "optimizers/genetic.h"
@@ -25,8 +26,8 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const OptimizerSpec& sp
   if (spec.name == "adaptive_sampling") return MakeAdaptiveSampling(spec, context);
   if (spec.name == "portfolio") return MakePortfolio(spec, context);
   return absl::InvalidArgumentError(absl::StrCat(
-      "optimizer.name: unknown optimizer '", spec.name,
-      "' (known: portfolio, random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
+      "optimizer.name: unknown optimizer ", QuotedEcho(spec.name),
+      " (known: portfolio, random, genetic, cmaes, gradient_ascent, adaptive_sampling)"));
 }
 
 bool UsesSurrogate(const std::string& name) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "models/echo.h"
 
 namespace stimloop {
 
@@ -20,7 +21,7 @@ double ParamReader::Get(absl::string_view key, double default_value, double min,
   if (!std::isfinite(value) || value < min || value > max) {
     if (first_error_.ok()) {
       first_error_ = absl::InvalidArgumentError(absl::StrCat(
-          prefix_, ".", key, ": ", value, " is outside [", min, ", ", max, "]"));
+          prefix_, ".", Echo(key), ": ", value, " is outside [", min, ", ", max, "]"));
     }
     return default_value;
   }
@@ -34,7 +35,7 @@ int64_t ParamReader::GetInt(absl::string_view key, int64_t default_value, int64_
   if (value != std::floor(value)) {
     if (first_error_.ok()) {
       first_error_ = absl::InvalidArgumentError(
-          absl::StrCat(prefix_, ".", key, ": ", value, " is not a whole number"));
+          absl::StrCat(prefix_, ".", Echo(key), ": ", value, " is not a whole number"));
     }
     return default_value;
   }
@@ -46,7 +47,7 @@ absl::Status ParamReader::Finish() const {
   for (const auto& [key, value] : params_) {
     if (read_.find(key) == read_.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          prefix_, ".", key, ": unknown parameter (known: ", absl::StrJoin(read_, ", "),
+          prefix_, ".", Echo(key), ": unknown parameter (known: ", absl::StrJoin(read_, ", "),
           ")"));
     }
   }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -39,6 +40,7 @@
 #include "server/remote_access_flags.h"
 #include "server/stimloop_service.h"
 #include "server/torch_threads.h"
+#include "server/unparsed_request.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to listen on. Loopback by default; port 0 picks a free port.");
@@ -178,6 +180,12 @@ int Run() {
   builder.AddListeningPort(listen, security->credentials, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // INVALID_ARGUMENT instead of an empty INTERNAL for a request that does
+  // not parse (server/unparsed_request.h).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(stimloop::MakeUnparsedRequestInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "stimloop-server: cannot listen on '" << listen << "'\n";

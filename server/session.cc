@@ -7,12 +7,16 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "models/echo.h"
 #include "models/session_models.h"
 #include "models/thread_priority.h"
+#include "optimizers/objective.h"
 #include "optimizers/optimizer_state.h"
+#include "server/report_digest.h"
 
 namespace stimloop {
 namespace {
@@ -25,6 +29,20 @@ absl::Status InConfig(const absl::Status& status) {
 }
 
 
+// The sequence that `digits` spells as the session writes it: decimal
+// digits only, no sign, space or leading zero ("5", never "05", "+5", " 5"),
+// so that each stimulus has exactly one id; 0 for anything else.
+int64_t ParseSequence(absl::string_view digits) {
+  constexpr size_t kMaxDigits = 18;  // below 2^63: no overflow
+  if (digits.empty() || digits.size() > kMaxDigits || digits[0] == '0') return 0;
+  int64_t sequence = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    sequence = sequence * 10 + (c - '0');
+  }
+  return sequence;
+}
+
 }  // namespace
 
 absl::Status CheckMaxCount(int max_count) {
@@ -36,6 +54,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, Resolve
                                                          SessionJournal* journal) {
   auto session = Build(std::move(id), std::move(config), created, journal);
   if (!session.ok()) return session.status();
+  // After Build, so that an unknown name or bad value is reported as such.
+  if (absl::Status s = CheckNoUnusedFields((*session)->config_); !s.ok()) return s;
   if (absl::Status s = journal->SessionCreated((*session)->id_, (*session)->config_.proto, created);
       !s.ok()) {
     return s;
@@ -351,45 +371,63 @@ std::vector<Candidate> Session::ReferenceCandidates(int64_t generation, int64_t 
 
 absl::StatusOr<size_t> Session::FindRecord(const std::string& stimulus_id,
                                            const std::string& field) const {
-  const std::string prefix = absl::StrCat(id_, "-");
-  int64_t sequence = 0;
-  if (absl::string_view(stimulus_id).substr(0, prefix.size()) != prefix ||
-      !absl::SimpleAtoi(absl::string_view(stimulus_id).substr(prefix.size()), &sequence) ||
-      sequence < 1 || sequence > static_cast<int64_t>(records_.size())) {
+  absl::string_view sequence_digits = stimulus_id;
+  const int64_t sequence = absl::ConsumePrefix(&sequence_digits, absl::StrCat(id_, "-"))
+                               ? ParseSequence(sequence_digits)
+                               : 0;
+  if (sequence < 1 || sequence > static_cast<int64_t>(records_.size())) {
     return absl::NotFoundError(
-        absl::StrCat(field, ": '", stimulus_id, "' is not a stimulus of session '", id_, "'"));
+        absl::StrCat(field, ": ", QuotedEcho(stimulus_id), " is not a stimulus of session '", id_,
+                     "'"));
   }
   return static_cast<size_t>(sequence - 1);
 }
 
-absl::Status Session::Report(const std::string& request_id,
-                             const google::protobuf::RepeatedPtrField<v1::Response>& responses,
-                             v1::ReportResponsesAck* ack) {
-  absl::MutexLock lock(&mu_);
-  if (closed_) {
-    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+absl::Status CheckRates(absl::Span<const double> rates, absl::string_view field) {
+  for (size_t n = 0; n < rates.size(); ++n) {
+    const double rate = rates[n];
+    if (!std::isfinite(rate) || rate < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", n, "]: ", rate, " must be finite and non-negative"));
+    }
+    if (rate > kMaxRate) {
+      // All digits: a rate just above the maximum must not print as it.
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", n, "]: ",
+                                                     absl::StrFormat("%.17g", rate),
+                                                     " is above the maximum rate ", kMaxRate));
+    }
   }
-  if (request_id.empty() || request_id.size() > kMaxRequestIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request_id: must be 1..", kMaxRequestIdLength, " characters, got ", request_id.size()));
+  return absl::OkStatus();
+}
+
+absl::Status Session::AnswerRetry(const StoredAck& stored, const std::string& request_id,
+                                  const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+                                  v1::ReportResponsesAck* ack) const {
+  auto digest = ReportDigest(responses);
+  if (!digest.ok()) return digest.status();
+  if (*digest != stored.content_digest) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: ", QuotedEcho(request_id), " already names a report of session '", id_,
+        "' with other content (", stored.ack.accepted(), " responses); nothing was stored. A "
+        "request_id names one report: a retry resends the same responses, new data needs a "
+        "new request_id"));
   }
-  if (auto it = acks_.find(request_id); it != acks_.end()) {
-    *ack = it->second;
-    ack->set_duplicate(true);
-    return absl::OkStatus();
-  }
+  *ack = stored.ack;
+  ack->set_duplicate(true);
+  return absl::OkStatus();
+}
+
+absl::Status Session::CheckResponses(
+    const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+    std::vector<ResponseEntry>* entries, std::vector<size_t>* indices) const {
   if (responses.empty() || responses.size() > kMaxResponsesPerReport) {
     return absl::InvalidArgumentError(absl::StrCat("responses: ", responses.size(),
                                                    " responses, expected 1..",
                                                    kMaxResponsesPerReport));
   }
-
-  // Validate everything before changing anything.
   const int num_neurons = config_.proto.num_neurons();
-  std::vector<ResponseEntry> entries;
-  std::vector<size_t> indices;
-  entries.reserve(responses.size());
-  indices.reserve(responses.size());
+  entries->reserve(responses.size());
+  indices->reserve(responses.size());
   for (int i = 0; i < responses.size(); ++i) {
     const v1::Response& response = responses[i];
     const std::string field = absl::StrCat("responses[", i, "]");
@@ -397,8 +435,8 @@ absl::Status Session::Report(const std::string& request_id,
     if (!index.ok()) return index.status();
     if (!records_[*index].handed_out) {
       return absl::FailedPreconditionError(
-          absl::StrCat(field, ".stimulus_id: '", response.stimulus_id(),
-                       "' has not been handed out by NextStimuli yet"));
+          absl::StrCat(field, ".stimulus_id: ", QuotedEcho(response.stimulus_id()),
+                       " has not been handed out by NextStimuli yet"));
     }
     if (response.skipped()) {
       if (response.rates_size() != 0) {
@@ -413,19 +451,40 @@ absl::Status Session::Report(const std::string& request_id,
                                                        " values, expected num_neurons = ",
                                                        num_neurons));
       }
-      for (int n = 0; n < num_neurons; ++n) {
-        const double rate = response.rates(n);
-        if (!std::isfinite(rate) || rate < 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              field, ".rates[", n, "]: ", rate, " must be finite and non-negative"));
-        }
-      }
+      const absl::Span<const double> rates(response.rates().data(), response.rates_size());
+      if (absl::Status s = CheckRates(rates, absl::StrCat(field, ".rates")); !s.ok()) return s;
     }
-    entries.push_back({response.stimulus_id(),
-                       std::vector<double>(response.rates().begin(), response.rates().end()),
-                       response.skipped()});
-    indices.push_back(*index);
+    entries->push_back({response.stimulus_id(),
+                        std::vector<double>(response.rates().begin(), response.rates().end()),
+                        response.skipped()});
+    indices->push_back(*index);
   }
+  return absl::OkStatus();
+}
+
+absl::Status Session::Report(const std::string& request_id,
+                             const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+                             v1::ReportResponsesAck* ack) {
+  absl::MutexLock lock(&mu_);
+  if (request_id.empty() || request_id.size() > kMaxRequestIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id: must be 1..", kMaxRequestIdLength, " characters, got ", request_id.size()));
+  }
+  // A retry is answered even once the session is closed: the rig whose
+  // acknowledgement was lost learns that its data is stored.
+  if (auto it = acks_.find(request_id); it != acks_.end()) {
+    return AnswerRetry(it->second, request_id, responses, ack);
+  }
+  if (closed_) {
+    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
+  }
+
+  // Validate everything before changing anything.
+  std::vector<ResponseEntry> entries;
+  std::vector<size_t> indices;
+  if (absl::Status s = CheckResponses(responses, &entries, &indices); !s.ok()) return s;
+  auto digest = ReportDigest(entries);
+  if (!digest.ok()) return digest.status();
 
   // The counts after this report, acknowledged only once it is committed.
   v1::SessionCounts counts = Counts();
@@ -457,7 +516,7 @@ absl::Status Session::Report(const std::string& request_id,
   }
 
   if (absl::Status s =
-          journal_->ResponsesReported(id_, request_id, entries, new_ack, absl::Now());
+          journal_->ResponsesReported(id_, request_id, *digest, entries, new_ack, absl::Now());
       !s.ok()) {
     return s;
   }
@@ -473,7 +532,7 @@ absl::Status Session::Report(const std::string& request_id,
     }
   }
   pending_ -= static_cast<int64_t>(answered.size());
-  acks_.emplace(request_id, new_ack);
+  acks_.emplace(request_id, StoredAck{new_ack, *std::move(digest)});
   if (refits_ != nullptr) {
     size_t next_shown = 0;
     for (size_t k = 0; k < entries.size(); ++k) {

@@ -51,7 +51,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "models/refit_scheduler.h"
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
@@ -82,11 +84,19 @@ inline constexpr size_t kMaxBatchPngBytes = size_t{16} << 20;
 // kMaxStimuliPerRequest]; INVALID_ARGUMENT naming it otherwise.
 absl::Status CheckMaxCount(int max_count);
 
+// OK when every rate is finite and in [0, kMaxRate] (optimizers/objective.h,
+// which shows why no objective sum or mean can then overflow);
+// INVALID_ARGUMENT naming the first bad one otherwise ("<field>[3]: nan must
+// be finite and non-negative", "<field>[0]: 1e+308 is above the maximum rate
+// 1e+09").
+absl::Status CheckRates(absl::Span<const double> rates, absl::string_view field);
+
 class Session {
  public:
   // Builds a session from a validated config: image space, objective,
   // optimizer and reference images. Errors name the config field
-  // ("config.optimizer.params.x: ..."). `journal` must outlive the session.
+  // ("config.optimizer.params.x: ..."), also for a field the session would
+  // not use (CheckNoUnusedFields). `journal` must outlive the session.
   static absl::StatusOr<std::unique_ptr<Session>> Create(std::string id,
                                                          ResolvedConfig config,
                                                          absl::Time created,
@@ -96,7 +106,10 @@ class Session {
   // server/session_restore.h), so that it goes on exactly as the session that
   // wrote it would have: same counts, acks, hand-out queue and optimizer
   // state. Journals nothing. INVALID_ARGUMENT naming the field for a config
-  // that no longer builds; DATA_LOSS when the journal contradicts itself.
+  // that no longer builds; DATA_LOSS naming the session and the row when the
+  // journal contradicts itself or holds a value Report would have refused (a
+  // rate that is not finite or outside [0, kMaxRate]), so that a damaged
+  // session is refused here rather than jammed at its next generation.
   // `journal` must outlive the session.
   static absl::StatusOr<std::unique_ptr<Session>> Restore(const JournaledSession& journaled,
                                                           SessionJournal* journal);
@@ -117,7 +130,14 @@ class Session {
   absl::Status Validate(const v1::ValidationBlock& block, int max_count,
                         v1::StimulusBatch* batch);
 
-  // Accepts measured responses; `ack` is filled on success.
+  // Accepts measured responses; `ack` is filled on success. A request_id
+  // names one report's content (server/report_digest.h): the same
+  // request_id with the same responses again is a retry, answered with the
+  // first acknowledgement (duplicate set, nothing counted again), also once
+  // the session is closed; with other responses it is ALREADY_EXISTS naming
+  // request_id, and nothing is stored. Otherwise INVALID_ARGUMENT (or
+  // NOT_FOUND for an unknown stimulus id) naming the first bad field,
+  // FAILED_PRECONDITION when closed; nothing is taken from a rejected report.
   absl::Status Report(const std::string& request_id,
                       const google::protobuf::RepeatedPtrField<v1::Response>& responses,
                       v1::ReportResponsesAck* ack);
@@ -183,6 +203,13 @@ class Session {
     }
   };
 
+  // An accepted report: what a retry gets back, and the digest of the
+  // content that a retry must match.
+  struct StoredAck {
+    v1::ReportResponsesAck ack;
+    std::string content_digest;  // ReportDigest, server/report_digest.h
+  };
+
   Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal);
 
   // Everything Create does but journaling: image space, objective,
@@ -226,11 +253,24 @@ class Session {
   }
   // Reference images for generation `generation`, cycling through the folder.
   std::vector<Candidate> ReferenceCandidates(int64_t generation, int64_t first_id) const;
-  // Parses "<session id>-<sequence>" into an index of records_, or an error
-  // naming `field`.
+  // The index in records_ of the stimulus `stimulus_id` names, which must be
+  // exactly an id the session wrote: "<session id>-<sequence>", the sequence
+  // in decimal without sign, space or leading zero. NOT_FOUND naming `field`
+  // otherwise ("<field>: '<id-05>' is not a stimulus of session '<id>'").
   absl::StatusOr<size_t> FindRecord(const std::string& stimulus_id,
                                     const std::string& field) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Report's checks, all before anything changes: the responses as entries
+  // to journal, with the index in records_ of each one's stimulus.
+  absl::Status CheckResponses(const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+                              std::vector<ResponseEntry>* entries,
+                              std::vector<size_t>* indices) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Report for a request_id seen before: `stored` again (duplicate set) when
+  // `responses` are the content it acknowledged, ALREADY_EXISTS otherwise.
+  absl::Status AnswerRetry(const StoredAck& stored, const std::string& request_id,
+                           const google::protobuf::RepeatedPtrField<v1::Response>& responses,
+                           v1::ReportResponsesAck* ack) const;
   v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One image of the optimizer's (references aside) and every record that
   // showed it, pooled.
@@ -320,7 +360,8 @@ class Session {
   int64_t responses_ ABSL_GUARDED_BY(mu_) = 0;  // presentations, in journal order
   int64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pending_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, v1::ReportResponsesAck> acks_ ABSL_GUARDED_BY(mu_);
+  // Every accepted report by request_id.
+  absl::flat_hash_map<std::string, StoredAck> acks_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stimloop

@@ -1,8 +1,10 @@
 #include "server/session_config.h"
 
 #include <algorithm>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "models/echo.h"
 
 namespace stimloop {
 
@@ -20,7 +22,59 @@ constexpr int kMaxMetadataEntries = 64;
 constexpr size_t kMaxMetadataKey = 64;
 constexpr size_t kMaxMetadataValue = 4096;
 
+absl::Status Unused(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": set, but ", why, "; leave it empty"));
+}
+
+// "config.surrogate.params.<key>" of the first key in sorted order (the
+// message does not depend on the map's order). REQUIRES: params not empty.
+std::string FirstSurrogateParam(const google::protobuf::Map<std::string, double>& params) {
+  auto first = std::min_element(params.begin(), params.end(),
+                                [](const auto& a, const auto& b) { return a.first < b.first; });
+  return absl::StrCat("config.surrogate.params.", Echo(first->first));
+}
+
+// The surrogate's fields, for optimizer `name`.
+absl::Status CheckSurrogateUsed(const std::string& name, const v1::SurrogateConfig& surrogate) {
+  if (!UsesSurrogate(name)) {
+    const std::string why = absl::StrCat(
+        "optimizer ", QuotedEcho(name), " uses no surrogate (gradient_ascent and "
+        "adaptive_sampling do)");
+    if (!surrogate.model_path().empty()) return Unused("config.surrogate.model_path", why);
+    if (!surrogate.frontend_path().empty()) return Unused("config.surrogate.frontend_path", why);
+    if (!surrogate.params().empty()) return Unused(FirstSurrogateParam(surrogate.params()), why);
+    return absl::OkStatus();
+  }
+  if (!surrogate.model_path().empty() && !surrogate.params().empty()) {
+    return Unused(FirstSurrogateParam(surrogate.params()),
+                  "config.surrogate.model_path names a fixed model, which is never fitted");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckNoUnusedFields(const ResolvedConfig& config) {
+  const v1::SessionConfig& p = config.proto;
+  const std::string& optimizer = p.optimizer().name();
+  if (absl::Status s = CheckSurrogateUsed(optimizer, p.surrogate()); !s.ok()) return s;
+  if (!p.optimizer().candidate_pool_dir().empty() && optimizer != "adaptive_sampling") {
+    return Unused("config.optimizer.candidate_pool_dir",
+                  absl::StrCat("optimizer ", QuotedEcho(optimizer),
+                               " reads no candidate pool (adaptive_sampling does)"));
+  }
+  if (!p.image_space().generator_path().empty() && p.image_space().name() != "torchscript") {
+    return Unused("config.image_space.generator_path",
+                  absl::StrCat("image space ", QuotedEcho(p.image_space().name()),
+                               " uses no generator (torchscript does)"));
+  }
+  if (!p.reference_images().dir().empty() && p.reference_images().per_generation() == 0) {
+    return Unused("config.reference_images.dir",
+                  "reference_images.per_generation is 0, so no reference image is shown");
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
   ResolvedConfig out;
@@ -106,7 +160,7 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
   for (const auto& [key, value] : p.metadata()) {
     if (key.empty() || key.size() > kMaxMetadataKey || value.size() > kMaxMetadataValue) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.metadata['", key.substr(0, kMaxMetadataKey), "']: keys are 1..",
+          "config.metadata[", QuotedEcho(key), "]: keys are 1..",
           kMaxMetadataKey, " characters, values at most ", kMaxMetadataValue));
     }
   }

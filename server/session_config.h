@@ -48,6 +48,17 @@ struct ResolvedConfig {
 // space check their own names and parameters when they are built.
 absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config);
 
+// INVALID_ARGUMENT naming a field that is set but that the chosen optimizer,
+// image space or setting never reads, so that a config does not silently
+// mean less than it says: surrogate.* (params, frontend_path, model_path)
+// with an optimizer that uses no surrogate (random, genetic, cmaes);
+// surrogate.params with model_path (a fixed model is never fitted);
+// optimizer.candidate_pool_dir with any optimizer but adaptive_sampling;
+// image_space.generator_path with any image space but torchscript;
+// reference_images.dir with per_generation 0. For new sessions only
+// (Session::Create): a session stored before this check still resumes.
+absl::Status CheckNoUnusedFields(const ResolvedConfig& config);
+
 }  // namespace stimloop
 
 #endif  // STIMLOOP_SERVER_SESSION_CONFIG_H_

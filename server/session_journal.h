@@ -59,9 +59,11 @@ class SessionJournal {
   virtual absl::Status StimuliHandedOut(const std::string& session_id,
                                         absl::Span<const std::string> stimulus_ids) = 0;
   // A report, committed before return. `ack` is what a retry with the same
-  // request_id gets back.
+  // request_id gets back, and `content_digest` (server/report_digest.h) what
+  // the retry's content must match.
   virtual absl::Status ResponsesReported(const std::string& session_id,
                                          const std::string& request_id,
+                                         const std::string& content_digest,
                                          absl::Span<const ResponseEntry> responses,
                                          const v1::ReportResponsesAck& ack,
                                          absl::Time received) = 0;
@@ -88,7 +90,7 @@ class InMemoryJournal : public SessionJournal {
   absl::Status StimuliHandedOut(const std::string&, absl::Span<const std::string>) override {
     return absl::OkStatus();
   }
-  absl::Status ResponsesReported(const std::string&, const std::string&,
+  absl::Status ResponsesReported(const std::string&, const std::string&, const std::string&,
                                  absl::Span<const ResponseEntry>,
                                  const v1::ReportResponsesAck&, absl::Time) override {
     return absl::OkStatus();

@@ -6,8 +6,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "models/echo.h"
 
 namespace stimloop {
+namespace {
+
+absl::Status NoSession(absl::string_view session_id) {
+  return absl::NotFoundError(absl::StrCat("session_id: no session ", QuotedEcho(session_id)));
+}
+
+}  // namespace
 
 SessionManager::SessionManager(SessionJournal* journal, int max_open_sessions)
     : journal_(journal), max_open_sessions_(max_open_sessions) {}
@@ -70,13 +78,13 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Find(const std::string&
     auto it = sessions_.find(session_id);
     if (it != sessions_.end() && it->second != nullptr) return it->second;
     if (it != sessions_.end() || !loader_) {  // being created, or nothing to load from
-      return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));
+      return NoSession(session_id);
     }
   }
   auto loaded = loader_(session_id);
   if (!loaded.ok()) {
     if (absl::IsNotFound(loaded.status())) {
-      return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));
+      return NoSession(session_id);
     }
     return loaded.status();
   }
@@ -85,7 +93,7 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Find(const std::string&
   if (inserted) {
     order_.push_back(session_id);
   } else if (it->second == nullptr) {
-    return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));
+    return NoSession(session_id);
   }
   return it->second;  // a concurrent Find may have loaded it first
 }

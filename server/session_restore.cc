@@ -13,6 +13,19 @@
 #include "server/session_config.h"
 
 namespace stimloop {
+namespace {
+
+// Names journaled response k in errors: its row in the store when known.
+std::string ResponseRow(const JournaledSession& journaled, size_t k) {
+  const std::string stimulus = journaled.responses[k].stimulus_id;
+  if (k < journaled.response_rows.size()) {
+    return absl::StrCat("responses row ", journaled.response_rows[k], " (stimulus '", stimulus,
+                        "')");
+  }
+  return absl::StrCat("response ", k, " (stimulus '", stimulus, "')");
+}
+
+}  // namespace
 
 static_assert(kJournaledModelVersions >= kMaxRefitLag + 1,
               "Resume needs the version the next generation is assigned");
@@ -104,6 +117,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               response.rates.size(), " rates, expected ",
                                               s.config_.proto.num_neurons()));
     }
+    if (absl::Status checked = CheckRates(response.rates, "rates"); !checked.ok()) {
+      return absl::DataLossError(absl::StrCat(where, ResponseRow(journaled, k), ": ",
+                                              checked.message(),
+                                              "; the session cannot resume from it"));
+    }
     record.AddPresentation(response.rates, s.objective_->Evaluate(response.rates));
     if (non_skipped < journaled.responses_told && record.proposed_by_optimizer()) {
       ++record.told_presentations;
@@ -120,7 +138,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   for (const Record& record : s.records_) {
     if (record.handed_out && record.presentations == 0 && record.skipped == 0) ++s.pending_;
   }
-  for (const auto& [request_id, ack] : journaled.acks) s.acks_.emplace(request_id, ack);
+  for (const JournaledAck& a : journaled.acks) {
+    s.acks_.emplace(a.request_id, StoredAck{a.ack, a.content_digest});
+  }
   if (s.refits_ != nullptr && !s.closed_) {
     if (absl::Status resumed = s.ResumeRefits(journaled); !resumed.ok()) {
       return absl::DataLossError(absl::StrCat(where, resumed.message()));

@@ -13,8 +13,12 @@
 //     in hand-out order (position);
 //   - the optimizer: built from the config (MakeOptimizer) and loaded from
 //     the state saved right after it proposed the last generation;
-//   - acks: every journaled report, so a retried request_id gets its first
-//     acknowledgement back.
+//   - acks: every journaled report with its content digest, so a retried
+//     request_id gets its first acknowledgement back, and a reused one with
+//     other content is told apart (server/report_digest.h);
+//   - every stored rate is checked again as Report checks it (finite, in
+//     [0, kMaxRate]): a damaged value is DATA_LOSS naming its row, not a
+//     session that jams at its next generation.
 #ifndef STIMLOOP_SERVER_SESSION_RESTORE_H_
 #define STIMLOOP_SERVER_SESSION_RESTORE_H_
 
@@ -41,6 +45,13 @@ struct JournaledStimulus {
 // for any refit lag (at least kMaxRefitLag + 1, models/refit_scheduler.h).
 inline constexpr int kJournaledModelVersions = 8;
 
+// A journaled report's acknowledgement and content digest.
+struct JournaledAck {
+  std::string request_id;
+  v1::ReportResponsesAck ack;
+  std::string content_digest;  // ReportDigest (server/report_digest.h)
+};
+
 // A journaled surrogate version of a session with refits.
 struct JournaledModelVersion {
   int64_t version = 0;
@@ -63,7 +74,10 @@ struct JournaledSession {
   std::vector<int64_t> generation_responses_told;
   std::vector<JournaledStimulus> stimuli;  // by sequence: stimuli[i].entry.sequence == i + 1
   std::vector<ResponseEntry> responses;    // journal order
-  std::vector<std::pair<std::string, v1::ReportResponsesAck>> acks;  // by request_id
+  // Where responses[k] is stored (the store's responses.seq), to name it in
+  // errors; empty when the journal has no rows.
+  std::vector<int64_t> response_rows;
+  std::vector<JournaledAck> acks;
   // The kJournaledModelVersions newest versions (all when fewer), ascending;
   // empty before the first fit.
   std::vector<JournaledModelVersion> recent_models;

@@ -21,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "models/echo.h"
+#include "server/report_digest.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the store writes codes and rates as little-endian arrays; port EncodeArray first"
@@ -105,6 +107,12 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_session ON events (session_id, seq);
 )sql",
+    // 1 -> 2: the digest of each report's content, to tell a retry from a
+    // reused request_id (NULL in rows of version 1: LoadSession computes it
+    // from the report's responses).
+    R"sql(
+ALTER TABLE reports ADD COLUMN content_digest BLOB;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == SessionStore::kSchemaVersion,
               "one migration per schema version");
@@ -138,6 +146,30 @@ absl::Status SqliteStatus(sqlite3* db, int rc, absl::string_view what) {
 }
 
 int64_t Nanos(absl::Time t) { return absl::ToUnixNanos(t); }
+
+// Reports journaled by schema version 1 have no content digest: computes it
+// from their responses (request_ids[k] is the report of responses[k]),
+// which hold the whole content. A report whose responses are all gone is
+// DATA_LOSS.
+absl::StatusOr<JournaledSession> FillMissingDigests(const std::vector<std::string>& request_ids,
+                                                     JournaledSession* session) {
+  for (JournaledAck& a : session->acks) {
+    if (!a.content_digest.empty()) continue;
+    std::vector<ResponseEntry> responses;
+    for (size_t k = 0; k < request_ids.size(); ++k) {
+      if (request_ids[k] == a.request_id) responses.push_back(session->responses[k]);
+    }
+    if (responses.empty()) {
+      return absl::DataLossError(absl::StrCat("session store: session '", session->id,
+                                              "': report ", QuotedEcho(a.request_id),
+                                              " has no responses"));
+    }
+    auto digest = ReportDigest(responses);
+    if (!digest.ok()) return digest.status();
+    a.content_digest = *std::move(digest);
+  }
+  return std::move(*session);
+}
 
 template <typename T>
 std::string EncodeArray(const std::vector<T>& values) {
@@ -551,6 +583,7 @@ absl::Status SessionStore::StimuliHandedOut(const std::string& session_id,
 
 absl::Status SessionStore::ResponsesReported(const std::string& session_id,
                                              const std::string& request_id,
+                                             const std::string& content_digest,
                                              absl::Span<const ResponseEntry> responses,
                                              const v1::ReportResponsesAck& ack,
                                              absl::Time received) {
@@ -558,8 +591,8 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
   absl::MutexLock lock(&mu_);
   return InTransaction("insert into reports", [&]() -> absl::Status {
     constexpr const char* kReport =
-        "INSERT INTO reports (session_id, request_id, received_ns, responses, ack) "
-        "VALUES (?, ?, ?, ?, ?)";
+        "INSERT INTO reports (session_id, request_id, received_ns, responses, ack, "
+        "content_digest) VALUES (?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kReport);
     if (!stmt.ok()) return stmt.status();
     absl::Status s = Query(db_, *stmt, "insert into reports")
@@ -568,10 +601,11 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
                          .Int(Nanos(received))
                          .Int(static_cast<int64_t>(responses.size()))
                          .Blob(ack_bytes)
+                         .Blob(content_digest)
                          .Run();
     if (absl::IsAlreadyExists(s)) {
-      return absl::AlreadyExistsError(absl::StrCat("request_id: '", request_id,
-                                                   "' is already journaled for session '",
+      return absl::AlreadyExistsError(absl::StrCat("request_id: ", QuotedEcho(request_id),
+                                                   " is already journaled for session '",
                                                    session_id, "'"));
     }
     if (!s.ok()) return s;
@@ -685,8 +719,10 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
     Query q(db_, *stmt, "select from sessions");
     auto row = q.Text(session_id).Step();
     if (!row.ok()) return row.status();
-    if (!*row) return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id,
-                                                       "' in the store"));
+    if (!*row) {
+      return absl::NotFoundError(
+          absl::StrCat("session_id: no session ", QuotedEcho(session_id), " in the store"));
+    }
     out.closed = q.ColumnBytes(0) == "closed";
     out.created = absl::FromUnixNanos(q.ColumnInt(1));
     if (!out.config.ParseFromString(q.ColumnBytes(2))) {
@@ -762,8 +798,10 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
   }
 
   stmt = Prepared(
-      "SELECT stimulus_id, skipped, rates FROM responses WHERE session_id = ? ORDER BY seq");
+      "SELECT stimulus_id, skipped, rates, seq, request_id FROM responses WHERE session_id = ? "
+      "ORDER BY seq");
   if (!stmt.ok()) return stmt.status();
+  std::vector<std::string> response_request_ids;  // of out.responses[k]
   {
     Query q(db_, *stmt, "select from responses");
     q.Text(session_id);
@@ -779,6 +817,8 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
                                                 "' is not a float64 array"));
       }
       out.responses.push_back(std::move(r));
+      out.response_rows.push_back(q.ColumnInt(3));
+      response_request_ids.push_back(q.ColumnBytes(4));
     }
   }
 
@@ -806,7 +846,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
     std::reverse(out.recent_models.begin(), out.recent_models.end());
   }
 
-  stmt = Prepared("SELECT request_id, ack FROM reports WHERE session_id = ?");
+  stmt = Prepared("SELECT request_id, ack, content_digest FROM reports WHERE session_id = ?");
   if (!stmt.ok()) return stmt.status();
   {
     Query q(db_, *stmt, "select from reports");
@@ -815,16 +855,16 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       auto row = q.Step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      v1::ReportResponsesAck ack;
-      std::string request_id = q.ColumnBytes(0);
-      if (!ack.ParseFromString(q.ColumnBytes(1))) {
+      JournaledAck& a = out.acks.emplace_back();
+      a.request_id = q.ColumnBytes(0);
+      if (!a.ack.ParseFromString(q.ColumnBytes(1))) {
         return absl::DataLossError(
-            absl::StrCat(where, "reports.ack of request '", request_id, "' does not parse"));
+            absl::StrCat(where, "reports.ack of request '", a.request_id, "' does not parse"));
       }
-      out.acks.emplace_back(std::move(request_id), std::move(ack));
+      a.content_digest = q.ColumnBytes(2);
     }
   }
-  return out;
+  return FillMissingDigests(response_request_ids, &out);
 }
 
 }  // namespace stimloop

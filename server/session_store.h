@@ -71,7 +71,7 @@ class SessionStore : public SessionJournal {
   // PRAGMA application_id of a stimloop store: "STLP".
   static constexpr int32_t kApplicationId = 0x53544C50;
   // PRAGMA user_version this build writes; older files are migrated.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens <data_dir>/stimloop.sqlite, creating it (and its schema) when
   // missing. REQUIRES: data_dir exists. Errors name the file and say what is
@@ -97,6 +97,7 @@ class SessionStore : public SessionJournal {
   absl::Status StimuliHandedOut(const std::string& session_id,
                                 absl::Span<const std::string> stimulus_ids) override;
   absl::Status ResponsesReported(const std::string& session_id, const std::string& request_id,
+                                 const std::string& content_digest,
                                  absl::Span<const ResponseEntry> responses,
                                  const v1::ReportResponsesAck& ack,
                                  absl::Time received) override;

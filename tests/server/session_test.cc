@@ -410,7 +410,7 @@ class FailingJournal : public InMemoryJournal {
                                   int64_t e) override {
     return fail ? absl::UnavailableError("disk full") : absl::OkStatus();
   }
-  absl::Status ResponsesReported(const std::string&, const std::string&,
+  absl::Status ResponsesReported(const std::string&, const std::string&, const std::string&,
                                  absl::Span<const ResponseEntry>, const v1::ReportResponsesAck&,
                                  absl::Time) override {
     return fail ? absl::UnavailableError("disk full") : absl::OkStatus();

@@ -61,10 +61,11 @@ std::vector<double> Rates(const std::string& png, double scale) {
 }
 
 // One step of a rig: asks for `max_count` stimuli, then reports a response
-// for each (every third stimulus twice, every fifth skipped). Returns the
-// PNGs received.
+// for each (every third stimulus twice, every fifth skipped), also into
+// *sent when given. Returns the PNGs received.
 std::vector<std::string> Step(Session& session, int max_count, const std::string& request_id,
-                              double scale) {
+                              double scale,
+                              google::protobuf::RepeatedPtrField<v1::Response>* sent = nullptr) {
   v1::StimulusBatch batch;
   absl::Status next = session.Next(max_count, &batch);
   EXPECT_TRUE(next.ok()) << next;
@@ -87,6 +88,7 @@ std::vector<std::string> Step(Session& session, int max_count, const std::string
   v1::ReportResponsesAck ack;
   absl::Status report = session.Report(request_id, responses, &ack);
   EXPECT_TRUE(report.ok()) << report;
+  if (sent != nullptr) *sent = responses;
   return pngs;
 }
 
@@ -100,8 +102,9 @@ TEST(SessionRestoreTest, RestoredSessionGoesOnExactlyAsTheOriginal) {
   // Walk into the middle of generation 4 in uneven steps; leave 3 stimuli
   // handed out but unanswered.
   const int steps[] = {10, 4, 6, 3, 7, 10, 2};
+  google::protobuf::RepeatedPtrField<v1::Response> sent_r3;
   for (size_t i = 0; i < std::size(steps); ++i) {
-    Step(*original, steps[i], "r" + std::to_string(i), 1.0);
+    Step(*original, steps[i], "r" + std::to_string(i), 1.0, i == 3 ? &sent_r3 : nullptr);
   }
   v1::StimulusBatch unanswered;
   ASSERT_TRUE(original->Next(3, &unanswered).ok());
@@ -118,13 +121,16 @@ TEST(SessionRestoreTest, RestoredSessionGoesOnExactlyAsTheOriginal) {
   EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
   EXPECT_EQ(b.counts().pending(), 3);
 
-  // A retried report gets its first ack from the restored session.
-  google::protobuf::RepeatedPtrField<v1::Response> any;
+  // A retried report gets its first ack from the restored session; its
+  // request_id with other content is refused by both.
   v1::ReportResponsesAck first, retried;
-  ASSERT_TRUE(original->Report("r3", any, &first).ok());
-  ASSERT_TRUE((*restored)->Report("r3", any, &retried).ok());
+  ASSERT_TRUE(original->Report("r3", sent_r3, &first).ok());
+  ASSERT_TRUE((*restored)->Report("r3", sent_r3, &retried).ok());
   EXPECT_TRUE(retried.duplicate());
   EXPECT_EQ(first.SerializeAsString(), retried.SerializeAsString());
+  google::protobuf::RepeatedPtrField<v1::Response> other;
+  EXPECT_TRUE(absl::IsAlreadyExists(original->Report("r3", other, &first)));
+  EXPECT_TRUE(absl::IsAlreadyExists((*restored)->Report("r3", other, &retried)));
 
   // The unanswered stimuli can be answered in both; then both go on alike.
   for (Session* s : {original.get(), restored->get()}) {

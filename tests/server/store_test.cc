@@ -16,6 +16,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "server/report_digest.h"
+
 namespace stimloop {
 namespace {
 
@@ -126,7 +128,9 @@ TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
   std::vector<ResponseEntry> responses = {{"s1-1", {1.0, 2.5}, false},
                                           {"s1-2", {}, true},
                                           {"s1-1", {0.1, 1e-300}, false}};
-  ASSERT_TRUE(store.ResponsesReported("s1", "r1", responses, Ack(3, 2), absl::Now()).ok());
+  const std::string digest = *ReportDigest(responses);
+  ASSERT_TRUE(
+      store.ResponsesReported("s1", "r1", digest, responses, Ack(3, 2), absl::Now()).ok());
   ASSERT_TRUE(store.GenerationProposed("s1", 2, g2, std::string("state\0two", 9), 2).ok());
   ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-4"}).ok());
 
@@ -166,14 +170,47 @@ TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
     EXPECT_EQ(loaded->responses[i].skipped, responses[i].skipped);
   }
   ASSERT_EQ(loaded->acks.size(), 1u);
-  EXPECT_EQ(loaded->acks[0].first, "r1");
-  EXPECT_EQ(loaded->acks[0].second.SerializeAsString(), Ack(3, 2).SerializeAsString());
+  EXPECT_EQ(loaded->acks[0].request_id, "r1");
+  EXPECT_EQ(loaded->acks[0].ack.SerializeAsString(), Ack(3, 2).SerializeAsString());
+  EXPECT_EQ(loaded->acks[0].content_digest, digest);
+  ASSERT_EQ(loaded->response_rows.size(), 3u);
+  EXPECT_LT(loaded->response_rows[0], loaded->response_rows[1]);
 
   const std::string path = store.path();
   EXPECT_EQ(Sql(path, "SELECT metadata_json FROM sessions"),
             R"({"subject":"M1 \"quoted\""})");
   EXPECT_EQ(Sql(path, "SELECT json_extract(config_json, '$.optimizer.name') FROM sessions"),
             "genetic");
+}
+
+// Schema 1 -> 2 (issue 26): reports gain content_digest; rows written by
+// schema 1 have none, and LoadSession computes it from their responses.
+TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
+  const std::string dir = FreshDir("migrate1");
+  const std::vector<ResponseEntry> responses = {{"s-1", {1, 2}, false}, {"s-2", {}, true}};
+  {
+    auto store = SessionStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    SessionStore& s = **store;
+    ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
+    ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
+    ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1", "s-2"}).ok());
+    ASSERT_TRUE(s.ResponsesReported("s", "r", "", responses, Ack(2, 1), absl::Now()).ok());
+  }
+  // What schema 1 wrote: no column, user_version 1.
+  const std::string path = dir + "/" + SessionStore::kFileName;
+  Sql(path, "ALTER TABLE reports DROP COLUMN content_digest");
+  Sql(path, "PRAGMA user_version = 1");
+  ASSERT_EQ(Sql(path, "PRAGMA user_version"), "1");
+
+  auto store = SessionStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(Sql(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(Sql(path, "SELECT count(*) FROM reports WHERE content_digest IS NULL"), "1");
+  auto loaded = (*store)->LoadSession("s");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->acks.size(), 1u);
+  EXPECT_EQ(loaded->acks[0].content_digest, *ReportDigest(responses));
 }
 
 TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
@@ -202,15 +239,15 @@ TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
   ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
   ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1"}).ok());
   std::vector<ResponseEntry> r = {{"s-1", {1, 2}, false}};
-  ASSERT_TRUE(s.ResponsesReported("s", "r", r, Ack(1, 1), absl::Now()).ok());
-  absl::Status again = s.ResponsesReported("s", "r", r, Ack(1, 2), absl::Now());
+  ASSERT_TRUE(s.ResponsesReported("s", "r", "digest", r, Ack(1, 1), absl::Now()).ok());
+  absl::Status again = s.ResponsesReported("s", "r", "digest", r, Ack(1, 2), absl::Now());
   EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
   EXPECT_THAT(std::string(again.message()), HasSubstr("request_id"));
   auto loaded = s.LoadSession("s");
   ASSERT_TRUE(loaded.ok());
   EXPECT_EQ(loaded->responses.size(), 1u);
   ASSERT_EQ(loaded->acks.size(), 1u);
-  EXPECT_EQ(loaded->acks[0].second.counts().responses(), 1);
+  EXPECT_EQ(loaded->acks[0].ack.counts().responses(), 1);
   // A stimulus of no session is refused, and the transaction rolled back.
   EXPECT_FALSE(s.StimuliHandedOut("s", {"s-2", "other-1"}).ok());
   loaded = s.LoadSession("s");

@@ -150,9 +150,12 @@ class Session:
             Stimulus or its id; `rates` is one non-negative number per neuron
             (a list, tuple or numpy array), or SKIPPED (None) for an aborted
             trial. Report a stimulus several times for several presentations.
-          request_id: unique per report; default a fresh uuid4. Retries of this
-            call reuse it, so the server counts the report once; pass your own
-            (e.g. a trial counter) to make a report idempotent across restarts.
+          request_id: unique per report within the session; default a fresh
+            uuid4. Retries of this call reuse it with the same responses, so
+            the server counts the report once; pass your own (e.g. a trial
+            counter that never restarts within a session) to make a report
+            idempotent across restarts. Reusing one for other responses is
+            ALREADY_EXISTS (StimloopError), and nothing is stored.
         """
         request = pb.ReportResponsesRequest(session_id=self.id,
                                             request_id=request_id or str(uuid.uuid4()))
