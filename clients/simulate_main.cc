@@ -32,9 +32,13 @@ ABSL_FLAG(std::string, server, "",
           "Address of a running stimloop-server; empty: start one on a free loopback port.");
 ABSL_FLAG(std::string, data_dir, "stimloop-data", "Data directory of the started server.");
 ABSL_FLAG(int64_t, responses, 1000, "Stop after this many responses.");
-ABSL_FLAG(std::string, optimizer, "genetic", "random, genetic, cmaes, gradient_ascent, ...");
+ABSL_FLAG(std::string, optimizer, "",
+          "Empty: the default strategy (portfolio); or random, genetic, cmaes, "
+          "gradient_ascent, adaptive_sampling");
 ABSL_FLAG(std::string, optimizer_params, "", "Optimizer parameters: name=value,name=value");
-ABSL_FLAG(std::string, image_space, "spectral", "pixel or spectral");
+ABSL_FLAG(std::string, image_space, "",
+          "pixel or spectral; empty: spectral (required with a named --optimizer, which "
+          "then defaults to spectral here)");
 ABSL_FLAG(std::string, surrogate_params, "",
           "Surrogate parameters for gradient_ascent and adaptive_sampling: name=value,...");
 ABSL_FLAG(std::string, cell, "simple", "Simulated cell: simple, complex or plaid");
@@ -43,9 +47,10 @@ ABSL_FLAG(int, target, 0, "The neuron whose rate is maximized");
 ABSL_FLAG(int, size, 64, "Image height and width in pixels");
 ABSL_FLAG(int, channels, 1, "1 (gray) or 3 (RGB)");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
-ABSL_FLAG(int, repeats, 0,
+ABSL_FLAG(int, repeats, -1,
           "Leading images re-shown per generation, so the best is picked on several "
-          "presentations (config.repeats.per_generation)");
+          "presentations (config.repeats.per_generation); -1: the default strategy's 4, or "
+          "0 with a named --optimizer");
 ABSL_FLAG(uint64_t, seed, 1, "Session seed (the neuron's receptive field uses it too)");
 ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
 ABSL_FLAG(double, peak_rate, 50, "The neuron's rate at its optimum, spikes/s");
@@ -96,14 +101,18 @@ int Run() {
       !s.ok()) {
     return Fail(s);
   }
-  config.mutable_image_space()->set_name(absl::GetFlag(FLAGS_image_space));
+  std::string image_space = absl::GetFlag(FLAGS_image_space);
+  if (image_space.empty() && !absl::GetFlag(FLAGS_optimizer).empty()) image_space = "spectral";
+  if (!image_space.empty()) config.mutable_image_space()->set_name(image_space);
   if (absl::Status s = stimloop::ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
                                                    config.mutable_surrogate()->mutable_params());
       !s.ok()) {
     return Fail(s);
   }
   config.set_generation_size(absl::GetFlag(FLAGS_generation_size));
-  config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
+  if (absl::GetFlag(FLAGS_repeats) >= 0) {
+    config.mutable_repeats()->set_per_generation(absl::GetFlag(FLAGS_repeats));
+  }
   config.set_seed(absl::GetFlag(FLAGS_seed));
   (*config.mutable_metadata())["subject"] = absl::GetFlag(FLAGS_subject);
   (*config.mutable_metadata())["site"] = absl::StrCat("simulated ", absl::GetFlag(FLAGS_cell),
@@ -131,7 +140,8 @@ int Run() {
   if (!session.ok()) return Fail(session.status());
   std::cout << absl::StrFormat(
       "session %s: %s in %s space, %dx%dx%d, %d neuron(s), simulated %s cell, %d responses\n",
-      session->id(), config.optimizer().name(), config.image_space().name(), spec.height,
+      session->id(), session->config().optimizer().name(), session->config().image_space().name(),
+      spec.height,
       spec.width, spec.channels, neurons, absl::GetFlag(FLAGS_cell),
       absl::GetFlag(FLAGS_responses));
   std::cout << " gen  responses  mean rate   max rate   best measured  true fraction   time\n";
