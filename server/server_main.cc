@@ -9,7 +9,12 @@
 // Sessions are journaled to <data_dir>/stimloop.sqlite (server/session_store.h).
 // On start the store is checked and every open session in it is resumed, so
 // a server killed at any moment goes on where it was. A store that is corrupt,
-// foreign or in use by another server is a clear message and exit status 1.
+// foreign, in use by another server, or lost (missing or empty where
+// <data_dir>/stimloop.marker says it existed; --new_store begins a new one)
+// is a clear message and exit status 1. A session whose stored rows fail
+// their checksums is not resumed: the error names the session and the row,
+// and every request naming that session gets it (DATA_LOSS).
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -48,6 +53,10 @@ ABSL_FLAG(int, torch_threads, 1,
           "LibTorch intra-op threads (and OpenBLAS's) for refits and image generation; keep "
           "it below the number of cores so RPC threads stay responsive.");
 ABSL_FLAG(int, max_open_sessions, 64, "Open sessions allowed at once.");
+ABSL_FLAG(bool, new_store, false,
+          "Begin a new, empty session store where <data_dir>/stimloop.marker shows that a "
+          "store existed but stimloop.sqlite is missing or empty (lost). Refused when the "
+          "store holds data. Without it, a lost store stops the server.");
 ABSL_FLAG(std::string, store_sync, "full",
           "SQLite synchronous mode of the session store: 'full' (every commit fsync'ed: "
           "survives SIGKILL and power loss) or 'normal' (survives SIGKILL; the newest "
@@ -149,6 +158,7 @@ int Run() {
               << "'\n";
     return 2;
   }
+  store_options.new_store = absl::GetFlag(FLAGS_new_store);
   auto store = stimloop::SessionStore::Open(absl::GetFlag(FLAGS_data_dir), store_options);
   if (!store.ok()) {
     std::cerr << "stimloop-server: cannot open the session store: " << store.status().message()

@@ -16,44 +16,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/server/store_test_util.h"
+
 namespace stimloop {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string FreshDir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("stimloop-store-test-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Runs `sql` on a plain SQLite connection to `path`; returns the first
-// column of the first row, if any.
-std::string Sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  std::string out;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    if (out.empty() && sqlite3_column_text(stmt, 0) != nullptr) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-  }
-  EXPECT_EQ(rc, SQLITE_DONE) << sqlite3_errmsg(db);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
 
 v1::SessionConfig Config() {
   v1::SessionConfig config;
@@ -96,7 +64,7 @@ v1::ReportResponsesAck Ack(int accepted, int64_t responses) {
 }
 
 TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
-  const std::string dir = FreshDir("schema");
+  const std::string dir = FreshStoreTestDir("schema");
   {
     auto store = SessionStore::Open(dir);
     ASSERT_TRUE(store.ok()) << store.status();
@@ -113,7 +81,7 @@ TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
 }
 
 TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
-  const std::string dir = FreshDir("roundtrip");
+  const std::string dir = FreshStoreTestDir("roundtrip");
   auto opened = SessionStore::Open(dir);
   ASSERT_TRUE(opened.ok()) << opened.status();
   SessionStore& store = **opened;
@@ -177,7 +145,7 @@ TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
 }
 
 TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
-  auto store = SessionStore::Open(FreshDir("closed"));
+  auto store = SessionStore::Open(FreshStoreTestDir("closed"));
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_TRUE((*store)->SessionCreated("a", Config(), absl::FromUnixSeconds(1)).ok());
   ASSERT_TRUE((*store)->SessionCreated("b", Config(), absl::FromUnixSeconds(2)).ok());
@@ -195,7 +163,7 @@ TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
 }
 
 TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
-  auto store = SessionStore::Open(FreshDir("repeat"));
+  auto store = SessionStore::Open(FreshStoreTestDir("repeat"));
   ASSERT_TRUE(store.ok());
   SessionStore& s = **store;
   ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
@@ -218,7 +186,7 @@ TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
 }
 
 TEST(SessionStoreTest, ModelVersionsAndEventsAreRecorded) {
-  auto store = SessionStore::Open(FreshDir("models"));
+  auto store = SessionStore::Open(FreshStoreTestDir("models"));
   ASSERT_TRUE(store.ok());
   SessionStore& s = **store;
   ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
@@ -234,7 +202,7 @@ TEST(SessionStoreTest, ModelVersionsAndEventsAreRecorded) {
 }
 
 TEST(SessionStoreTest, ForeignSqliteFileIsRefusedAndLeftUntouched) {
-  const std::string dir = FreshDir("foreign");
+  const std::string dir = FreshStoreTestDir("foreign");
   const std::string path = dir + "/stimloop.sqlite";
   Sql(path, "CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)");
   const std::string before = ReadBytes(path);
@@ -247,7 +215,7 @@ TEST(SessionStoreTest, ForeignSqliteFileIsRefusedAndLeftUntouched) {
 }
 
 TEST(SessionStoreTest, NonSqliteFileIsRefused) {
-  const std::string dir = FreshDir("garbage");
+  const std::string dir = FreshStoreTestDir("garbage");
   std::ofstream(dir + "/stimloop.sqlite") << std::string(8192, 'x');
   auto store = SessionStore::Open(dir);
   ASSERT_FALSE(store.ok());
@@ -257,7 +225,7 @@ TEST(SessionStoreTest, NonSqliteFileIsRefused) {
 }
 
 TEST(SessionStoreTest, CorruptStoreIsRefused) {
-  const std::string dir = FreshDir("corrupt");
+  const std::string dir = FreshStoreTestDir("corrupt");
   {
     auto store = SessionStore::Open(dir);
     ASSERT_TRUE(store.ok());
@@ -280,7 +248,7 @@ TEST(SessionStoreTest, CorruptStoreIsRefused) {
 }
 
 TEST(SessionStoreTest, NewerSchemaIsRefused) {
-  const std::string dir = FreshDir("newer");
+  const std::string dir = FreshStoreTestDir("newer");
   { ASSERT_TRUE(SessionStore::Open(dir).ok()); }
   Sql(dir + "/stimloop.sqlite", "PRAGMA user_version = 99");
   auto store = SessionStore::Open(dir);
@@ -290,7 +258,7 @@ TEST(SessionStoreTest, NewerSchemaIsRefused) {
 }
 
 TEST(SessionStoreTest, SecondStoreOnOneDirectoryIsRefused) {
-  const std::string dir = FreshDir("locked");
+  const std::string dir = FreshStoreTestDir("locked");
   auto first = SessionStore::Open(dir);
   ASSERT_TRUE(first.ok());
   auto second = SessionStore::Open(dir);
@@ -302,7 +270,7 @@ TEST(SessionStoreTest, SecondStoreOnOneDirectoryIsRefused) {
 }
 
 TEST(SessionStoreTest, MissingDataDirIsAnErrorNamingIt) {
-  auto store = SessionStore::Open(FreshDir("missing") + "/not-there");
+  auto store = SessionStore::Open(FreshStoreTestDir("missing") + "/not-there");
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("data_dir"));
 }
