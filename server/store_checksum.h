@@ -35,16 +35,15 @@ inline uint32_t StoreChecksum(absl::string_view bytes) {
 //   "<row>: stored <column> has no checksum".
 // `row` names the session and the row, e.g. "session 'abc' stimulus 17".
 inline absl::Status VerifyStoredChecksum(absl::string_view row, absl::string_view column,
-                                         absl::string_view bytes,
-                                         std::optional<int64_t> recorded) {
+                                         absl::string_view bytes, std::optional<int64_t> recorded) {
   if (!recorded.has_value()) {
     return absl::DataLossError(absl::StrCat(row, ": stored ", column, " has no checksum"));
   }
   const uint32_t actual = StoreChecksum(bytes);
   if (*recorded == static_cast<int64_t>(actual)) return absl::OkStatus();
   return absl::DataLossError(
-      absl::StrFormat("%s: stored %s fails its checksum (crc32 %08x, recorded %08x)", row,
-                      column, actual, static_cast<uint32_t>(*recorded)));
+      absl::StrFormat("%s: stored %s fails its checksum (crc32 %08x, recorded %08x)", row, column,
+                      actual, static_cast<uint32_t>(*recorded)));
 }
 
 }  // namespace stimloop

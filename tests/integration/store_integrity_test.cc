@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -348,6 +349,9 @@ struct Damage {
   const char* where;        // SQL, with ? for the session id
   const char* error_words;  // after "session '<id>' "
 };
+
+// Names the case in test listings (instead of its bytes).
+void PrintTo(const Damage& damage, std::ostream* os) { *os << damage.name; }
 
 v1::SessionConfig GeneticConfig() { return SmallConfig(5); }
 

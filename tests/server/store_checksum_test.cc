@@ -2,6 +2,7 @@
 // database valid (one flipped byte in a blob) is DATA_LOSS naming the
 // session and the row when the row is read, never data; a schema-1 store
 // gets its checksums computed when it is migrated.
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -79,8 +80,9 @@ TEST(StoreChecksumTest, EveryPayloadIsStoredWithItsChecksum) {
   EXPECT_EQ(Sql(path, "SELECT checkpoint_crc32 FROM model_versions WHERE version = 1"),
             std::to_string(StoreChecksum("checkpoint one")));
   // A NULL payload (a skipped trial's rates) has a NULL checksum.
-  EXPECT_EQ(Sql(path, "SELECT count(*) FROM responses WHERE rates IS NULL "
-                      "AND rates_crc32 IS NULL"),
+  EXPECT_EQ(Sql(path,
+                "SELECT count(*) FROM responses WHERE rates IS NULL "
+                "AND rates_crc32 IS NULL"),
             "1");
   for (const char* check :
        {"SELECT count(*) FROM sessions WHERE config_crc32 IS NULL",
@@ -98,6 +100,9 @@ struct Damage {
   const char* where;
   const char* message;  // the start of the error
 };
+
+// Names the case in test listings (instead of its bytes).
+void PrintTo(const Damage& damage, std::ostream* os) { *os << damage.column; }
 
 class DamagedPayloadTest : public ::testing::TestWithParam<Damage> {};
 
@@ -128,8 +133,7 @@ INSTANTIATE_TEST_SUITE_P(
                "session 's1' generation 2: stored optimizer_state fails its checksum"},
         Damage{"model_versions", "checkpoint", "version = 2",
                "session 's1' model version 2: stored checkpoint fails its checksum"},
-        Damage{"sessions", "config", "id = 's1'",
-               "session 's1': stored config fails its checksum"},
+        Damage{"sessions", "config", "id = 's1'", "session 's1': stored config fails its checksum"},
         Damage{"responses", "rates", "seq = 3",
                "session 's1' response 3: stored rates fails its checksum"},
         Damage{"reports", "ack", "request_id = 'r1'",
@@ -171,8 +175,9 @@ TEST(StoreChecksumTest, MigrationChecksumsTheRowsOfASchema1Store) {
     path = (*store)->path();
   }
   DowngradeToSchema1(path);
-  ASSERT_EQ(Sql(path, "SELECT count(*) FROM pragma_table_info('stimuli') "
-                      "WHERE name = 'png_crc32'"),
+  ASSERT_EQ(Sql(path,
+                "SELECT count(*) FROM pragma_table_info('stimuli') "
+                "WHERE name = 'png_crc32'"),
             "0");
 
   auto store = SessionStore::Open(dir);

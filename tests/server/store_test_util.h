@@ -80,7 +80,8 @@ inline bool FlipStoredByte(const std::string& path, const std::string& table,
       sqlite3_step(stmt) == SQLITE_ROW) {
     rowid = sqlite3_column_int64(stmt, 0);
     const void* data = sqlite3_column_blob(stmt, 1);
-    if (data != nullptr) bytes.assign(static_cast<const char*>(data), sqlite3_column_bytes(stmt, 1));
+    if (data != nullptr)
+      bytes.assign(static_cast<const char*>(data), sqlite3_column_bytes(stmt, 1));
   }
   sqlite3_finalize(stmt);
   bool flipped = false;
