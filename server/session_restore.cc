@@ -9,15 +9,18 @@
 #include "models/refit_scheduler.h"
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer_state.h"
+#include "server/asset_paths.h"
 #include "server/session.h"
 #include "server/session_config.h"
 
 namespace stimloop {
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession& journaled,
-                                                          SessionJournal* journal) {
+                                                          SessionJournal* journal,
+                                                          const AssetsDir& assets) {
   auto config = ResolveConfig(journaled.config);
   if (!config.ok()) return config.status();
+  if (absl::Status s = ConfineAssetPaths(assets, &*config); !s.ok()) return s;
   auto built = Build(journaled.id, *std::move(config), journaled.created, journal);
   if (!built.ok()) return built.status();
   std::unique_ptr<Session> session = *std::move(built);

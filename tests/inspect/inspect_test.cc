@@ -95,6 +95,8 @@ class InspectTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     work_ = new std::string(FreshTempDir("inspect"));
+    // The server's assets folder is the work folder: the session names its
+    // reference images relative to it.
     const std::string references = *work_ + "/references";
     std::filesystem::create_directories(references);
     for (int i = 0; i < 2; ++i) {
@@ -102,12 +104,12 @@ class InspectTest : public ::testing::Test {
       cv::rectangle(image, cv::Rect(8, 8, 16, 16), cv::Scalar(255 - 100 * i), -1);
       ASSERT_TRUE(cv::imwrite(references + "/ref" + std::to_string(i) + ".png", image));
     }
-    server_ = StartTestServer("inspect-server").release();
+    server_ = StartTestServer("inspect-server", {"--assets_dir=" + *work_}).release();
     ASSERT_NE(server_, nullptr);
     auto client = ConnectTo(*server_);
     ASSERT_NE(client, nullptr);
 
-    auto loop = client->CreateSession(PopulationConfig(references));
+    auto loop = client->CreateSession(PopulationConfig("references"));
     ASSERT_TRUE(loop.ok()) << loop.status();
     SimulatedNeuronSpec spec;
     spec.height = spec.width = 32;
