@@ -241,9 +241,9 @@ class Query {
                                      SQLITE_STATIC));
   }
   Query& Null() { return Check(sqlite3_bind_null(stmt_, ++bound_)); }
+  // Text and Blob bind without copying: the bytes must outlive the Query.
   // The checksum column of a payload (store_checksum.h).
   Query& Checksum(absl::string_view payload) { return Int(StoreChecksum(payload)); }
-  // Text and Blob bind without copying: the bytes must outlive the Query.
 
   // True when a row is ready, false when done.
   absl::StatusOr<bool> Step() {
