@@ -9,7 +9,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
-  libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev
+  libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev zlib1g-dev
   python3-grpcio python3-protobuf python3-numpy
   openssl
   chromium  # headless Chromium renders the inspect report in tests/inspect

@@ -9,7 +9,15 @@
 // Sessions are journaled to <data_dir>/stimloop.sqlite (server/session_store.h).
 // On start the store is checked and every open session in it is resumed, so
 // a server killed at any moment goes on where it was. A store that is corrupt,
-// foreign or in use by another server is a clear message and exit status 1.
+// foreign, in use by another server, or lost (missing or empty where
+// <data_dir>/stimloop.marker says it existed; --new_store begins a new one)
+// is a clear message and exit status 1. A session whose stored rows fail
+// their checksums is not resumed: the error names the session and the row,
+// and every request naming that session gets it (DATA_LOSS).
+//
+// Requests name server-side files (reference images, candidate pools,
+// TorchScript modules) relative to --assets_dir and cannot leave it
+// (server/asset_paths.h).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -32,6 +40,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/asset_paths.h"
 #include "server/session.h"
 #include "server/session_journal.h"
 #include "server/session_manager.h"
@@ -50,6 +59,14 @@ ABSL_FLAG(int, torch_threads, 1,
           "LibTorch intra-op threads (and OpenBLAS's) for refits and image generation; keep "
           "it below the number of cores so RPC threads stay responsive.");
 ABSL_FLAG(int, max_open_sessions, 64, "Open sessions allowed at once.");
+ABSL_FLAG(bool, new_store, false,
+          "Begin a new, empty session store where <data_dir>/stimloop.marker shows that a "
+          "store existed but stimloop.sqlite is missing or empty (lost). Refused when the "
+          "store holds data. Without it, a lost store stops the server.");
+ABSL_FLAG(std::string, assets_dir, "",
+          "The only folder whose files requests may name (reference_images.dir, "
+          "optimizer.candidate_pool_dir, surrogate.frontend_path / model_path, "
+          "image_space.generator_path), relative to it; empty: <data_dir>/assets.");
 ABSL_FLAG(std::string, store_sync, "full",
           "SQLite synchronous mode of the session store: 'full' (every commit fsync'ed: "
           "survives SIGKILL and power loss) or 'normal' (survives SIGKILL; the newest "
@@ -79,7 +96,8 @@ bool InstallSignalHandlers() {
 // Resumes every open session of `store` into `sessions`. A session that
 // cannot be rebuilt is reported, logged as an event and left out; the others
 // still resume. Returns how many resumed.
-int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& sessions) {
+int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& sessions,
+                       const stimloop::AssetsDir& assets) {
   auto ids = store.OpenSessionIds();
   if (!ids.ok()) {
     std::cerr << "stimloop-server: cannot list open sessions: " << ids.status() << "\n";
@@ -90,7 +108,7 @@ int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& 
     absl::Status status;
     auto journaled = store.LoadSession(id);
     if (journaled.ok()) {
-      auto session = stimloop::Session::Restore(*journaled, &store);
+      auto session = stimloop::Session::Restore(*journaled, &store, assets);
       if (session.ok()) {
         const std::shared_ptr<stimloop::Session> shared = *std::move(session);
         status = sessions.Adopt(shared);
@@ -115,6 +133,18 @@ int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& 
     }
   }
   return resumed;
+}
+
+// --assets_dir, or <data_dir>/assets; absolute, so that it does not depend
+// on the working directory.
+std::string AssetsRoot() {
+  std::string root = absl::GetFlag(FLAGS_assets_dir);
+  if (root.empty()) {
+    root = (std::filesystem::path(absl::GetFlag(FLAGS_data_dir)) / "assets").string();
+  }
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(root, error);
+  return error ? root : absolute.lexically_normal().string();
 }
 
 int Run() {
@@ -151,26 +181,28 @@ int Run() {
               << "'\n";
     return 2;
   }
+  store_options.new_store = absl::GetFlag(FLAGS_new_store);
   auto store = stimloop::SessionStore::Open(absl::GetFlag(FLAGS_data_dir), store_options);
   if (!store.ok()) {
     std::cerr << "stimloop-server: cannot open the session store: " << store.status().message()
               << "\n";
     return 1;
   }
-  stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions));
-  const int resumed = ResumeOpenSessions(**store, sessions);
+  const stimloop::AssetsDir assets(AssetsRoot());
+  stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions), assets);
+  const int resumed = ResumeOpenSessions(**store, sessions, assets);
   // Sessions that were not resumed (closed ones) are read from the store the
   // first time a request names them, so they stay inspectable over gRPC.
-  sessions.SetLoader([store = store->get()](const std::string& id)
+  sessions.SetLoader([store = store->get(), &assets](const std::string& id)
                          -> absl::StatusOr<std::shared_ptr<stimloop::Session>> {
     auto journaled = store->LoadSession(id);
     if (!journaled.ok()) return journaled.status();
-    auto session = stimloop::Session::Restore(*journaled, store);
+    auto session = stimloop::Session::Restore(*journaled, store, assets);
     if (!session.ok()) return session.status();
     return std::shared_ptr<stimloop::Session>(*std::move(session));
   });
   std::cout << "stimloop-server: session store " << (*store)->path() << ", resumed " << resumed
-            << " open session(s)" << std::endl;
+            << " open session(s); assets folder " << assets.root() << std::endl;
   stimloop::StimLoopService service(&sessions);
 
   grpc::EnableDefaultHealthCheckService(true);

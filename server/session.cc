@@ -84,8 +84,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
     SessionModelsSpec models_spec;
     models_spec.params.insert(c.proto.surrogate().params().begin(),
                               c.proto.surrogate().params().end());
-    models_spec.frontend_path = c.proto.surrogate().frontend_path();
-    models_spec.model_path = c.proto.surrogate().model_path();
+    models_spec.frontend_path = c.surrogate_frontend_path;
+    models_spec.model_path = c.surrogate_model_path;
     models_spec.channels = c.shape.channels;
     models_spec.height = c.shape.height;
     models_spec.width = c.shape.width;
@@ -120,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
 
   if (c.proto.reference_images().per_generation() > 0) {
     auto references =
-        LoadImageFolder(c.proto.reference_images().dir(), c.shape, "config.reference_images.dir");
+        LoadImageFolder(c.reference_images_dir, c.shape, "config.reference_images.dir");
     if (!references.ok()) return references.status();
     session->references_ = *std::move(references);
   }

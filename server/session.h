@@ -58,6 +58,7 @@
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer.h"
+#include "server/asset_paths.h"
 #include "server/session_config.h"
 #include "server/session_journal.h"
 #include "stimloop/v1/stimloop.pb.h"
@@ -110,9 +111,12 @@ class Session {
   // journal contradicts itself or holds a value Report would have refused (a
   // rate that is not finite or outside [0, kMaxRate]), so that a damaged
   // session is refused here rather than jammed at its next generation.
-  // `journal` must outlive the session.
+  // `journal` must outlive the session. The config's server-side paths are
+  // resolved in `assets` (server/asset_paths.h; by default none: a session
+  // that names a file does not restore).
   static absl::StatusOr<std::unique_ptr<Session>> Restore(const JournaledSession& journaled,
-                                                          SessionJournal* journal);
+                                                          SessionJournal* journal,
+                                                          const AssetsDir& assets = AssetsDir());
 
   // Hands out up to `max_count` stimuli (0: the rest of the current
   // generation), at most kMaxBatchPngBytes of PNG but at least one; a batch

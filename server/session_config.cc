@@ -175,6 +175,9 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
     return absl::InvalidArgumentError(
         "config.reference_images.dir: required when per_generation > 0");
   }
+  out.reference_images_dir = reference.dir();
+  out.surrogate_frontend_path = p.surrogate().frontend_path();
+  out.surrogate_model_path = p.surrogate().model_path();
 
   v1::RepeatsConfig& repeats = *p.mutable_repeats();
   if (absl::Status s = CheckRange("config.repeats.per_generation", repeats.per_generation(), 0,

@@ -41,6 +41,14 @@ struct ResolvedConfig {
   ObjectiveSpec objective;
   OptimizerSpec optimizer;
   ImageSpaceSpec image_space;
+  // Server-side files the config names (empty: none), like
+  // optimizer.candidate_pool_dir and image_space.generator_path: the
+  // request's paths as given, which the session opens as they are.
+  // SessionManager and Session::Restore first confine them to the assets
+  // folder (ConfineAssetPaths, server/asset_paths.h).
+  std::string reference_images_dir;
+  std::string surrogate_frontend_path;
+  std::string surrogate_model_path;
 };
 
 // INVALID_ARGUMENT naming the first bad field ("config.image.height: 8 is

@@ -17,8 +17,9 @@ absl::Status NoSession(absl::string_view session_id) {
 
 }  // namespace
 
-SessionManager::SessionManager(SessionJournal* journal, int max_open_sessions)
-    : journal_(journal), max_open_sessions_(max_open_sessions) {}
+SessionManager::SessionManager(SessionJournal* journal, int max_open_sessions,
+                               AssetsDir assets)
+    : journal_(journal), max_open_sessions_(max_open_sessions), assets_(std::move(assets)) {}
 
 std::string SessionManager::NewId() {
   // Session ids only need to be unique, not reproducible: they are not part
@@ -31,6 +32,7 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
     const v1::SessionConfig& config) {
   auto resolved = ResolveConfig(config);
   if (!resolved.ok()) return resolved.status();
+  if (absl::Status s = ConfineAssetPaths(assets_, &*resolved); !s.ok()) return s;
   std::string id;
   {
     absl::MutexLock lock(&mu_);

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/asset_paths.h"
 #include "server/session.h"
 #include "server/session_journal.h"
 #include "stimloop/v1/stimloop.pb.h"
@@ -20,10 +21,13 @@ namespace stimloop {
 class SessionManager {
  public:
   // `journal` must outlive the manager. At most `max_open_sessions` sessions
-  // may be open at once (RESOURCE_EXHAUSTED beyond).
-  SessionManager(SessionJournal* journal, int max_open_sessions);
+  // may be open at once (RESOURCE_EXHAUSTED beyond). Requests may name
+  // server-side files only inside `assets` (server/asset_paths.h; by
+  // default no folder: every such path is refused).
+  SessionManager(SessionJournal* journal, int max_open_sessions, AssetsDir assets = AssetsDir());
 
-  // Validates the config and starts a session with a new unique id.
+  // Validates the config, confines its paths to the assets folder and
+  // starts a session with a new unique id.
   absl::StatusOr<std::shared_ptr<Session>> Create(const v1::SessionConfig& config);
 
   // Adds a session built elsewhere (e.g. restored from the store).
@@ -49,6 +53,7 @@ class SessionManager {
 
   SessionJournal* const journal_;
   const int max_open_sessions_;
+  const AssetsDir assets_;
   Loader loader_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);

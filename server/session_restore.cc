@@ -9,6 +9,7 @@
 #include "models/refit_scheduler.h"
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer_state.h"
+#include "server/asset_paths.h"
 #include "server/session.h"
 #include "server/session_config.h"
 
@@ -31,7 +32,8 @@ static_assert(kJournaledModelVersions >= kMaxRefitLag + 1,
               "Resume needs the version the next generation is assigned");
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession& journaled,
-                                                          SessionJournal* journal) {
+                                                          SessionJournal* journal,
+                                                          const AssetsDir& assets) {
   // Sessions journaled before the fixed-lag refit pipeline may name its
   // removed parameters; they restore under the pipeline of today.
   v1::SessionConfig stored = journaled.config;
@@ -42,6 +44,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   }
   auto config = ResolveConfig(stored);
   if (!config.ok()) return config.status();
+  if (absl::Status s = ConfineAssetPaths(assets, &*config); !s.ok()) return s;
   auto built = Build(journaled.id, *std::move(config), journaled.created, journal);
   if (!built.ok()) return built.status();
   std::unique_ptr<Session> session = *std::move(built);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include <google/protobuf/util/json_util.h>
@@ -23,6 +24,8 @@
 #include "absl/strings/str_join.h"
 #include "models/echo.h"
 #include "server/report_digest.h"
+#include "server/session_store_marker.h"
+#include "server/store_checksum.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the store writes codes and rates as little-endian arrays; port EncodeArray first"
@@ -113,6 +116,23 @@ CREATE INDEX events_by_session ON events (session_id, seq);
     R"sql(
 ALTER TABLE reports ADD COLUMN content_digest BLOB;
 )sql",
+    // 2 -> 3: a checksum (store_checksum.h) next to every stored payload,
+    // computed here for the rows already stored; NULL where the payload is.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN config_crc32 INTEGER;
+UPDATE sessions SET config_crc32 = stimloop_crc32(config);
+ALTER TABLE generations ADD COLUMN optimizer_state_crc32 INTEGER;
+UPDATE generations SET optimizer_state_crc32 = stimloop_crc32(optimizer_state);
+ALTER TABLE stimuli ADD COLUMN png_crc32 INTEGER;
+ALTER TABLE stimuli ADD COLUMN code_crc32 INTEGER;
+UPDATE stimuli SET png_crc32 = stimloop_crc32(png), code_crc32 = stimloop_crc32(code);
+ALTER TABLE responses ADD COLUMN rates_crc32 INTEGER;
+UPDATE responses SET rates_crc32 = stimloop_crc32(rates);
+ALTER TABLE reports ADD COLUMN ack_crc32 INTEGER;
+UPDATE reports SET ack_crc32 = stimloop_crc32(ack);
+ALTER TABLE model_versions ADD COLUMN checkpoint_crc32 INTEGER;
+UPDATE model_versions SET checkpoint_crc32 = stimloop_crc32(checkpoint);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == SessionStore::kSchemaVersion,
               "one migration per schema version");
@@ -143,6 +163,19 @@ absl::Status SqliteStatus(sqlite3* db, int rc, absl::string_view what) {
     default:
       return absl::InternalError(message);
   }
+}
+
+// SQL stimloop_crc32(payload): StoreChecksum of a BLOB, NULL for NULL. The
+// migrations use it to checksum the rows stored before there were checksums.
+void SqlChecksum(sqlite3_context* context, int /*argc*/, sqlite3_value** args) {
+  if (sqlite3_value_type(args[0]) == SQLITE_NULL) {
+    sqlite3_result_null(context);
+    return;
+  }
+  const void* data = sqlite3_value_blob(args[0]);
+  const int size = sqlite3_value_bytes(args[0]);
+  sqlite3_result_int64(
+      context, StoreChecksum(absl::string_view(static_cast<const char*>(data), size)));
 }
 
 int64_t Nanos(absl::Time t) { return absl::ToUnixNanos(t); }
@@ -241,6 +274,8 @@ class Query {
   }
   Query& Null() { return Check(sqlite3_bind_null(stmt_, ++bound_)); }
   // Text and Blob bind without copying: the bytes must outlive the Query.
+  // The checksum column of a payload (store_checksum.h).
+  Query& Checksum(absl::string_view payload) { return Int(StoreChecksum(payload)); }
 
   // True when a row is ready, false when done.
   absl::StatusOr<bool> Step() {
@@ -260,6 +295,10 @@ class Query {
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   int64_t ColumnInt(int col) const { return sqlite3_column_int64(stmt_, col); }
   double ColumnDouble(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::optional<int64_t> ColumnChecksum(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return ColumnInt(col);
+  }
   std::string ColumnBytes(int col) const {
     const void* data = sqlite3_column_blob(stmt_, col);
     const int size = sqlite3_column_bytes(stmt_, col);
@@ -412,6 +451,11 @@ absl::StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::stri
   }
 
   const std::string path = (std::filesystem::path(data_dir) / kFileName).string();
+  // A lost store must not pass for a first start (session_store_marker.h).
+  if (absl::Status s = CheckStoreFileExpected(data_dir, path, options.new_store); !s.ok()) {
+    close(lock_fd);
+    return s;
+  }
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -423,7 +467,16 @@ absl::StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::stri
   // Temporary tables and indices in memory: nothing is written outside
   // data_dir.
   if (absl::Status s = Exec(db, "PRAGMA temp_store = MEMORY", "configuring"); !s.ok()) return s;
+  if (const int rc = sqlite3_create_function_v2(
+          db, "stimloop_crc32", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+          nullptr, SqlChecksum, nullptr, nullptr, nullptr);
+      rc != SQLITE_OK) {
+    return SqliteStatus(db, rc, "registering stimloop_crc32");
+  }
   if (absl::Status s = CheckAndMigrate(db, path, options); !s.ok()) return s;
+  if (options.new_store || !HasStoreMarker(data_dir)) {
+    if (absl::Status s = WriteStoreMarker(data_dir, absl::Now()); !s.ok()) return s;
+  }
   const char* sync = options.sync == StoreOptions::Sync::kFull ? "PRAGMA synchronous = FULL"
                                                                : "PRAGMA synchronous = NORMAL";
   if (absl::Status s = Exec(db, sync, "configuring"); !s.ok()) return s;
@@ -491,7 +544,7 @@ absl::Status SessionStore::SessionCreated(const std::string& session_id,
   return InTransaction("insert into sessions", [&]() -> absl::Status {
     constexpr const char* kSql =
         "INSERT INTO sessions (id, status, created_ns, optimizer, image_space, config, "
-        "config_json, metadata_json) VALUES (?, 'open', ?, ?, ?, ?, ?, ?)";
+        "config_crc32, config_json, metadata_json) VALUES (?, 'open', ?, ?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kSql);
     if (!stmt.ok()) return stmt.status();
     absl::Status s = Query(db_, *stmt, "insert into sessions")
@@ -500,6 +553,7 @@ absl::Status SessionStore::SessionCreated(const std::string& session_id,
                          .Text(config.optimizer().name())
                          .Text(config.image_space().name())
                          .Blob(config_bytes)
+                         .Checksum(config_bytes)
                          .Text(json)
                          .Text(metadata)
                          .Run();
@@ -516,7 +570,7 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
   return InTransaction("insert into generations", [&]() -> absl::Status {
     constexpr const char* kGeneration =
         "INSERT INTO generations (session_id, generation, proposed_ns, responses_told, "
-        "optimizer_state) VALUES (?, ?, ?, ?, ?)";
+        "optimizer_state, optimizer_state_crc32) VALUES (?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kGeneration);
     if (!stmt.ok()) return stmt.status();
     absl::Status s = Query(db_, *stmt, "insert into generations")
@@ -525,12 +579,13 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
                          .Int(Nanos(absl::Now()))
                          .Int(responses_told)
                          .Blob(optimizer_state)
+                         .Checksum(optimizer_state)
                          .Run();
     if (!s.ok()) return s;
     constexpr const char* kStimulus =
         "INSERT INTO stimuli (id, session_id, sequence, generation, position, origin, "
-        "is_reference, png, code, model_version, predicted_objective) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "is_reference, png, png_crc32, code, code_crc32, model_version, predicted_objective) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     stmt = Prepared(kStimulus);
     if (!stmt.ok()) return stmt.status();
     for (size_t i = 0; i < stimuli.size(); ++i) {
@@ -544,11 +599,12 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
           .Int(static_cast<int64_t>(i))
           .Text(e.origin)
           .Int(e.is_reference ? 1 : 0)
-          .Blob(e.png);
+          .Blob(e.png)
+          .Checksum(e.png);
       if (e.code.empty()) {
-        q.Null();
+        q.Null().Null();
       } else {
-        q.Blob(code);
+        q.Blob(code).Checksum(code);
       }
       if (absl::Status s = q.Int(e.model_version).Double(e.predicted_objective).Run(); !s.ok()) {
         return s;
@@ -592,7 +648,7 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
   return InTransaction("insert into reports", [&]() -> absl::Status {
     constexpr const char* kReport =
         "INSERT INTO reports (session_id, request_id, received_ns, responses, ack, "
-        "content_digest) VALUES (?, ?, ?, ?, ?, ?)";
+        "content_digest, ack_crc32) VALUES (?, ?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kReport);
     if (!stmt.ok()) return stmt.status();
     absl::Status s = Query(db_, *stmt, "insert into reports")
@@ -602,6 +658,7 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
                          .Int(static_cast<int64_t>(responses.size()))
                          .Blob(ack_bytes)
                          .Blob(content_digest)
+                         .Checksum(ack_bytes)
                          .Run();
     if (absl::IsAlreadyExists(s)) {
       return absl::AlreadyExistsError(absl::StrCat("request_id: ", QuotedEcho(request_id),
@@ -611,7 +668,7 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
     if (!s.ok()) return s;
     constexpr const char* kResponse =
         "INSERT INTO responses (session_id, stimulus_id, request_id, received_ns, skipped, "
-        "rates) VALUES (?, ?, ?, ?, ?, ?)";
+        "rates, rates_crc32) VALUES (?, ?, ?, ?, ?, ?, ?)";
     stmt = Prepared(kResponse);
     if (!stmt.ok()) return stmt.status();
     for (const ResponseEntry& r : responses) {
@@ -623,9 +680,9 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
           .Int(Nanos(received))
           .Int(r.skipped ? 1 : 0);
       if (r.skipped) {
-        q.Null();
+        q.Null().Null();
       } else {
-        q.Blob(rates);
+        q.Blob(rates).Checksum(rates);
       }
       if (absl::Status s = q.Run(); !s.ok()) return s;
     }
@@ -661,7 +718,7 @@ absl::Status SessionStore::RecordModelVersion(const std::string& session_id, int
   return InTransaction("insert into model_versions", [&]() -> absl::Status {
     constexpr const char* kSql =
         "INSERT INTO model_versions (session_id, version, created_ns, metrics_json, "
-        "checkpoint) VALUES (?, ?, ?, ?, ?)";
+        "checkpoint, checkpoint_crc32) VALUES (?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kSql);
     if (!stmt.ok()) return stmt.status();
     absl::Status s = Query(db_, *stmt, "insert into model_versions")
@@ -670,6 +727,7 @@ absl::Status SessionStore::RecordModelVersion(const std::string& session_id, int
                          .Int(Nanos(created))
                          .Text(metrics_json)
                          .Blob(checkpoint)
+                         .Checksum(checkpoint)
                          .Run();
     if (absl::IsAlreadyExists(s)) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -709,11 +767,14 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
   JournaledSession out;
   out.id = session_id;
   const std::string where = absl::StrCat("session store: session '", session_id, "': ");
+  // Rows named in checksum errors: "session 'abc' stimulus 17".
+  const std::string session_row = absl::StrCat("session '", session_id, "'");
   // One read transaction: a consistent snapshot.
   if (absl::Status s = Exec(db_, "BEGIN", "loading a session"); !s.ok()) return s;
   absl::Cleanup end = [this] { Exec(db_, "COMMIT", "loading a session").IgnoreError(); };
 
-  auto stmt = Prepared("SELECT status, created_ns, config FROM sessions WHERE id = ?");
+  auto stmt =
+      Prepared("SELECT status, created_ns, config, config_crc32 FROM sessions WHERE id = ?");
   if (!stmt.ok()) return stmt.status();
   {
     Query q(db_, *stmt, "select from sessions");
@@ -725,13 +786,19 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
     }
     out.closed = q.ColumnBytes(0) == "closed";
     out.created = absl::FromUnixNanos(q.ColumnInt(1));
-    if (!out.config.ParseFromString(q.ColumnBytes(2))) {
+    const std::string config = q.ColumnBytes(2);
+    if (absl::Status s = VerifyStoredChecksum(session_row, "config", config, q.ColumnChecksum(3));
+        !s.ok()) {
+      return s;
+    }
+    if (!out.config.ParseFromString(config)) {
       return absl::DataLossError(absl::StrCat(where, "sessions.config does not parse"));
     }
   }
 
   stmt = Prepared(
-      "SELECT generation, responses_told, optimizer_state FROM generations "
+      "SELECT generation, responses_told, optimizer_state, optimizer_state_crc32 "
+      "FROM generations "
       "WHERE session_id = ? ORDER BY generation DESC LIMIT 1");
   if (!stmt.ok()) return stmt.status();
   {
@@ -742,6 +809,12 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       out.generation = q.ColumnInt(0);
       out.responses_told = q.ColumnInt(1);
       out.optimizer_state = q.ColumnBytes(2);
+      if (absl::Status s = VerifyStoredChecksum(
+              absl::StrCat(session_row, " generation ", out.generation), "optimizer_state",
+              out.optimizer_state, q.ColumnChecksum(3));
+          !s.ok()) {
+        return s;
+      }
     }
   }
   stmt = Prepared(
@@ -766,7 +839,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
 
   stmt = Prepared(
       "SELECT id, sequence, generation, position, origin, is_reference, png, code, "
-      "model_version, predicted_objective, handed_out_ns FROM stimuli "
+      "model_version, predicted_objective, handed_out_ns, png_crc32, code_crc32 FROM stimuli "
       "WHERE session_id = ? ORDER BY sequence");
   if (!stmt.ok()) return stmt.status();
   {
@@ -785,9 +858,22 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       e.origin = q.ColumnBytes(4);
       e.is_reference = q.ColumnInt(5) != 0;
       e.png = q.ColumnBytes(6);
-      if (!q.IsNull(7) && !DecodeArray(q.ColumnBytes(7), &e.code)) {
-        return absl::DataLossError(absl::StrCat(where, "stimuli.code of '", e.id,
-                                                "' is not a float32 array"));
+      const std::string stimulus_row = absl::StrCat(session_row, " stimulus ", e.sequence);
+      if (absl::Status s = VerifyStoredChecksum(stimulus_row, "png", e.png, q.ColumnChecksum(11));
+          !s.ok()) {
+        return s;
+      }
+      if (!q.IsNull(7)) {
+        const std::string code = q.ColumnBytes(7);
+        if (absl::Status s =
+                VerifyStoredChecksum(stimulus_row, "code", code, q.ColumnChecksum(12));
+            !s.ok()) {
+          return s;
+        }
+        if (!DecodeArray(code, &e.code)) {
+          return absl::DataLossError(absl::StrCat(where, "stimuli.code of '", e.id,
+                                                  "' is not a float32 array"));
+        }
       }
       e.model_version = q.ColumnInt(8);
       e.predicted_objective = q.IsNull(9) ? std::numeric_limits<double>::quiet_NaN()
@@ -798,8 +884,8 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
   }
 
   stmt = Prepared(
-      "SELECT stimulus_id, skipped, rates, seq, request_id FROM responses WHERE session_id = ? "
-      "ORDER BY seq");
+      "SELECT stimulus_id, skipped, rates, rates_crc32, seq, request_id FROM responses "
+      "WHERE session_id = ? ORDER BY seq");
   if (!stmt.ok()) return stmt.status();
   std::vector<std::string> response_request_ids;  // of out.responses[k]
   {
@@ -812,19 +898,29 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       ResponseEntry r;
       r.stimulus_id = q.ColumnBytes(0);
       r.skipped = q.ColumnInt(1) != 0;
-      if (!r.skipped && !DecodeArray(q.ColumnBytes(2), &r.rates)) {
-        return absl::DataLossError(absl::StrCat(where, "responses.rates for '", r.stimulus_id,
-                                                "' is not a float64 array"));
+      if (!r.skipped) {
+        const std::string rates = q.ColumnBytes(2);
+        if (absl::Status s =
+                VerifyStoredChecksum(absl::StrCat(session_row, " response ", q.ColumnInt(4)),
+                                     "rates", rates, q.ColumnChecksum(3));
+            !s.ok()) {
+          return s;
+        }
+        if (!DecodeArray(rates, &r.rates)) {
+          return absl::DataLossError(absl::StrCat(where, "responses.rates for '", r.stimulus_id,
+                                                  "' is not a float64 array"));
+        }
       }
       out.responses.push_back(std::move(r));
-      out.response_rows.push_back(q.ColumnInt(3));
-      response_request_ids.push_back(q.ColumnBytes(4));
+      out.response_rows.push_back(q.ColumnInt(4));
+      response_request_ids.push_back(q.ColumnBytes(5));
     }
   }
 
   stmt = Prepared(
-      "SELECT version, json_extract(metrics_json, '$.num_trials'), checkpoint "
-      "FROM model_versions WHERE session_id = ? ORDER BY version DESC LIMIT ?");
+      "SELECT version, json_extract(metrics_json, '$.num_trials'), checkpoint, "
+      "checkpoint_crc32 FROM model_versions WHERE session_id = ? "
+      "ORDER BY version DESC LIMIT ?");
   if (!stmt.ok()) return stmt.status();
   {
     Query q(db_, *stmt, "select from model_versions");
@@ -841,12 +937,19 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       }
       m.num_trials = q.ColumnInt(1);
       m.checkpoint = q.ColumnBytes(2);
+      if (absl::Status s = VerifyStoredChecksum(
+              absl::StrCat(session_row, " model version ", m.version), "checkpoint",
+              m.checkpoint, q.ColumnChecksum(3));
+          !s.ok()) {
+        return s;
+      }
       out.recent_models.push_back(std::move(m));
     }
     std::reverse(out.recent_models.begin(), out.recent_models.end());
   }
 
-  stmt = Prepared("SELECT request_id, ack, content_digest FROM reports WHERE session_id = ?");
+  stmt = Prepared(
+      "SELECT request_id, ack, content_digest, ack_crc32 FROM reports WHERE session_id = ?");
   if (!stmt.ok()) return stmt.status();
   {
     Query q(db_, *stmt, "select from reports");
@@ -857,7 +960,14 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       if (!*row) break;
       JournaledAck& a = out.acks.emplace_back();
       a.request_id = q.ColumnBytes(0);
-      if (!a.ack.ParseFromString(q.ColumnBytes(1))) {
+      const std::string ack_bytes = q.ColumnBytes(1);
+      if (absl::Status s = VerifyStoredChecksum(
+              absl::StrCat(session_row, " report ", QuotedEcho(a.request_id)), "ack", ack_bytes,
+              q.ColumnChecksum(3));
+          !s.ok()) {
+        return s;
+      }
+      if (!a.ack.ParseFromString(ack_bytes)) {
         return absl::DataLossError(
             absl::StrCat(where, "reports.ack of request '", a.request_id, "' does not parse"));
       }

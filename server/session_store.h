@@ -15,7 +15,12 @@
 // naming the file) a file that is not SQLite, a SQLite file of another
 // application (application_id), a schema newer than this build, and a file
 // that fails PRAGMA quick_check. It never repairs or overwrites such a file.
-// An older schema is migrated in one transaction.
+// An older schema is migrated in one transaction. A store file that is
+// missing or empty where the data directory's marker says a store was
+// created is DATA_LOSS unless StoreOptions::new_store
+// (server/session_store_marker.h). Every stored payload carries a CRC-32
+// (server/store_checksum.h), written with it and verified by LoadSession: a
+// mismatch is DATA_LOSS naming the session and the row.
 //
 // Confinement: the store writes only inside the data directory (the
 // database, its -wal and -shm files and a lock file); temporary tables live
@@ -54,6 +59,10 @@ struct StoreOptions {
   absl::Duration busy_timeout = absl::Seconds(10);
   // Runs PRAGMA quick_check on open (cost: one pass over the file).
   bool check_integrity = true;
+  // Begins a new, empty store where the data directory's marker says one
+  // was lost (server/session_store_marker.h); refused when the store file
+  // holds data. The server's --new_store.
+  bool new_store = false;
 };
 
 // Event kinds of the events table.
@@ -71,13 +80,14 @@ class SessionStore : public SessionJournal {
   // PRAGMA application_id of a stimloop store: "STLP".
   static constexpr int32_t kApplicationId = 0x53544C50;
   // PRAGMA user_version this build writes; older files are migrated.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens <data_dir>/stimloop.sqlite, creating it (and its schema) when
-  // missing. REQUIRES: data_dir exists. Errors name the file and say what is
-  // wrong: FAILED_PRECONDITION for a foreign or newer file or a directory in
-  // use by another server, DATA_LOSS for a corrupt file, and the I/O error
-  // otherwise.
+  // missing on a first start, and writes the data directory's marker.
+  // REQUIRES: data_dir exists. Errors name the file and say what is wrong:
+  // FAILED_PRECONDITION for a foreign or newer file or a directory in use by
+  // another server, DATA_LOSS for a corrupt file or a lost one (see
+  // StoreOptions::new_store), and the I/O error otherwise.
   static absl::StatusOr<std::unique_ptr<SessionStore>> Open(const std::string& data_dir,
                                                             const StoreOptions& options = {});
   ~SessionStore() override;
@@ -126,7 +136,9 @@ class SessionStore : public SessionJournal {
   absl::StatusOr<std::vector<std::string>> OpenSessionIds();
 
   // Everything journaled about one session (see server/session_restore.h).
-  // NOT_FOUND for an unknown id; DATA_LOSS when a row cannot be decoded.
+  // NOT_FOUND for an unknown id; DATA_LOSS when a row cannot be decoded or
+  // a payload fails its checksum ("session 'abc' stimulus 17: stored png
+  // fails its checksum ...").
   absl::StatusOr<JournaledSession> LoadSession(const std::string& session_id);
 
   // <data_dir>/stimloop.sqlite.

@@ -6,9 +6,11 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/store_checksum.h"
 
 namespace stimloop {
 namespace inspect {
@@ -54,6 +56,10 @@ class Statement {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
     return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
   }
+  std::optional<int64_t> Checksum(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return Int(col);
+  }
 
  private:
   sqlite3* db_;
@@ -86,21 +92,43 @@ class ReadTransaction {
 
 absl::Time FromNanos(int64_t ns) { return absl::FromUnixNanos(ns); }
 
-constexpr const char* kSummarySql =
-    "SELECT s.id, s.status, s.created_ns, s.optimizer, s.image_space, s.config, "
-    "(SELECT COUNT(*) FROM generations g WHERE g.session_id = s.id), "
-    "(SELECT COUNT(*) FROM stimuli t WHERE t.session_id = s.id), "
-    "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped = 0), "
-    "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped != 0) "
-    "FROM sessions s";
+// `column`, or NULL in a store written before checksums (schema 1).
+std::string ChecksumColumn(bool checksums, const char* column) {
+  return checksums ? column : "NULL";
+}
 
-absl::Status ReadSummary(const Statement& q, SessionSummary* out, v1::SessionConfig* config) {
+// Column 10 is the config's checksum (NULL without checksums).
+std::string SummarySql(bool checksums) {
+  return absl::StrCat(
+      "SELECT s.id, s.status, s.created_ns, s.optimizer, s.image_space, s.config, "
+      "(SELECT COUNT(*) FROM generations g WHERE g.session_id = s.id), "
+      "(SELECT COUNT(*) FROM stimuli t WHERE t.session_id = s.id), "
+      "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped = 0), "
+      "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped != 0), ",
+      ChecksumColumn(checksums, "s.config_crc32"), " FROM sessions s");
+}
+
+// Verifies a payload against its checksum when the store has checksums.
+absl::Status Verify(bool checksums, absl::string_view row, absl::string_view column,
+                    absl::string_view bytes, std::optional<int64_t> recorded) {
+  if (!checksums) return absl::OkStatus();
+  return VerifyStoredChecksum(row, column, bytes, recorded);
+}
+
+absl::Status ReadSummary(const Statement& q, bool checksums, SessionSummary* out,
+                         v1::SessionConfig* config) {
   out->id = q.Text(0);
   out->status = q.Text(1);
   out->created = FromNanos(q.Int(2));
   out->optimizer = q.Text(3);
   out->image_space = q.Text(4);
-  if (!config->ParseFromString(q.Blob(5))) {
+  const std::string config_bytes = q.Blob(5);
+  if (absl::Status s = Verify(checksums, absl::StrCat("session '", out->id, "'"), "config",
+                              config_bytes, q.Checksum(10));
+      !s.ok()) {
+    return s;
+  }
+  if (!config->ParseFromString(config_bytes)) {
     return absl::DataLossError(
         absl::StrCat("store: session '", out->id, "': config does not parse"));
   }
@@ -141,9 +169,17 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string
         absl::StrCat("'", path, "' is not a readable SQLite store: ", s.message()));
   }
   if (!row || q.Int(0) != kApplicationId) {
+    if (std::filesystem::file_size(path, error) == 0 && !error) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", path, "' is empty (0 bytes): not a stimloop store, or a lost one"));
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("'", path, "' is not a stimloop store (application_id)"));
   }
+  // Stores of schema 2 on carry a checksum next to every payload.
+  Statement columns(db, "SELECT 1 FROM pragma_table_info('stimuli') WHERE name = 'png_crc32'");
+  reader->checksums_ = columns.Step();
+  if (absl::Status s = columns.status("reading the schema"); !s.ok()) return s;
   return reader;
 }
 
@@ -152,12 +188,12 @@ StoreReader::~StoreReader() { sqlite3_close(db_); }
 absl::StatusOr<std::vector<SessionSummary>> StoreReader::ListSessions() {
   ReadTransaction txn(db_);
   if (!txn.status().ok()) return txn.status();
-  Statement q(db_, absl::StrCat(kSummarySql, " ORDER BY s.created_ns, s.id").c_str());
+  Statement q(db_, absl::StrCat(SummarySql(checksums_), " ORDER BY s.created_ns, s.id").c_str());
   std::vector<SessionSummary> out;
   while (q.Step()) {
     SessionSummary summary;
     v1::SessionConfig config;
-    if (absl::Status s = ReadSummary(q, &summary, &config); !s.ok()) return s;
+    if (absl::Status s = ReadSummary(q, checksums_, &summary, &config); !s.ok()) return s;
     out.push_back(std::move(summary));
   }
   if (absl::Status s = q.status("listing sessions"); !s.ok()) return s;
@@ -169,14 +205,16 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
   if (!txn.status().ok()) return txn.status();
   SessionData data;
   {
-    Statement q(db_, absl::StrCat(kSummarySql, " WHERE s.id = ?").c_str());
+    Statement q(db_, absl::StrCat(SummarySql(checksums_), " WHERE s.id = ?").c_str());
     q.BindText(1, session_id);
     if (!q.Step()) {
       if (absl::Status s = q.status("reading the session"); !s.ok()) return s;
       return absl::NotFoundError(
           absl::StrCat("SESSION: no session '", session_id, "' in '", path_, "'"));
     }
-    if (absl::Status s = ReadSummary(q, &data.summary, &data.config); !s.ok()) return s;
+    if (absl::Status s = ReadSummary(q, checksums_, &data.summary, &data.config); !s.ok()) {
+      return s;
+    }
   }
   {
     Statement q(db_, "SELECT config_json FROM sessions WHERE id = ?");
@@ -185,10 +223,11 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
     if (absl::Status s = q.status("reading the config"); !s.ok()) return s;
   }
   {
-    Statement q(db_,
-                "SELECT id, sequence, generation, position, origin, is_reference, png, "
-                "model_version, predicted_objective FROM stimuli WHERE session_id = ? "
-                "ORDER BY sequence");
+    Statement q(db_, absl::StrCat("SELECT id, sequence, generation, position, origin, "
+                                  "is_reference, png, model_version, predicted_objective, ",
+                                  ChecksumColumn(checksums_, "png_crc32"),
+                                  " FROM stimuli WHERE session_id = ? ORDER BY sequence")
+                         .c_str());
     q.BindText(1, session_id);
     while (q.Step()) {
       StoredStimulus s;
@@ -199,6 +238,12 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
       s.origin = q.Text(4);
       s.is_reference = q.Int(5) != 0;
       s.png = q.Blob(6);
+      if (absl::Status v = Verify(checksums_,
+                                  absl::StrCat("session '", session_id, "' stimulus ", s.sequence),
+                                  "png", s.png, q.Checksum(9));
+          !v.ok()) {
+        return v;
+      }
       s.model_version = q.Int(7);
       s.predicted_objective = q.Double(8);
       data.stimuli.push_back(std::move(s));
@@ -206,9 +251,11 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
     if (absl::Status s = q.status("reading stimuli"); !s.ok()) return s;
   }
   {
-    Statement q(db_,
-                "SELECT seq, stimulus_id, request_id, received_ns, skipped, rates FROM "
-                "responses WHERE session_id = ? ORDER BY seq");
+    Statement q(db_, absl::StrCat("SELECT seq, stimulus_id, request_id, received_ns, skipped, "
+                                  "rates, ",
+                                  ChecksumColumn(checksums_, "rates_crc32"),
+                                  " FROM responses WHERE session_id = ? ORDER BY seq")
+                         .c_str());
     q.BindText(1, session_id);
     while (q.Step()) {
       StoredResponse r;
@@ -219,6 +266,12 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
       r.skipped = q.Int(4) != 0;
       if (!r.skipped) {
         const std::string bytes = q.Blob(5);
+        if (absl::Status v = Verify(checksums_,
+                                    absl::StrCat("session '", session_id, "' response ", r.seq),
+                                    "rates", bytes, q.Checksum(6));
+            !v.ok()) {
+          return v;
+        }
         if (bytes.size() % sizeof(double) != 0) {
           return absl::DataLossError(absl::StrCat("store: response ", r.seq, ": rates blob of ",
                                                   bytes.size(),

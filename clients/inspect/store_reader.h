@@ -1,6 +1,12 @@
 // Reads a stimloop session store (<data_dir>/stimloop.sqlite, written by
 // server/session_store.h) into plain structs, for the inspection tools.
 //
+// Verified: every payload read (config, png, rates) is checked against its
+// stored CRC-32 (server/store_checksum.h) and a mismatch is DATA_LOSS naming
+// the session and the row, "session 'abc' stimulus 17: stored png fails its
+// checksum ...". Stores written before checksums (schema 1) are read
+// unverified.
+//
 // Read-only: the file is opened with SQLITE_OPEN_READONLY and never written,
 // so it may be read while a server runs on the same data directory (the
 // store is in WAL mode: readers do not block the writer). Each Load* call
@@ -85,10 +91,11 @@ class StoreReader {
   StoreReader(const StoreReader&) = delete;
   StoreReader& operator=(const StoreReader&) = delete;
 
-  // Every session, oldest first.
+  // Every session, oldest first; DATA_LOSS when a config fails its
+  // checksum.
   absl::StatusOr<std::vector<SessionSummary>> ListSessions();
   // One session; NOT_FOUND for an unknown id, DATA_LOSS for a row that
-  // cannot be decoded.
+  // cannot be decoded or fails its checksum.
   absl::StatusOr<SessionData> LoadSession(const std::string& session_id);
 
   const std::string& path() const { return path_; }
@@ -97,6 +104,7 @@ class StoreReader {
   StoreReader(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
   const std::string path_;
   sqlite3* const db_;
+  bool checksums_ = false;  // the store keeps <column>_crc32 (schema 2 on)
 };
 
 }  // namespace inspect

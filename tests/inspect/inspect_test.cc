@@ -30,6 +30,7 @@
 #include "clients/inspect/text_views.h"
 #include "clients/simulated_rig.h"
 #include "tests/integration/test_server.h"
+#include "tests/server/store_test_util.h"
 
 namespace stimloop {
 namespace inspect {
@@ -94,6 +95,8 @@ class InspectTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     work_ = new std::string(FreshTempDir("inspect"));
+    // The server's assets folder is the work folder: the session names its
+    // reference images relative to it.
     const std::string references = *work_ + "/references";
     std::filesystem::create_directories(references);
     for (int i = 0; i < 2; ++i) {
@@ -101,12 +104,12 @@ class InspectTest : public ::testing::Test {
       cv::rectangle(image, cv::Rect(8, 8, 16, 16), cv::Scalar(255 - 100 * i), -1);
       ASSERT_TRUE(cv::imwrite(references + "/ref" + std::to_string(i) + ".png", image));
     }
-    server_ = StartTestServer("inspect-server").release();
+    server_ = StartTestServer("inspect-server", {"--assets_dir=" + *work_}).release();
     ASSERT_NE(server_, nullptr);
     auto client = ConnectTo(*server_);
     ASSERT_NE(client, nullptr);
 
-    auto loop = client->CreateSession(PopulationConfig(references));
+    auto loop = client->CreateSession(PopulationConfig("references"));
     ASSERT_TRUE(loop.ok()) << loop.status();
     SimulatedNeuronSpec spec;
     spec.height = spec.width = 32;
@@ -358,6 +361,50 @@ TEST_F(InspectTest, ReportRendersInHeadlessChromium) {
   cv::Scalar mean, stddev;
   cv::meanStdDev(image, mean, stddev);
   EXPECT_GT(stddev[0] + stddev[1] + stddev[2], 30.0) << "the screenshot is nearly uniform";
+}
+
+// A stored PNG damaged while the database stays valid: the reader says which
+// session and stimulus, and the tool fails with that message, never showing
+// the damaged image as data.
+TEST(InspectStoreTest, DamagedPngIsDataLossNamingSessionAndStimulus) {
+  const std::string dir = FreshTempDir("inspect-damaged");
+  std::string id;
+  {
+    auto server =
+        ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/server.log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto client = ConnectTo(**server);
+    ASSERT_NE(client, nullptr);
+    auto session = client->CreateSession(SmallConfig(3));
+    ASSERT_TRUE(session.ok()) << session.status();
+    id = session->id();
+    ASSERT_TRUE(client->NextStimuli(id, 0).ok());
+    auto stopped = (*server)->Stop();
+    ASSERT_TRUE(stopped.ok() && *stopped == 0);
+  }
+  ASSERT_TRUE(FlipStoredByte(dir + "/data/stimloop.sqlite", "stimuli", "png",
+                             "session_id = '" + id + "' AND sequence = 4"));
+  const std::string expected =
+      "session '" + id + "' stimulus 4: stored png fails its checksum";
+
+  auto reader = StoreReader::Open(dir + "/data");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto listed = (*reader)->ListSessions();  // the config is intact
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->size(), 1u);
+  auto data = (*reader)->LoadSession(id);
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(data.status().message().rfind(expected, 0), 0u) << data.status();
+
+  const char* build = std::getenv("STIMLOOP_BUILD_DIR");
+  ASSERT_NE(build, nullptr) << "STIMLOOP_BUILD_DIR is set by ctest";
+  const std::string out = dir + "/show.txt";
+  EXPECT_NE(std::system(("'" + std::string(build) + "/clients/stimloop-inspect' show --data_dir='" +
+                         dir + "/data' " + id + " > '" + out + "' 2>&1")
+                            .c_str()),
+            0);
+  EXPECT_TRUE(absl::StrContains(ReadAll(out), expected)) << ReadAll(out);
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "server/store_checksum.h"
 #include "tests/integration/test_server.h"
 
 namespace stimloop {
@@ -173,6 +175,8 @@ TEST(ReportIntegrityTest, DamagedStoredRateIsDataLossNamingTheSessionAndRow) {
 
   // Little-endian float64: NaN, and 1e308.
   const std::vector<std::string> blobs = {"X'000000000000f87f'", "X'a0c8eb85f3cce17f'"};
+  const std::vector<std::string> bytes = {std::string("\x00\x00\x00\x00\x00\x00\xf8\x7f", 8),
+                                          std::string("\xa0\xc8\xeb\x85\xf3\xcc\xe1\x7f", 8)};
   const std::vector<std::string> shown = {"nan must be finite and non-negative",
                                           "1e+308 is above the maximum rate 1e+09"};
   std::vector<std::string> rows;
@@ -181,8 +185,10 @@ TEST(ReportIntegrityTest, DamagedStoredRateIsDataLossNamingTheSessionAndRow) {
     rows.push_back(
         Sql(server.data_dir(), "SELECT seq FROM responses WHERE stimulus_id = '" + stimulus + "'"));
     ASSERT_FALSE(rows.back().empty());
-    Sql(server.data_dir(),
-        "UPDATE responses SET rates = " + blobs[k] + " WHERE stimulus_id = '" + stimulus + "'");
+    // As an older build stored them: the checksum matches the bytes.
+    Sql(server.data_dir(), absl::StrCat("UPDATE responses SET rates = ", blobs[k],
+                                        ", rates_crc32 = ", StoreChecksum(bytes[k]),
+                                        " WHERE stimulus_id = '", stimulus, "'"));
   }
 
   client = &server.Start();

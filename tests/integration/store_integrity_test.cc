@@ -1,9 +1,12 @@
 // The session store under the real server: sixteen sessions writing at once
 // lose and mix nothing, also across a SIGKILL; a corrupt, foreign or
 // non-SQLite file in the data directory makes the server exit non-zero with
-// a clear message and leaves the file as it was; the server writes nothing
-// outside its data directory; a session closed before a restart is still
-// served (read from the store on demand).
+// a clear message and leaves the file as it was, and so does a lost store
+// (missing or 0 bytes) unless --new_store asks for a new one; a stored PNG,
+// optimizer state or checkpoint damaged while the database stays valid is
+// DATA_LOSS naming the session and the row on resume, never served; the
+// server writes nothing outside its data directory; a session closed before
+// a restart is still served (read from the store on demand).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,19 +25,16 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "absl/strings/str_cat.h"
 #include "server/session_store.h"
 #include "tests/integration/test_server.h"
+#include "tests/server/store_test_util.h"
 
 namespace stimloop {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 struct Exit {
   int code = -1;  // exit status, or 128 + signal
@@ -274,6 +275,176 @@ TEST(StoreIntegrityTest, ClosedSessionIsStillServedAfterARestart) {
   auto stopped = (*server)->Stop();
   EXPECT_TRUE(stopped.ok() && *stopped == 0);
 }
+
+TEST(StoreIntegrityTest, LostStoreStopsTheServerUntilANewStoreIsAskedFor) {
+  const std::string dir = DirWithStore("lost");
+  const std::string path = dir + "/data/stimloop.sqlite";
+  std::ofstream(path, std::ios::trunc).close();  // the file lost its contents
+  Exit exit = RunServer(dir + "/data", dir + "/empty.log");
+  EXPECT_EQ(exit.code, 1) << exit.output;
+  EXPECT_THAT(exit.output, HasSubstr("'" + path + "' is empty (0 bytes)"));
+  EXPECT_THAT(exit.output, HasSubstr("stimloop.marker"));
+  EXPECT_THAT(exit.output, HasSubstr("--new_store"));
+  EXPECT_THAT(exit.output, Not(HasSubstr("listening")));
+  EXPECT_EQ(ReadBytes(path), "") << "the server must leave the evidence as it is";
+
+  std::filesystem::remove(path);
+  exit = RunServer(dir + "/data", dir + "/missing.log");
+  EXPECT_EQ(exit.code, 1) << exit.output;
+  EXPECT_THAT(exit.output, HasSubstr("'" + path + "' is missing"));
+  EXPECT_THAT(exit.output, HasSubstr("--new_store"));
+  EXPECT_FALSE(std::filesystem::exists(path));
+
+  // The operator asks for a new store: the server starts on an empty one,
+  // which from then on is the directory's store.
+  auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/new.log",
+                                     {"--new_store"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = ConnectTo(**server);
+  ASSERT_NE(client, nullptr);
+  auto listed = client->ListSessions();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->sessions_size(), 0);
+  auto created = client->CreateSession(SmallConfig());
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto stopped = (*server)->Stop();
+  ASSERT_TRUE(stopped.ok() && *stopped == 0);
+  server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/again.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  client = ConnectTo(**server);
+  ASSERT_NE(client, nullptr);
+  EXPECT_TRUE(client->GetSession(created->id()).ok());
+}
+
+TEST(StoreIntegrityTest, NewStoreNeverReplacesAStoreThatHoldsSessions) {
+  const std::string dir = DirWithStore("new-store-refused");
+  const std::string path = dir + "/data/stimloop.sqlite";
+  const std::string before = ReadBytes(path);
+  const std::string binary = DefaultServerBinary();
+  const std::string log = dir + "/refused.log";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    alarm(60);
+    execl(binary.c_str(), binary.c_str(), "--listen=127.0.0.1:0",
+          ("--data_dir=" + dir + "/data").c_str(), "--new_store", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << ReadBytes(log);
+  EXPECT_THAT(ReadBytes(log), HasSubstr("--new_store: '" + path + "' already holds"));
+  EXPECT_EQ(ReadBytes(path), before);
+}
+
+// A session with a stored PNG, optimizer state or checkpoint damaged (one
+// byte, the database still valid) while the server was down.
+struct Damage {
+  const char* name;
+  v1::SessionConfig (*config)();
+  const char* table;
+  const char* column;
+  const char* where;        // SQL, with ? for the session id
+  const char* error_words;  // after "session '<id>' "
+};
+
+// Names the case in test listings (instead of its bytes).
+void PrintTo(const Damage& damage, std::ostream* os) { *os << damage.name; }
+
+v1::SessionConfig GeneticConfig() { return SmallConfig(5); }
+
+// gradient_ascent with a tiny surrogate refit in sync mode with lag 0, so
+// that model version 1 (and its checkpoint), fitted on generation 1, is
+// stored before generation 2 is handed out.
+v1::SessionConfig ModelConfig() {
+  v1::SessionConfig config = SmallConfig(6);
+  config.mutable_optimizer()->set_name("gradient_ascent");
+  auto& optimizer = *config.mutable_optimizer()->mutable_params();
+  optimizer["prior_generations"] = 1;
+  optimizer["steps"] = 5;
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["refit_lag"] = 0;
+  surrogate["ensemble_size"] = 1;
+  surrogate["max_epochs"] = 3;
+  surrogate["min_trials"] = 8;
+  surrogate["gabor_scales"] = 2;
+  surrogate["gabor_orientations"] = 4;
+  return config;
+}
+
+class DamagedStoreTest : public ::testing::TestWithParam<Damage> {};
+
+TEST_P(DamagedStoreTest, SessionIsDataLossNamingTheRowNeverServedOrResumed) {
+  const Damage& damage = GetParam();
+  const std::string dir = FreshTempDir(std::string("damaged-") + damage.name);
+  std::string id, healthy;
+  {
+    auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/a.log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto client = ConnectTo(**server);
+    ASSERT_NE(client, nullptr);
+    auto session = client->CreateSession(damage.config());
+    ASSERT_TRUE(session.ok()) << session.status();
+    id = session->id();
+    // Generation 1 answered, then 3 of generation 2's 10 stimuli handed out.
+    auto batch = client->NextStimuli(id, 0);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    std::vector<v1::Response> responses;
+    for (const v1::Stimulus& s : batch->stimuli()) {
+      v1::Response r;
+      r.set_stimulus_id(s.id());
+      r.add_rates(static_cast<double>(s.png().size() % 17));
+      responses.push_back(std::move(r));
+    }
+    ASSERT_TRUE(client->ReportResponses(id, "r1", responses).ok());
+    ASSERT_TRUE(client->NextStimuli(id, 3).ok());
+    auto other = client->CreateSession(SmallConfig(7));
+    ASSERT_TRUE(other.ok()) << other.status();
+    healthy = other->id();
+    ASSERT_TRUE(client->NextStimuli(healthy, 2).ok());
+    auto stopped = (*server)->Stop();
+    ASSERT_TRUE(stopped.ok() && *stopped == 0);
+  }
+  const std::string path = dir + "/data/stimloop.sqlite";
+  std::string where = damage.where;
+  where.replace(where.find('?'), 1, "'" + id + "'");
+  ASSERT_TRUE(FlipStoredByte(path, damage.table, damage.column, where));
+
+  auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/b.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string expected =
+      absl::StrCat("session '", id, "' ", damage.error_words, ": stored ", damage.column,
+                   " fails its checksum");
+  // The restart says which session could not be resumed and why ...
+  EXPECT_THAT(ReadBytes(dir + "/b.log"), HasSubstr("cannot resume session " + id));
+  EXPECT_THAT(ReadBytes(dir + "/b.log"), HasSubstr(expected));
+  // ... every request naming it gets that error, nothing damaged is served ...
+  auto client = ConnectTo(**server);
+  ASSERT_NE(client, nullptr);
+  auto next = client->NextStimuli(id, 0);
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss) << next.status();
+  EXPECT_THAT(std::string(next.status().message()), HasSubstr(expected));
+  auto described = client->GetSession(id);
+  EXPECT_EQ(described.status().code(), absl::StatusCode::kDataLoss) << described.status();
+  // ... and the other sessions go on.
+  auto other = client->NextStimuli(healthy, 0);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->stimuli_size(), 8);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    StoredPayloads, DamagedStoreTest,
+    ::testing::Values(
+        // Stimulus 15 (generation 2, not yet handed out) is the next one served.
+        Damage{"png", GeneticConfig, "stimuli", "png", "session_id = ? AND sequence = 15",
+               "stimulus 15"},
+        Damage{"optimizer_state", GeneticConfig, "generations", "optimizer_state",
+               "session_id = ? AND generation = 2", "generation 2"},
+        Damage{"checkpoint", ModelConfig, "model_versions", "checkpoint",
+               "session_id = ? AND version = 1", "model version 1"}),
+    [](const ::testing::TestParamInfo<Damage>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace stimloop

@@ -2,6 +2,8 @@
 // reference images, limits, and that a failed call changes nothing.
 #include "server/session.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -61,8 +63,14 @@ class SessionTest : public ::testing::Test {
     return out;
   }
 
+  // The folder requests name reference images in (server/asset_paths.h).
+  static std::filesystem::path AssetsFolder() {
+    return std::filesystem::temp_directory_path() /
+           ("stimloop-session-test-assets-" + std::to_string(::getpid()));
+  }
+
   InMemoryJournal journal_;
-  SessionManager manager_{&journal_, 4};
+  SessionManager manager_{&journal_, 4, AssetsDir(AssetsFolder().string())};
 };
 
 TEST_F(SessionTest, GenerationIsHandedOutInPiecesAndNeverSpansTwo) {
@@ -198,8 +206,7 @@ TEST_F(SessionTest, ObjectiveFollowsTheConfig) {
 }
 
 TEST_F(SessionTest, ReferenceImagesAreInterleavedAndNeverBest) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("stimloop-references-" + std::to_string(::getpid()));
+  const auto dir = AssetsFolder() / "references";
   std::filesystem::create_directories(dir);
   for (int i = 0; i < 3; ++i) {
     torch::Tensor image = torch::full({3, 40, 30}, 60 * (i + 1), torch::kUInt8);
@@ -208,7 +215,7 @@ TEST_F(SessionTest, ReferenceImagesAreInterleavedAndNeverBest) {
     std::ofstream(dir / ("ref" + std::to_string(i) + ".png"), std::ios::binary) << *png;
   }
   v1::SessionConfig config = Config();
-  config.mutable_reference_images()->set_dir(dir.string());
+  config.mutable_reference_images()->set_dir("references");  // in the assets folder
   config.mutable_reference_images()->set_per_generation(2);
   auto session = Create(config);
   v1::StimulusBatch batch;
@@ -240,7 +247,7 @@ TEST_F(SessionTest, ReferenceImagesAreInterleavedAndNeverBest) {
   v1::StimulusBatch next;
   ASSERT_TRUE(session->Next(0, &next).ok());
   EXPECT_EQ(next.stimuli_size(), 8);
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(AssetsFolder());
 }
 
 // Rates for a batch: the first neuron gets rate(i) for the i-th stimulus.
@@ -380,14 +387,32 @@ TEST_F(SessionTest, BadRepeatSettingsNameTheField) {
 }
 
 TEST_F(SessionTest, MissingReferenceFolderIsInvalid) {
+  std::filesystem::create_directories(AssetsFolder());
   v1::SessionConfig config = Config();
-  config.mutable_reference_images()->set_dir("/no/such/folder");
+  config.mutable_reference_images()->set_dir("no/such/folder");
+  config.mutable_reference_images()->set_per_generation(1);
+  auto session = manager_.Create(config);
+  ASSERT_FALSE(session.ok());
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(session.status().message(),
+            "config.reference_images.dir: 'no/such/folder' does not exist in the server's "
+            "assets folder (--assets_dir)");
+  std::filesystem::remove_all(AssetsFolder());
+}
+
+TEST_F(SessionTest, ReferenceFolderOutsideTheAssetsFolderIsRefused) {
+  // The manager confines request paths: an absolute one is refused before
+  // anything is read, even when the folder exists.
+  const auto dir = std::filesystem::temp_directory_path();
+  v1::SessionConfig config = Config();
+  config.mutable_reference_images()->set_dir(dir.string());
   config.mutable_reference_images()->set_per_generation(1);
   auto session = manager_.Create(config);
   ASSERT_FALSE(session.ok());
   EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(session.status().message()),
-              HasSubstr("config.reference_images.dir: '/no/such/folder'"));
+              HasSubstr("config.reference_images.dir: '" + dir.string() + "' is absolute"));
+  EXPECT_TRUE(manager_.List().empty());
 }
 
 TEST_F(SessionTest, TooManyOpenSessionsIsResourceExhausted) {

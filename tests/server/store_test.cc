@@ -16,46 +16,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/report_digest.h"
+#include "tests/server/store_test_util.h"
 
 namespace stimloop {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string FreshDir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("stimloop-store-test-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Runs `sql` on a plain SQLite connection to `path`; returns the first
-// column of the first row, if any.
-std::string Sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  std::string out;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    if (out.empty() && sqlite3_column_text(stmt, 0) != nullptr) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-  }
-  EXPECT_EQ(rc, SQLITE_DONE) << sqlite3_errmsg(db);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
 
 v1::SessionConfig Config() {
   v1::SessionConfig config;
@@ -98,7 +67,7 @@ v1::ReportResponsesAck Ack(int accepted, int64_t responses) {
 }
 
 TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
-  const std::string dir = FreshDir("schema");
+  const std::string dir = FreshStoreTestDir("schema");
   {
     auto store = SessionStore::Open(dir);
     ASSERT_TRUE(store.ok()) << store.status();
@@ -115,7 +84,7 @@ TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
 }
 
 TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
-  const std::string dir = FreshDir("roundtrip");
+  const std::string dir = FreshStoreTestDir("roundtrip");
   auto opened = SessionStore::Open(dir);
   ASSERT_TRUE(opened.ok()) << opened.status();
   SessionStore& store = **opened;
@@ -186,7 +155,7 @@ TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
 // Schema 1 -> 2 (issue 26): reports gain content_digest; rows written by
 // schema 1 have none, and LoadSession computes it from their responses.
 TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
-  const std::string dir = FreshDir("migrate1");
+  const std::string dir = FreshStoreTestDir("migrate1");
   const std::vector<ResponseEntry> responses = {{"s-1", {1, 2}, false}, {"s-2", {}, true}};
   {
     auto store = SessionStore::Open(dir);
@@ -197,15 +166,21 @@ TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
     ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1", "s-2"}).ok());
     ASSERT_TRUE(s.ResponsesReported("s", "r", "", responses, Ack(2, 1), absl::Now()).ok());
   }
-  // What schema 1 wrote: no column, user_version 1.
+  // What schema 1 wrote: no digest or checksum columns, user_version 1.
   const std::string path = dir + "/" + SessionStore::kFileName;
   Sql(path, "ALTER TABLE reports DROP COLUMN content_digest");
+  for (const char* table_column :
+       {"sessions config", "generations optimizer_state", "stimuli png", "stimuli code",
+        "responses rates", "reports ack", "model_versions checkpoint"}) {
+    const std::vector<std::string> parts = absl::StrSplit(table_column, ' ');
+    Sql(path, absl::StrCat("ALTER TABLE ", parts[0], " DROP COLUMN ", parts[1], "_crc32"));
+  }
   Sql(path, "PRAGMA user_version = 1");
   ASSERT_EQ(Sql(path, "PRAGMA user_version"), "1");
 
   auto store = SessionStore::Open(dir);
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ(Sql(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(Sql(path, "PRAGMA user_version"), std::to_string(SessionStore::kSchemaVersion));
   EXPECT_EQ(Sql(path, "SELECT count(*) FROM reports WHERE content_digest IS NULL"), "1");
   auto loaded = (*store)->LoadSession("s");
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -214,7 +189,7 @@ TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
 }
 
 TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
-  auto store = SessionStore::Open(FreshDir("closed"));
+  auto store = SessionStore::Open(FreshStoreTestDir("closed"));
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_TRUE((*store)->SessionCreated("a", Config(), absl::FromUnixSeconds(1)).ok());
   ASSERT_TRUE((*store)->SessionCreated("b", Config(), absl::FromUnixSeconds(2)).ok());
@@ -232,7 +207,7 @@ TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
 }
 
 TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
-  auto store = SessionStore::Open(FreshDir("repeat"));
+  auto store = SessionStore::Open(FreshStoreTestDir("repeat"));
   ASSERT_TRUE(store.ok());
   SessionStore& s = **store;
   ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
@@ -255,7 +230,7 @@ TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
 }
 
 TEST(SessionStoreTest, ModelVersionsAndEventsAreRecorded) {
-  auto store = SessionStore::Open(FreshDir("models"));
+  auto store = SessionStore::Open(FreshStoreTestDir("models"));
   ASSERT_TRUE(store.ok());
   SessionStore& s = **store;
   ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
@@ -271,7 +246,7 @@ TEST(SessionStoreTest, ModelVersionsAndEventsAreRecorded) {
 }
 
 TEST(SessionStoreTest, ForeignSqliteFileIsRefusedAndLeftUntouched) {
-  const std::string dir = FreshDir("foreign");
+  const std::string dir = FreshStoreTestDir("foreign");
   const std::string path = dir + "/stimloop.sqlite";
   Sql(path, "CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)");
   const std::string before = ReadBytes(path);
@@ -284,7 +259,7 @@ TEST(SessionStoreTest, ForeignSqliteFileIsRefusedAndLeftUntouched) {
 }
 
 TEST(SessionStoreTest, NonSqliteFileIsRefused) {
-  const std::string dir = FreshDir("garbage");
+  const std::string dir = FreshStoreTestDir("garbage");
   std::ofstream(dir + "/stimloop.sqlite") << std::string(8192, 'x');
   auto store = SessionStore::Open(dir);
   ASSERT_FALSE(store.ok());
@@ -294,7 +269,7 @@ TEST(SessionStoreTest, NonSqliteFileIsRefused) {
 }
 
 TEST(SessionStoreTest, CorruptStoreIsRefused) {
-  const std::string dir = FreshDir("corrupt");
+  const std::string dir = FreshStoreTestDir("corrupt");
   {
     auto store = SessionStore::Open(dir);
     ASSERT_TRUE(store.ok());
@@ -317,7 +292,7 @@ TEST(SessionStoreTest, CorruptStoreIsRefused) {
 }
 
 TEST(SessionStoreTest, NewerSchemaIsRefused) {
-  const std::string dir = FreshDir("newer");
+  const std::string dir = FreshStoreTestDir("newer");
   { ASSERT_TRUE(SessionStore::Open(dir).ok()); }
   Sql(dir + "/stimloop.sqlite", "PRAGMA user_version = 99");
   auto store = SessionStore::Open(dir);
@@ -327,7 +302,7 @@ TEST(SessionStoreTest, NewerSchemaIsRefused) {
 }
 
 TEST(SessionStoreTest, SecondStoreOnOneDirectoryIsRefused) {
-  const std::string dir = FreshDir("locked");
+  const std::string dir = FreshStoreTestDir("locked");
   auto first = SessionStore::Open(dir);
   ASSERT_TRUE(first.ok());
   auto second = SessionStore::Open(dir);
@@ -339,7 +314,7 @@ TEST(SessionStoreTest, SecondStoreOnOneDirectoryIsRefused) {
 }
 
 TEST(SessionStoreTest, MissingDataDirIsAnErrorNamingIt) {
-  auto store = SessionStore::Open(FreshDir("missing") + "/not-there");
+  auto store = SessionStore::Open(FreshStoreTestDir("missing") + "/not-there");
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("data_dir"));
 }

@@ -257,6 +257,8 @@ class Client:
         generation_size 0 means the server's default, 40.
         repeats_per_generation: the leading images re-shown in each generation
         so the best is chosen on several presentations (RepeatsConfig).
+        reference_dir: a folder of images on the server, relative to its
+        assets folder (--assets_dir); absolute paths and '..' are refused.
         """
         if config is None:
             config = pb.SessionConfig(num_neurons=num_neurons, generation_size=generation_size,
