@@ -127,11 +127,21 @@ const Field kFields[] = {
      [](ResolvedConfig& c) { return &c.surrogate_model_path; }},
 };
 
+// A config that opens all five paths (adaptive_sampling reads a pool and a
+// surrogate, torchscript a generator, reference images a folder).
+ResolvedConfig ReadingEveryPath() {
+  ResolvedConfig config;
+  config.optimizer.name = "adaptive_sampling";
+  config.image_space.name = "torchscript";
+  config.proto.mutable_reference_images()->set_per_generation(1);
+  return config;
+}
+
 TEST_F(AssetPathsTest, EveryFieldIsConfinedAndNamedWhenRefused) {
   for (const Field& field : kFields) {
     SCOPED_TRACE(field.name);
     const std::string inside = field.folder ? "refs" : "models/net.pt";
-    ResolvedConfig config;
+    ResolvedConfig config = ReadingEveryPath();
     *field.slot(config) = inside;
     ASSERT_TRUE(ConfineAssetPaths(Assets(), &config).ok());
     EXPECT_EQ(*field.slot(config), Canonical(assets_ / inside));
@@ -139,12 +149,19 @@ TEST_F(AssetPathsTest, EveryFieldIsConfinedAndNamedWhenRefused) {
     const std::string outside = field.folder ? "folder_out" : "models/link_out.pt";
     for (const std::string& bad :
          {(work_ / "outside").string(), std::string("../outside"), outside}) {
-      ResolvedConfig refused;
+      ResolvedConfig refused = ReadingEveryPath();
       *field.slot(refused) = bad;
       absl::Status s = ConfineAssetPaths(Assets(), &refused);
       EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
       EXPECT_EQ(s.message().rfind(std::string(field.name) + ": '", 0), 0u) << s;
     }
+    // A path the config never reads is left as it is, for CheckNoUnusedFields.
+    ResolvedConfig unused;
+    unused.optimizer.name = "genetic";
+    unused.image_space.name = "spectral";
+    *field.slot(unused) = "../outside";
+    EXPECT_TRUE(ConfineAssetPaths(Assets(), &unused).ok());
+    EXPECT_EQ(*field.slot(unused), "../outside");
   }
 }
 
