@@ -150,9 +150,9 @@ V4Params DrawV4Params(const SimulatedNeuronSpec& spec) {
     g.phase = 0;
     p.subunits.push_back(g);
   }
-  p.eps = gen.Uniform(0.05, 0.3);
-  p.sigma_n = gen.Uniform(0.25, 1.0);
-  p.untuned = gen.Uniform(0.3, 0.7);
+  p.eps = gen.Uniform(0.03, 0.2);
+  p.sigma_n = gen.Uniform(0.1, 0.5);
+  p.untuned = gen.Uniform(0.4, 0.8);
   return p;
 }
 

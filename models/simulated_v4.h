@@ -30,9 +30,11 @@
 // wavelength 2-3 sigma_s (one scale for all subunits); subunits at 0.8-1.2
 // sigma_rf from the RF center, in directions 120 degrees (+-30) apart for
 // K = 3, 90-180 degrees apart for K = 2; orientations uniform, redrawn until
-// every pair differs by at least 30 degrees; eps in [0.05, 0.3] (with K = 2
-// one subunit alone gives ~18-29% of the conjunction); sigma_n in [0.25, 1];
-// m in [0.3, 0.7]. Gabor envelopes are cut at simulated::kSupportSigmas.
+// every pair differs by at least 30 degrees; eps in [0.03, 0.2] (with K = 2
+// one subunit alone gives D = 15-29% of the conjunction's; with the lower
+// pool of a lone fragment, 25-45% of the optimum's rate); sigma_n in
+// [0.1, 0.5]; m in [0.4, 0.8] (full-contrast noise around the fragments
+// brings the rate down to ~45-80%). Gabor envelopes are cut at simulated::kSupportSigmas.
 // The subunits have no position tolerance beyond their own phase invariance
 // (no max over shifted copies as in Cadieu et al.'s C2 layer).
 // Optimum: a few oriented grating fragments at the subunits' places in a
