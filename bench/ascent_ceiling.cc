@@ -77,7 +77,8 @@ absl::Status RunJob(Job& job) {
 
   auto optimizer = MakeFixedModelAscent(
       std::make_shared<NeuronModel>(cell), job.space, absl::GetFlag(FLAGS_image_space_params),
-      absl::GetFlag(FLAGS_optimizer_params), ImageShape{spec.channels, spec.height, spec.width}, job.seed);
+      absl::GetFlag(FLAGS_optimizer_params), ImageShape{spec.channels, spec.height, spec.width},
+      job.seed);
   if (!optimizer.ok()) return optimizer.status();
   auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);
   if (!candidates.ok()) return candidates.status();

@@ -159,10 +159,9 @@ absl::Status RunJob(Job& job) {
     job.late_corr = Correlation(predicted, true_fraction.index({late}));
   }
 
-  auto optimizer = MakeFixedModelAscent(*model, "spectral", "",
-                                        absl::GetFlag(FLAGS_optimizer_params),
-                                        ImageShape{images.size(1), images.size(2), images.size(3)},
-                                        job.seed);
+  auto optimizer =
+      MakeFixedModelAscent(*model, "spectral", "", absl::GetFlag(FLAGS_optimizer_params),
+                           ImageShape{images.size(1), images.size(2), images.size(3)}, job.seed);
   if (!optimizer.ok()) return optimizer.status();
   const torch::Tensor guess = (*optimizer)->BestGuess();
   job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / cell.optimum_rate();

@@ -33,7 +33,7 @@ class ColorCell final : public SimulatedNeuron {
     return x.matmul(w_) - 0.5 * w_.sum();
   }
 
-  torch::Tensor w_;  // [3*H*W] double
+  torch::Tensor w_;   // [3*H*W] double
   double scale_ = 1;  // drive*
 };
 

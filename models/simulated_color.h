@@ -14,7 +14,8 @@
 // green (1, -1, 0) with probability 2/3 (L-M cells are the majority) or
 // blue-yellow (-1/2, -1/2, 1), plus a luminance leak b (1, 1, 1) / 3 with b
 // drawn in [0.2, 1.0] (the best achromatic image drives the cell 10-43%
-// (red-green) or 10-60% (blue-yellow) as much as its optimum). The sign of the opponency is the Gabor's phase.
+// (red-green) or 10-60% (blue-yellow) as much as its optimum). The sign of
+// the opponency is the Gabor's phase.
 // Optimum (exact): x_c = 1 where a_c g > 0, else 0, channel by channel.
 // A uniform image (any color) gives rate 0: g is zero-mean.
 // Gray images carry no chromatic contrast, so 1-channel specs are

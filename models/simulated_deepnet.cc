@@ -105,26 +105,38 @@ class DeepNetCell final : public SimulatedNeuron {
 
   torch::Tensor Rates(const torch::Tensor& images) const override {
     CheckImages(images);
-    const torch::Tensor luminance = simulated::Luminance(images).to(torch::kFloat).view(
-        {images.size(0), 1, spec().height, spec().width});
+    const torch::Tensor luminance = simulated::Luminance(images)
+                                        .to(torch::kFloat)
+                                        .view({images.size(0), 1, spec().height, spec().width});
     return (spec().peak_rate * Response(luminance) / scale_).to(torch::kFloat);
   }
   bool optimum_is_exact() const override { return false; }
 
   // The unit's response max(z, 0), unscaled, to luminance [B, 1, H, W] (float).
-  torch::Tensor Response(const torch::Tensor& luminance) const { return torch::relu(Drive(luminance)); }
-  // z, the input to the unit's ReLU.
-  torch::Tensor Drive(const torch::Tensor& luminance) const { return Forward(Crop(luminance), net_); }
-
-  // The working-resolution contrast crop [B, 1, 21, 21] the network sees.
-  torch::Tensor Crop(const torch::Tensor& luminance) const {
-    torch::Tensor work = luminance;
-    if (luminance.size(2) != kWork || luminance.size(3) != kWork) {
-      work = F::interpolate(luminance, F::InterpolateFuncOptions()
-                                           .size(std::vector<int64_t>{kWork, kWork})
-                                           .mode(torch::kArea));
-    }
-    return work.narrow(2, offset_y_, kField).narrow(3, offset_x_, kField) - 0.5;
+  torch::Tensor Response(const torch::Tensor& luminance) const {
+    return torch::relu(WorkingDrive(Resample(luminance)));
+  }
+  // z, the input to the unit's ReLU, for luminance [B, 1, H, W] (float).
+  torch::Tensor Drive(const torch::Tensor& luminance) const {
+    return WorkingDrive(Resample(luminance));
+  }
+  // z for working-resolution luminance [B, 1, 32, 32].
+  torch::Tensor WorkingDrive(const torch::Tensor& work) const {
+    return Forward(work.narrow(2, offset_y_, kField).narrow(3, offset_x_, kField) - 0.5, net_);
+  }
+  // Luminance [B, 1, H, W] -> the network's input [B, 1, 32, 32] (area means).
+  torch::Tensor Resample(const torch::Tensor& luminance) const {
+    if (luminance.size(2) == kWork && luminance.size(3) == kWork) return luminance;
+    return F::interpolate(
+        luminance,
+        F::InterpolateFuncOptions().size(std::vector<int64_t>{kWork, kWork}).mode(torch::kArea));
+  }
+  // 1 where the unit's field sees the image [1, 1, H, W], else 0.
+  torch::Tensor Field() const {
+    torch::Tensor probe = torch::zeros({1, 1, spec().height, spec().width}).requires_grad_(true);
+    torch::AutoGradMode grad_mode(true);
+    Resample(probe).narrow(2, offset_y_, kField).narrow(3, offset_x_, kField).sum().backward();
+    return (probe.grad() > 0).to(torch::kFloat);
   }
 
   void SetOptimum(const torch::Tensor& luminance) {  // [1, 1, H, W]
@@ -155,11 +167,10 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateDeepNetCell(
   const int64_t offset_x = gen.Int(2, kWork - kField - 2);
 
   // Calibration: scale each channel to unit deviation, threshold it.
-  const torch::Tensor calibration =
-      simulated::RandomImages(gen, 256, kWork, kWork, /*smooth=*/true)
-          .narrow(2, offset_y, kField)
-          .narrow(3, offset_x, kField) -
-      0.5;
+  const torch::Tensor calibration = simulated::RandomImages(gen, 256, kWork, kWork, /*smooth=*/true)
+                                        .narrow(2, offset_y, kField)
+                                        .narrow(3, offset_x, kField) -
+                                    0.5;
   torch::Tensor x = calibration;
   torch::Tensor gray = torch::zeros({1, 1, kField, kField});
   for (int l = 0; l < 4; ++l) {
@@ -182,24 +193,28 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateDeepNetCell(
   }
 
   auto neuron = std::make_unique<DeepNetCell>(spec, std::move(net), offset_y, offset_x);
-  // The unit's input to its ReLU: max(z, 0) peaks where z does, and z has
-  // a gradient where the unit is silent.
-  const simulated::RateFunction f = [&neuron](const torch::Tensor& images) {
-    return neuron->Drive(images);
+  // Ascend z, the unit's input to its ReLU: max(z, 0) peaks where z does,
+  // and z has a gradient where the unit is silent. In the image's pixels
+  // up to 128 x 128 pixels; above, in the network's 32 x 32 input, then
+  // repeated over the pixels each of its pixels averages (exact when 32
+  // divides the sides).
+  const bool in_image = h * w <= 128 * 128;
+  const int64_t ah = in_image ? h : kWork, aw = in_image ? w : kWork;
+  const simulated::RateFunction f = [&neuron, in_image](const torch::Tensor& images) {
+    return in_image ? neuron->Drive(images) : neuron->WorkingDrive(images);
   };
   std::vector<torch::Tensor> starts = {
-      simulated::RandomImages(gen, 48, h, w, /*smooth=*/false),
-      simulated::RandomImages(gen, 48, h, w, /*smooth=*/true),
-      simulated::GradientSignImages(f, simulated::RandomImages(gen, 8, h, w, /*smooth=*/true))};
+      simulated::RandomImages(gen, 48, ah, aw, /*smooth=*/false),
+      simulated::RandomImages(gen, 48, ah, aw, /*smooth=*/true),
+      simulated::GradientSignImages(f, simulated::RandomImages(gen, 8, ah, aw, /*smooth=*/true))};
   torch::Tensor best = simulated::BestOfAscents(f, torch::cat(starts), simulated::AscentOptions{});
-  // Gray outside the field: the pixels the network's input does not depend on.
-  torch::Tensor probe = torch::zeros({1, 1, h, w}).requires_grad_(true);
-  {
-    torch::AutoGradMode grad_mode(true);
-    neuron->Crop(probe).sum().backward();
+  if (!in_image) {
+    best = F::interpolate(
+        best, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest));
   }
-  best = torch::where(probe.grad() > 0, best, torch::full_like(best, 0.5));
-  neuron->SetOptimum(best);
+  // Gray outside the field: the pixels the network's input does not depend on.
+  const torch::Tensor field = neuron->Field();
+  neuron->SetOptimum(field * best + (1 - field) * 0.5);
   return neuron;
 }
 

@@ -36,10 +36,12 @@
 // calibration uses LibTorch float convolutions, so a platform may differ in
 // the last bits.
 // Optimum: estimated (simulated::BestOfAscents, on z, which has a gradient
-// where the unit is silent, in the image's own pixels through the
-// resampling) from 48 uniform and 48 smooth random images and 8 sign
-// patterns of z's gradient at random images; pixels outside the unit's
-// field are gray. z* is z at the best end point.
+// where the unit is silent) from 48 uniform and 48 smooth random images and
+// 8 sign patterns of z's gradient at random images, in the image's own
+// pixels through the resampling up to 128 x 128 pixels, above that in the
+// 32 x 32 input, each of its pixels then repeated over the block it averages
+// (exact when 32 divides the sides); pixels outside the unit's field are
+// gray. z* is z at that image.
 #ifndef STIMLOOP_MODELS_SIMULATED_DEEPNET_H_
 #define STIMLOOP_MODELS_SIMULATED_DEEPNET_H_
 
@@ -51,8 +53,7 @@
 namespace stimloop {
 
 // REQUIRES: spec is valid (SimulatedNeuron::Create checks it), kind deepnet.
-absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateDeepNetCell(
-    const SimulatedNeuronSpec& spec);
+absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateDeepNetCell(const SimulatedNeuronSpec& spec);
 
 }  // namespace stimloop
 

@@ -47,8 +47,8 @@ std::pair<torch::Tensor, torch::Tensor> CenterSurround(const torch::Tensor& lumi
                                                        const Weights& w, double center_max) {
   const torch::Tensor e = simulated::PairEnergies(luminance, w.bank);
   const torch::Tensor center = e.select(1, 0) / center_max;
-  const torch::Tensor surround = e.narrow(1, 1, e.size(1) - 1).matmul(w.tuned) +
-                                 (luminance - 0.5).square().matmul(w.contrast);
+  const torch::Tensor surround =
+      e.narrow(1, 1, e.size(1) - 1).matmul(w.tuned) + (luminance - 0.5).square().matmul(w.contrast);
   return {center, surround};
 }
 
@@ -61,9 +61,10 @@ torch::Tensor Response(const torch::Tensor& luminance, const Weights& w, double 
 
 class EndStoppedCell final : public SimulatedNeuron {
  public:
-  EndStoppedCell(const SimulatedNeuronSpec& spec, const GaborParams& gabor, Weights weights,
-                 double center_max, double k)
+  EndStoppedCell(const SimulatedNeuronSpec& spec, const GaborParams& gabor,
+                 simulated::WorkingGrid grid, Weights weights, double center_max, double k)
       : SimulatedNeuron(spec, /*has_gabor=*/true, gabor),
+        grid_(grid),
         weights_(std::move(weights)),
         weights_float_(Cast(weights_, torch::kFloat)),
         center_max_(center_max),
@@ -71,24 +72,28 @@ class EndStoppedCell final : public SimulatedNeuron {
 
   torch::Tensor Rates(const torch::Tensor& images) const override {
     CheckImages(images);
-    const torch::Tensor r = Response(simulated::Luminance(images), weights_, center_max_, k_);
-    return (spec().peak_rate * r / scale_).to(torch::kFloat);
+    return (spec().peak_rate * DoubleResponse(images) / scale_).to(torch::kFloat);
   }
   bool optimum_is_exact() const override { return false; }
 
-  // The unscaled response of luminance images [B, 1, H, W] (float).
+  // R of working-grid luminance images [B, 1, h, w] (float).
   torch::Tensor FloatResponse(const torch::Tensor& images) const {
     return Response(images.reshape({images.size(0), -1}), weights_float_, center_max_, k_);
   }
 
-  void SetOptimum(const torch::Tensor& luminance) {  // [1, 1, H, W]
-    torch::Tensor optimum = luminance[0].expand({spec().channels, -1, -1}).contiguous();
-    scale_ = Response(simulated::Luminance(optimum.unsqueeze(0)), weights_, center_max_, k_)
-                 .item<double>();
+  void SetOptimum(const torch::Tensor& working) {  // [1, 1, h, w]
+    torch::Tensor optimum =
+        grid_.Upsample(working)[0].expand({spec().channels, -1, -1}).contiguous();
+    scale_ = DoubleResponse(optimum.unsqueeze(0)).item<double>();
     set_optimum(std::move(optimum));
   }
 
  private:
+  torch::Tensor DoubleResponse(const torch::Tensor& images) const {  // [N, C, H, W]
+    return Response(grid_.Downsample(simulated::Luminance(images)), weights_, center_max_, k_);
+  }
+
+  simulated::WorkingGrid grid_;
   Weights weights_, weights_float_;
   double center_max_, k_;
   double scale_ = 1;  // R*
@@ -97,8 +102,8 @@ class EndStoppedCell final : public SimulatedNeuron {
 // The center's exact optimal pattern (+-1) inside a window `length` sigmas
 // along the stripes and `width` across them (each way), gray outside:
 // [1, 1, H, W] float.
-torch::Tensor Window(const GaborParams& g, const std::vector<double>& pattern, int64_t h,
-                     int64_t w, double length, double width) {
+torch::Tensor Window(const GaborParams& g, const std::vector<double>& pattern, int64_t h, int64_t w,
+                     double length, double width) {
   const double co = std::cos(g.orientation), so = std::sin(g.orientation);
   torch::Tensor image = torch::full({1, 1, h, w}, 0.5f);
   auto acc = image.accessor<float, 4>();
@@ -118,8 +123,10 @@ torch::Tensor Window(const GaborParams& g, const std::vector<double>& pattern, i
 
 absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateEndStoppedCell(
     const SimulatedNeuronSpec& spec) {
-  const int64_t h = spec.height, w = spec.width, n = h * w;
-  const GaborParams center = simulated::DrawGabor(spec);
+  const simulated::WorkingGrid grid(spec.height, spec.width);
+  const int64_t h = grid.height(), w = grid.width(), n = h * w;
+  const GaborParams rf = simulated::DrawGabor(spec);  // image pixels, for gabor()
+  const GaborParams center = grid.ToWorking(rf);      // working pixels
   simulated::ParamGenerator gen = simulated::StreamOf(spec.seed, 0x656e6473746f70ull);  // "endstop"
   const double ends = gen.Uniform(0.1, 0.6);
   const double cross = gen.Uniform(0.2, 0.5);
@@ -146,8 +153,8 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateEndStoppedCell(
   for (int64_t y = 0; y < h; ++y) {
     for (int64_t x = 0; x < w; ++x) {
       c_acc[y * w + x] = SurroundWeight((x + 0.5 - center.center_x) / center.sigma,
-                                        (y + 0.5 - center.center_y) / center.sigma,
-                                        length_axis, ends, kReach + simulated::kSupportSigmas);
+                                        (y + 0.5 - center.center_y) / center.sigma, length_axis,
+                                        ends, kReach + simulated::kSupportSigmas);
     }
   }
   const torch::Tensor bank = simulated::QuadratureBank(gabors, h, w);
@@ -174,19 +181,19 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateEndStoppedCell(
     }
   }
   const torch::Tensor e = simulated::PairEnergies(grating, bank);
-  const double tuned_full = e.narrow(1, 1, e.size(1) - 1)
-                                .matmul(torch::tensor(tuned, torch::kDouble))
-                                .item<double>();
+  const double tuned_full =
+      e.narrow(1, 1, e.size(1) - 1).matmul(torch::tensor(tuned, torch::kDouble)).item<double>();
   Weights weights{bank, torch::tensor(tuned, torch::kDouble) / tuned_full,
                   contrast * (cross / (0.25 * contrast.sum().item<double>()))};
   const double k = kappa / (1 + cross);
-  const torch::Tensor seen =
-      torch::maximum(simulated::Support(bank, h, w), (contrast > 0).to(torch::kFloat).view({1, 1, h, w}));
-  auto neuron = std::make_unique<EndStoppedCell>(spec, center, std::move(weights), center_max, k);
+  const torch::Tensor seen = torch::maximum(simulated::Support(bank, h, w),
+                                            (contrast > 0).to(torch::kFloat).view({1, 1, h, w}));
+  auto neuron = std::make_unique<EndStoppedCell>(spec, rf, grid, std::move(weights), center_max, k);
 
   std::vector<torch::Tensor> starts;
   for (double length : {1.0, 1.5, 2.0, 2.5, 3.0}) {
-    for (double width : {1.5, 2.5, 4.0}) starts.push_back(Window(center, pattern, h, w, length, width));
+    for (double width : {1.5, 2.5, 4.0})
+      starts.push_back(Window(center, pattern, h, w, length, width));
   }
   const simulated::RateFunction f = [&neuron](const torch::Tensor& x) {
     return neuron->FloatResponse(x);

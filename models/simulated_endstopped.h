@@ -31,7 +31,9 @@
 // full-field square-wave grating at the preferred orientation, wavelength
 // and phase gives R ~ 1 / (1 + kappa), a suppression index of ~0.5-0.8
 // against the optimum, the range Cavanaugh et al. 2002 report.
-// Gabor envelopes are cut at simulated::kSupportSigmas.
+// Gabor envelopes are cut at simulated::kSupportSigmas. Images whose short
+// side passes 64 pixels are seen through simulated::WorkingGrid's block
+// means (gabor() stays in image pixels).
 // Its optimum is a grating patch of limited length (and width) in a gray
 // annulus, not a full-field pattern. Estimated (simulated::BestOfAscents)
 // from 15 structured starts (the center's exact optimal pattern cut to

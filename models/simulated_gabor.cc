@@ -45,8 +45,7 @@ class GaborCell final : public SimulatedNeuron {
   // Normalizes by the drive at `optimum`, computed the way Rates() computes it.
   void SetOptimum(torch::Tensor optimum) {
     const torch::Tensor d = Drive(optimum.unsqueeze(0));
-    scale_ =
-        spec().kind != CellKind::kComplex ? d.item<double>() : d.square().sum().item<double>();
+    scale_ = spec().kind != CellKind::kComplex ? d.item<double>() : d.square().sum().item<double>();
     set_optimum(std::move(optimum));
   }
 

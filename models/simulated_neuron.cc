@@ -55,7 +55,7 @@ absl::Status ValidateSpec(const SimulatedNeuronSpec& spec) {
 
 const std::vector<CellKind>& AllCellKinds() {
   static const std::vector<CellKind> kinds = {
-      CellKind::kSimple, CellKind::kComplex,    CellKind::kPlaid, CellKind::kV4,
+      CellKind::kSimple,  CellKind::kComplex,    CellKind::kPlaid, CellKind::kV4,
       CellKind::kDeepNet, CellKind::kEndStopped, CellKind::kColor};
   return kinds;
 }

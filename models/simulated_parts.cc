@@ -50,8 +50,8 @@ GaborParams DrawGabor(const SimulatedNeuronSpec& spec) {
   return g;
 }
 
-std::vector<double> GaborWeights(const GaborParams& g, int64_t height, int64_t width,
-                                 double phase, double support) {
+std::vector<double> GaborWeights(const GaborParams& g, int64_t height, int64_t width, double phase,
+                                 double support) {
   const int64_t n = height * width;
   std::vector<double> envelope(n), carrier(n);
   const double c = std::cos(g.orientation), s = std::sin(g.orientation);
@@ -131,8 +131,8 @@ std::vector<double> BestQuadratureSigns(const std::vector<double>& a,
   return s;
 }
 
-torch::Tensor QuadratureBank(const std::vector<GaborParams>& gabors, int64_t height,
-                             int64_t width, double support) {
+torch::Tensor QuadratureBank(const std::vector<GaborParams>& gabors, int64_t height, int64_t width,
+                             double support) {
   const int64_t n = height * width;
   torch::Tensor bank = torch::empty({n, 2 * static_cast<int64_t>(gabors.size())}, torch::kDouble);
   auto acc = bank.accessor<double, 2>();
@@ -174,6 +174,43 @@ torch::Tensor Luminance(const torch::Tensor& images) {
   const torch::Tensor x = images.to(torch::kCPU, torch::kDouble);
   const torch::Tensor gray = x.size(1) == 1 ? x : x.mean(1, /*keepdim=*/true);
   return gray.reshape({images.size(0), -1});
+}
+
+WorkingGrid::WorkingGrid(int64_t image_height, int64_t image_width)
+    : image_height_(image_height), image_width_(image_width) {
+  constexpr int64_t kLargest = 64;
+  const int64_t f = (std::min(image_height, image_width) + kLargest - 1) / kLargest;
+  height_ = (image_height + f - 1) / f;
+  width_ = (image_width + f - 1) / f;
+  scale_y_ = static_cast<double>(image_height) / static_cast<double>(height_);
+  scale_x_ = static_cast<double>(image_width) / static_cast<double>(width_);
+}
+
+GaborParams WorkingGrid::ToWorking(const GaborParams& g) const {
+  GaborParams w = g;
+  w.center_x = ToWorkingX(g.center_x);
+  w.center_y = ToWorkingY(g.center_y);
+  w.sigma = ToWorkingLength(g.sigma);
+  w.wavelength = ToWorkingLength(g.wavelength);
+  return w;
+}
+
+torch::Tensor WorkingGrid::Downsample(const torch::Tensor& luminance) const {
+  if (height_ == image_height_ && width_ == image_width_) return luminance;
+  namespace F = torch::nn::functional;
+  const torch::Tensor images = luminance.view({-1, 1, image_height_, image_width_});
+  return F::interpolate(images, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{height_, width_})
+                                    .mode(torch::kArea))
+      .reshape({luminance.size(0), height_ * width_});
+}
+
+torch::Tensor WorkingGrid::Upsample(const torch::Tensor& images) const {
+  if (height_ == image_height_ && width_ == image_width_) return images;
+  namespace F = torch::nn::functional;
+  return F::interpolate(images, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{image_height_, image_width_})
+                                    .mode(torch::kNearest));
 }
 
 torch::Tensor RandomImages(ParamGenerator& gen, int64_t n, int64_t height, int64_t width,

@@ -91,6 +91,32 @@ torch::Tensor PairEnergies(const torch::Tensor& luminance, const torch::Tensor& 
 // channels (exact for a gray image repeated on the channels).
 torch::Tensor Luminance(const torch::Tensor& images);
 
+// The grid the v4 and endstopped cells compute on: the image itself while
+// its short side is at most 64 pixels; above that, means over f x f blocks
+// (area resampling), f = ceil(min(H, W) / 64), so that a larger image costs
+// what a 64-pixel one does (their banks are dense [pixels, filters]).
+// Parameters are drawn in image pixels and mapped onto it.
+class WorkingGrid {
+ public:
+  WorkingGrid(int64_t image_height, int64_t image_width);
+  int64_t height() const { return height_; }
+  int64_t width() const { return width_; }
+  // Image pixels -> working pixels.
+  double ToWorkingX(double x) const { return x / scale_x_; }
+  double ToWorkingY(double y) const { return y / scale_y_; }
+  double ToWorkingLength(double length) const { return 2 * length / (scale_x_ + scale_y_); }
+  GaborParams ToWorking(const GaborParams& g) const;
+  // Luminance [N, H*W] (any floating dtype) -> [N, h*w]: area means,
+  // differentiable; the identity when the grid is the image.
+  torch::Tensor Downsample(const torch::Tensor& luminance) const;
+  // Working images [N, 1, h, w] -> [N, 1, H, W] (each pixel repeated).
+  torch::Tensor Upsample(const torch::Tensor& images) const;
+
+ private:
+  int64_t image_height_, image_width_, height_, width_;
+  double scale_y_, scale_x_;  // image pixels per working pixel
+};
+
 // Random start images [n, 1, H, W] (float, in [0, 1]) drawn from `gen`:
 // uniform pixel noise when `smooth` is false, else "value noise" with a
 // roughly 1/f spectrum (uniform grids of 4, 8, 16 and 32 cells per side,
@@ -106,9 +132,9 @@ using RateFunction = std::function<torch::Tensor(const torch::Tensor&)>;
 torch::Tensor GradientSignImages(const RateFunction& f, const torch::Tensor& images);
 
 struct AscentOptions {
-  int explore_steps = 100;  // every start
-  int keep = 8;             // the best end points of the exploration go on
-  int refine_steps = 300;   // for those
+  int explore_steps = 100;      // every start
+  int keep = 8;                 // the best end points of the exploration go on
+  int refine_steps = 300;       // for those
   double learning_rate = 0.05;  // Adam's, each stage decayed on a cosine to 1/20 of it
 };
 

@@ -14,16 +14,16 @@ namespace {
 using simulated::kPi;
 
 struct Weights {
-  torch::Tensor subunits;    // [H*W, 2K] quadrature pairs
-  torch::Tensor subunit_max; // [K] E_k*
-  torch::Tensor pool;         // [H*W, 2M]
+  torch::Tensor subunits;      // [H*W, 2K] quadrature pairs
+  torch::Tensor subunit_max;   // [K] E_k*
+  torch::Tensor pool;          // [H*W, 2M]
   torch::Tensor pool_weights;  // [M] (1 - m) v_j / P_ref
   torch::Tensor contrast;      // [H*W] m v(p) / C_ref
 };
 
 Weights Cast(const Weights& w, torch::Dtype dtype) {
-  return {w.subunits.to(dtype), w.subunit_max.to(dtype), w.pool.to(dtype),
-          w.pool_weights.to(dtype), w.contrast.to(dtype)};
+  return {w.subunits.to(dtype), w.subunit_max.to(dtype), w.pool.to(dtype), w.pool_weights.to(dtype),
+          w.contrast.to(dtype)};
 }
 
 // The soft AND of the subunits, D, for luminance [N, H*W].
@@ -41,34 +41,40 @@ torch::Tensor Response(const torch::Tensor& luminance, const Weights& w, double 
 
 class V4Cell final : public SimulatedNeuron {
  public:
-  V4Cell(const SimulatedNeuronSpec& spec, V4Params params, Weights weights)
+  V4Cell(const SimulatedNeuronSpec& spec, simulated::WorkingGrid grid, V4Params params,
+         Weights weights)
       : SimulatedNeuron(spec, /*has_gabor=*/false, GaborParams{}),
+        grid_(grid),
         params_(std::move(params)),
         weights_(std::move(weights)),
         weights_float_(Cast(weights_, torch::kFloat)) {}
 
   torch::Tensor Rates(const torch::Tensor& images) const override {
     CheckImages(images);
-    const torch::Tensor r =
-        Response(simulated::Luminance(images), weights_, params_.eps, params_.sigma_n);
-    return (spec().peak_rate * r / scale_).to(torch::kFloat);
+    return (spec().peak_rate * DoubleResponse(images) / scale_).to(torch::kFloat);
   }
   bool optimum_is_exact() const override { return false; }
 
-  torch::Tensor FloatResponse(const torch::Tensor& images) const {  // [B, 1, H, W]
+  // R of working-grid luminance images [B, 1, h, w] (float).
+  torch::Tensor FloatResponse(const torch::Tensor& images) const {
     return Response(images.reshape({images.size(0), -1}), weights_float_, params_.eps,
                     params_.sigma_n);
   }
 
-  void SetOptimum(const torch::Tensor& luminance) {  // [1, 1, H, W]
-    torch::Tensor optimum = luminance[0].expand({spec().channels, -1, -1}).contiguous();
-    scale_ = Response(simulated::Luminance(optimum.unsqueeze(0)), weights_, params_.eps,
-                      params_.sigma_n)
-                 .item<double>();
+  void SetOptimum(const torch::Tensor& working) {  // [1, 1, h, w]
+    torch::Tensor optimum =
+        grid_.Upsample(working)[0].expand({spec().channels, -1, -1}).contiguous();
+    scale_ = DoubleResponse(optimum.unsqueeze(0)).item<double>();
     set_optimum(std::move(optimum));
   }
 
  private:
+  torch::Tensor DoubleResponse(const torch::Tensor& images) const {  // [N, C, H, W]
+    return Response(grid_.Downsample(simulated::Luminance(images)), weights_, params_.eps,
+                    params_.sigma_n);
+  }
+
+  simulated::WorkingGrid grid_;
   V4Params params_;
   Weights weights_, weights_float_;
   double scale_ = 1;  // R*
@@ -128,14 +134,16 @@ V4Params DrawV4Params(const SimulatedNeuronSpec& spec) {
   if (k == 2) {
     directions.push_back(first + gen.Uniform(kPi / 2, kPi));
   } else {
-    for (int i = 1; i < 3; ++i) directions.push_back(first + 2 * kPi * i / 3 + gen.Uniform(-kPi / 6, kPi / 6));
+    for (int i = 1; i < 3; ++i)
+      directions.push_back(first + 2 * kPi * i / 3 + gen.Uniform(-kPi / 6, kPi / 6));
   }
   std::vector<double> orientations(k);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     for (double& o : orientations) o = gen.Uniform(0, kPi);
     bool apart = true;
     for (int i = 0; i < k; ++i) {
-      for (int j = 0; j < i; ++j) apart = apart && OrientationGap(orientations[i], orientations[j]) >= kPi / 6;
+      for (int j = 0; j < i; ++j)
+        apart = apart && OrientationGap(orientations[i], orientations[j]) >= kPi / 6;
     }
     if (apart) break;
   }
@@ -157,8 +165,13 @@ V4Params DrawV4Params(const SimulatedNeuronSpec& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateV4Cell(const SimulatedNeuronSpec& spec) {
-  const int64_t h = spec.height, w = spec.width;
-  const V4Params p = DrawV4Params(spec);
+  const simulated::WorkingGrid grid(spec.height, spec.width);
+  const int64_t h = grid.height(), w = grid.width();
+  V4Params p = DrawV4Params(spec);  // in working pixels from here on
+  p.center_x = grid.ToWorkingX(p.center_x);
+  p.center_y = grid.ToWorkingY(p.center_y);
+  p.sigma_rf = grid.ToWorkingLength(p.sigma_rf);
+  for (GaborParams& g : p.subunits) g = grid.ToWorking(g);
   const GaborParams& unit = p.subunits[0];
 
   Weights weights;
@@ -216,7 +229,7 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateV4Cell(const SimulatedNeu
     starts.push_back(StructuredImage(p, weights.subunits, h, w, radius));
   }
   const torch::Tensor bank = weights.subunits, pool_bank = weights.pool;
-  auto neuron = std::make_unique<V4Cell>(spec, p, std::move(weights));
+  auto neuron = std::make_unique<V4Cell>(spec, grid, p, std::move(weights));
   const simulated::RateFunction f = [&neuron](const torch::Tensor& x) {
     return neuron->FloatResponse(x);
   };
@@ -227,7 +240,8 @@ absl::StatusOr<std::unique_ptr<SimulatedNeuron>> CreateV4Cell(const SimulatedNeu
       simulated::GradientSignImages(f, simulated::RandomImages(gen, 8, h, w, /*smooth=*/true)));
   const torch::Tensor best =
       simulated::BestOfAscents(f, torch::cat(starts), simulated::AscentOptions{});
-  const torch::Tensor seen = simulated::Support(torch::cat({bank, pool_bank}, 1), h, w);  // covers contrast
+  const torch::Tensor seen =
+      simulated::Support(torch::cat({bank, pool_bank}, 1), h, w);  // covers contrast
   neuron->SetOptimum(seen * best + (1 - seen) * 0.5);
   return neuron;
 }

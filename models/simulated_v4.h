@@ -36,7 +36,10 @@
 // [0.1, 0.5]; m in [0.4, 0.8] (full-contrast noise around the fragments
 // brings the rate down to ~45-80%). Gabor envelopes are cut at simulated::kSupportSigmas.
 // The subunits have no position tolerance beyond their own phase invariance
-// (no max over shifted copies as in Cadieu et al.'s C2 layer).
+// (no max over shifted copies as in Cadieu et al.'s C2 layer). Images whose
+// short side passes 64 pixels are seen through simulated::WorkingGrid's
+// block means (same cell, same cost as at 64; the optimum is the working
+// one repeated over the blocks).
 // Optimum: a few oriented grating fragments at the subunits' places in a
 // gray field, estimated (simulated::BestOfAscents) from 4 structured starts
 // (as the structured image, with radii 1.5-3 sigma_s), 40 uniform and 40
@@ -53,6 +56,7 @@
 
 namespace stimloop {
 
+// In image pixels.
 struct V4Params {
   double center_x = 0, center_y = 0;  // RF center, pixels
   double sigma_rf = 0;                // pixels
