@@ -25,9 +25,11 @@
 #include "server/torch_threads.h"
 
 ABSL_FLAG(std::string, spaces, "spectral,pixel", "Image spaces");
-ABSL_FLAG(std::string, cells, "simple,complex", "Simulated cell kinds");
+ABSL_FLAG(std::string, cells, "simple,complex",
+          "Simulated cell kinds: simple, complex, plaid, v4, deepnet, endstopped, color");
 ABSL_FLAG(int, seeds, 8, "Seeds (neurons) per configuration");
-ABSL_FLAG(int, size, 64, "Image side, pixels (grayscale)");
+ABSL_FLAG(int, size, 64, "Image side, pixels");
+ABSL_FLAG(int, channels, 0, "1 (gray) or 3 (RGB); 0: 3 for a color cell, else 1");
 ABSL_FLAG(int, generation_size, 40, "Images per Ask");
 ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for gradient_ascent");
 ABSL_FLAG(std::string, image_space_params, "", "name=value,... for every image space");
@@ -64,6 +66,8 @@ absl::Status RunJob(Job& job) {
   SimulatedNeuronSpec spec;
   spec.kind = *kind;
   spec.height = spec.width = absl::GetFlag(FLAGS_size);
+  spec.channels = absl::GetFlag(FLAGS_channels);
+  if (spec.channels == 0) spec.channels = *kind == CellKind::kColor ? 3 : 1;
   spec.seed = job.seed;
   // The same neuron as sample_efficiency's: population neuron 0.
   auto population = SimulatedPopulation::Create(spec, 1, false);
@@ -73,7 +77,8 @@ absl::Status RunJob(Job& job) {
 
   auto optimizer = MakeFixedModelAscent(
       std::make_shared<NeuronModel>(cell), job.space, absl::GetFlag(FLAGS_image_space_params),
-      absl::GetFlag(FLAGS_optimizer_params), ImageShape{1, spec.height, spec.width}, job.seed);
+      absl::GetFlag(FLAGS_optimizer_params), ImageShape{spec.channels, spec.height, spec.width},
+      job.seed);
   if (!optimizer.ok()) return optimizer.status();
   auto candidates = (*optimizer)->Ask(absl::GetFlag(FLAGS_generation_size), 1);
   if (!candidates.ok()) return candidates.status();

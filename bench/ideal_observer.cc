@@ -129,6 +129,13 @@ torch::Tensor FittedOptimum(FitClass fit, const GaborParameters& g, int64_t heig
 }
 
 absl::Status RunJob(Job& job) {
+  auto kind = ParseCellKind(job.cell);
+  if (!kind.ok()) return kind.status();
+  if (!IsGaborCellKind(*kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cells: ideal_observer fits Gabor cells (simple, complex; plaid with --blind), and a ",
+        job.cell, " cell has no Gabor model"));
+  }
   auto trials = LoadSavedTrials(absl::GetFlag(FLAGS_trials_dir), job.cell, job.seed, job.budget);
   if (!trials.ok()) return trials.status();
   auto population = SavedTrialsCell(*trials, job.seed);

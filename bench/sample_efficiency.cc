@@ -55,13 +55,15 @@
 
 ABSL_FLAG(std::string, optimizers, "random,genetic", "Optimizers to compare");
 ABSL_FLAG(std::string, spaces, "pixel,spectral", "Image spaces");
-ABSL_FLAG(std::string, cells, "simple,complex", "Simulated cell kinds");
+ABSL_FLAG(std::string, cells, "simple,complex",
+          "Simulated cell kinds: simple, complex, plaid, v4, deepnet, endstopped, color");
 ABSL_FLAG(int, seeds, 8, "Seeds per configuration (session and neuron)");
 ABSL_FLAG(int, first_seed, 1,
           "The seeds are first_seed, first_seed + 1, ...: another first_seed draws other "
           "neurons and sessions, an independent check of a difference seen on the default ones");
 ABSL_FLAG(std::string, budgets, "200,500,1000,3000", "Responses at which to measure");
-ABSL_FLAG(int, size, 64, "Image side, pixels (grayscale)");
+ABSL_FLAG(int, size, 64, "Image side, pixels");
+ABSL_FLAG(int, channels, 0, "1 (gray) or 3 (RGB); 0: 3 for a color cell, else 1");
 ABSL_FLAG(double, window, 0.2, "Spike counting window, seconds");
 ABSL_FLAG(double, peak_rate, 50, "Rate at the optimum, spikes/s");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
@@ -144,7 +146,7 @@ absl::Status AppendPooledRows(const Session& session, const SimulatedRig& rig, d
 
 // Saves every presentation so far to <dir>/<cell>_<seed>_<budget>.pt, in
 // the order of the session's stimuli, as torch::save of four tensors:
-// images uint8 [N, 1, H, W], measured rates float [N, 1], generation int64
+// images uint8 [N, C, H, W], measured rates float [N, 1], generation int64
 // [N] and the true rate as a fraction of the optimum, float [N]. Repeated
 // stimuli appear once per presentation (the trials a refit sees). Read
 // back by bench/saved_trials.h.
@@ -190,6 +192,8 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   SimulatedNeuronSpec spec;
   spec.kind = *kind;
   spec.height = spec.width = absl::GetFlag(FLAGS_size);
+  spec.channels = absl::GetFlag(FLAGS_channels);
+  if (spec.channels == 0) spec.channels = *kind == CellKind::kColor ? 3 : 1;
   spec.seed = job.seed;
   spec.peak_rate = absl::GetFlag(FLAGS_peak_rate);
   auto population = SimulatedPopulation::Create(spec, 1, false);
@@ -199,7 +203,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   v1::SessionConfig config;
   config.mutable_image()->set_height(spec.height);
   config.mutable_image()->set_width(spec.width);
-  config.mutable_image()->set_channels(1);
+  config.mutable_image()->set_channels(spec.channels);
   config.set_num_neurons(1);
   config.mutable_optimizer()->set_name(job.optimizer);
   if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params),

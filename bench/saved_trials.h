@@ -48,6 +48,7 @@ inline absl::StatusOr<SimulatedPopulation> SavedTrialsCell(const SavedTrials& tr
                                                            uint64_t seed) {
   SimulatedNeuronSpec spec;
   spec.kind = trials.kind;
+  spec.channels = trials.images.size(1);
   spec.height = trials.images.size(2);
   spec.width = trials.images.size(3);
   spec.seed = seed;

@@ -1,5 +1,6 @@
 // Surrogate fit benchmark: held-out correlation and refit wall time versus
-// the number of trials, on simulated simple and complex cells (64 x 64 gray,
+// the number of trials, on simulated cells (--cells: any kind; 64 x 64 gray,
+// RGB for a color cell,
 // Poisson spiking in a 0.2 s window, peak 50 spikes/s), images drawn at
 // at random (see RandomImages) or, with --images=genetic, the stimuli of a
 // genetic search driven by the neuron (clients/simulated_trials.h): what a
@@ -8,7 +9,7 @@
 // Median over seeds.
 //
 //   surrogate_fit [--seeds=3] [--trials=250,1000,3000] [--threads=2]
-//                 [--images=genetic|pink|smooth] [--cells=simple,complex]
+//                 [--images=genetic|pink|smooth] [--cells=simple,complex,...]
 //                 [--params=key=value,...]
 // --params overrides the surrogate's defaults (models/surrogate_config.h).
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "clients/named_numbers.h"
 #include "clients/simulated_trials.h"
 #include "models/simulated_neuron.h"
@@ -38,8 +39,9 @@ namespace {
 // "smooth" low-passes it with a Gaussian at 4 cycles/image (RMS contrast
 // 0.3); "pink" gives it a 1/f amplitude spectrum, like natural images and
 // the spectral image space's prior (RMS contrast 0.5). Clipped to [0, 1].
-torch::Tensor RandomImages(const std::string& kind, int64_t n, int64_t size, at::Generator& gen) {
-  const torch::Tensor noise = torch::randn({n, 1, size, size}, gen);
+torch::Tensor RandomImages(const std::string& kind, int64_t n, int64_t channels, int64_t size,
+                           at::Generator& gen) {
+  const torch::Tensor noise = torch::randn({n, channels, size, size}, gen);
   const torch::Tensor fy = torch::fft::fftfreq(size, torch::kFloat).mul(size).view({size, 1});
   const torch::Tensor fx =
       torch::fft::rfftfreq(size, torch::kFloat).mul(size).view({1, size / 2 + 1});
@@ -118,21 +120,31 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", spec.status().ToString().c_str());
     return 2;
   }
-  auto front_end = MakeFrontEnd(*spec, {1, 64, 64});
-  if (!front_end.ok()) return 1;
+  std::vector<CellKind> kinds;
+  for (absl::string_view name : absl::StrSplit(cells, ',')) {
+    absl::StatusOr<CellKind> kind = ParseCellKind(name);
+    if (!kind.ok()) {
+      std::fprintf(stderr, "--cells: %s\n", std::string(kind.status().message()).c_str());
+      return 2;
+    }
+    kinds.push_back(*kind);
+  }
   std::printf("surrogate fit: %s images, spec defaults%s%s, %d seed(s), %d intra-op threads\n",
               images.c_str(), params_text.empty() ? "" : " with ", params_text.c_str(), seeds,
               threads);
   std::printf("%-8s %7s %12s %15s %12s %10s %13s\n", "cell", "trials", "truth corr",
               "held-out corr", "refit s", "epochs", "spikes/trial");
-  for (CellKind kind : {CellKind::kSimple, CellKind::kComplex}) {
-    if (!absl::StrContains(cells, CellKindName(kind))) continue;
+  for (CellKind kind : kinds) {
+    const int64_t channels = kind == CellKind::kColor ? 3 : 1;
+    auto front_end = MakeFrontEnd(*spec, {channels, 64, 64});
+    if (!front_end.ok()) return 1;
     for (int64_t n : trials) {
       std::vector<double> truth, heldout, secs, epochs, spikes;
       for (int seed = 0; seed < seeds; ++seed) {
         SimulatedNeuronSpec ns;
         ns.kind = kind;
         ns.seed = 100 + seed;
+        ns.channels = channels;
         auto neuron = SimulatedNeuron::Create(ns);
         auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + seed);
         TrainingData data;
@@ -145,9 +157,9 @@ int Main(int argc, char** argv) {
           data.rates = trials->rates;
           test = test_trials->images;
         } else {
-          data.images = RandomImages(images, n, 64, gen);
+          data.images = RandomImages(images, n, channels, 64, gen);
           data.rates = PoissonRates((*neuron)->Rates(data.images), 0.2, gen).unsqueeze(1);
-          test = RandomImages(images, 1000, 64, gen);
+          test = RandomImages(images, 1000, channels, 64, gen);
         }
         spikes.push_back(data.rates.mean().item<double>() * 0.2);
         FitMetrics metrics;

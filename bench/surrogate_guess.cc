@@ -141,7 +141,7 @@ absl::Status RunJob(Job& job) {
   if (spec->model_class == SurrogateClass::kParametricGabor) {
     model = FitGaborModel(data, *spec, 1, fit_seed, nullptr, &metrics);
   } else {
-    auto front_end = MakeFrontEnd(*spec, {1, images.size(2), images.size(3)});
+    auto front_end = MakeFrontEnd(*spec, {images.size(1), images.size(2), images.size(3)});
     if (!front_end.ok()) return front_end.status();
     model = FitSurrogate(data, *spec, *front_end, 1, fit_seed, nullptr, &metrics);
   }
@@ -159,9 +159,9 @@ absl::Status RunJob(Job& job) {
     job.late_corr = Correlation(predicted, true_fraction.index({late}));
   }
 
-  auto optimizer = MakeFixedModelAscent(*model, "spectral", "",
-                                        absl::GetFlag(FLAGS_optimizer_params),
-                                        ImageShape{1, images.size(2), images.size(3)}, job.seed);
+  auto optimizer =
+      MakeFixedModelAscent(*model, "spectral", "", absl::GetFlag(FLAGS_optimizer_params),
+                           ImageShape{images.size(1), images.size(2), images.size(3)}, job.seed);
   if (!optimizer.ok()) return optimizer.status();
   const torch::Tensor guess = (*optimizer)->BestGuess();
   job.guess = cell.Rates(guess.unsqueeze(0))[0].item<double>() / cell.optimum_rate();

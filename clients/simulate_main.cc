@@ -5,6 +5,7 @@
 //
 //   stimloop-simulate                       # embedded defaults, ~1000 responses
 //   stimloop-simulate --optimizer=random --image_space=pixel --cell=complex
+//   stimloop-simulate --cell=v4 --size=32        # neurons beyond V1 (models/simulated_neuron.h)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -41,11 +42,16 @@ ABSL_FLAG(std::string, image_space, "",
           "then defaults to spectral here)");
 ABSL_FLAG(std::string, surrogate_params, "",
           "Surrogate parameters for gradient_ascent and adaptive_sampling: name=value,...");
-ABSL_FLAG(std::string, cell, "simple", "Simulated cell: simple, complex or plaid");
-ABSL_FLAG(int, neurons, 1, "Simulated neurons (more than 1: alternating simple/complex)");
+ABSL_FLAG(std::string, cell, "simple",
+          "Simulated cell: simple, complex, plaid (V1 Gabor cells), endstopped (V1, "
+          "surround-suppressed), color (V1 double-opponent, RGB only), v4 (a normalized "
+          "conjunction of oriented subunits) or deepnet (a unit of a seed-drawn conv net)");
+ABSL_FLAG(int, neurons, 1,
+          "Simulated neurons (more than 1: alternating simple/complex for --cell=simple, complex "
+          "or plaid; otherwise all of --cell, each drawn from its own seed)");
 ABSL_FLAG(int, target, 0, "The neuron whose rate is maximized");
 ABSL_FLAG(int, size, 64, "Image height and width in pixels");
-ABSL_FLAG(int, channels, 1, "1 (gray) or 3 (RGB)");
+ABSL_FLAG(int, channels, 0, "1 (gray) or 3 (RGB); 0: 3 for --cell=color, else 1");
 ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
 ABSL_FLAG(int, repeats, -1,
           "Leading images re-shown per generation, so the best is picked on several "
@@ -80,6 +86,7 @@ int Run() {
   stimloop::SimulatedNeuronSpec spec;
   spec.kind = *kind;
   spec.channels = absl::GetFlag(FLAGS_channels);
+  if (spec.channels == 0) spec.channels = *kind == stimloop::CellKind::kColor ? 3 : 1;
   spec.height = spec.width = absl::GetFlag(FLAGS_size);
   spec.seed = absl::GetFlag(FLAGS_seed);
   spec.peak_rate = absl::GetFlag(FLAGS_peak_rate);

@@ -1,28 +1,22 @@
-// Simulated neurons: ground-truth model cells with a known optimum, used for
-// offline sessions, tests and benchmarks.
+// Simulated neurons: ground-truth model cells with a known (or well
+// estimated) optimum, used for offline sessions, tests and benchmarks.
+// SimulatedNeuron is the interface; each family is one file pair:
 //
-// Simple cell (linear-nonlinear): drive = <w, x - 0.5> with w a Gabor
-//   receptive field; rate = peak_rate * (max(drive, 0) / drive*)^exponent,
-//   where drive* is the largest drive any image in [0, 1] reaches.
-// Complex cell (energy model): a quadrature pair of Gabors w1, w2;
-//   rate = peak_rate * (<w1, x-0.5>^2 + <w2, x-0.5>^2) / energy*.
-// Both reach exactly peak_rate at their optimum over the [0, 1] pixel box:
-//   simple: x = 1 where w > 0, else 0 (the sign pattern of the weights);
-//   complex: the best sign pattern of cos(t) w1 + sin(t) w2 over the phase
-//   angle t in the pair's plane, found exactly by visiting every interval
-//   between the angles where one weight changes sign.
-// Plaid cell (linear-nonlinear, outside the one-Gabor class of the
-//   parametric surrogate, models/gabor_model.h): as a simple cell, with w the
-//   normalized sum of two Gabors of the same size and wavelength at the same
-//   place, oriented 45-90 degrees apart (the second orientation and phase
-//   drawn from their own stream of the seed, so its first Gabor is the simple
-//   cell's of the same seed); optimum: the sign pattern of w.
-// Receptive field position, orientation, spatial frequency, phase and size
-// are drawn from the neuron's seed (a fixed generator: identical across runs
-// and platforms): center within the central 50% of each axis, sigma 0.06-0.12
-// of min(height, width), wavelength 2-3 sigma, any orientation and phase.
-// Weights are zero-mean, so any uniform image (gray included) gives rate 0.
-// For RGB images the cell sees luminance: the same weights on every channel.
+//   simple, complex, plaid  models/simulated_gabor.h       V1, exact optimum
+//   endstopped              models/simulated_endstopped.h  V1, estimated optimum
+//   color                   models/simulated_color.h       V1, RGB, exact optimum
+//   v4                      models/simulated_v4.h          V4, estimated optimum
+//   deepnet                 models/simulated_deepnet.h     CNN unit, estimated optimum
+//
+// Every cell's parameters are drawn from its seed with a fixed generator
+// (identical across runs and platforms; models/simulated_parts.h), and its
+// rates are scaled so that Optimum() gives exactly peak_rate. Where no exact
+// optimum is known, Optimum() is the best of many projected gradient ascents
+// in the [0, 1] pixel box (the family's header says how); an optimizer may
+// then find an image rated slightly above peak_rate. All cells work on
+// contrast (x - 0.5): a uniform image, gray included, gives rate 0. Except
+// the color cell (RGB only), a cell shown an RGB image sees its luminance:
+// the 1- and 3-channel cells of one seed are the same cell.
 #ifndef STIMLOOP_MODELS_SIMULATED_NEURON_H_
 #define STIMLOOP_MODELS_SIMULATED_NEURON_H_
 
@@ -31,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,11 +33,18 @@
 
 namespace stimloop {
 
-enum class CellKind { kSimple, kComplex, kPlaid };
+enum class CellKind { kSimple, kComplex, kPlaid, kV4, kDeepNet, kEndStopped, kColor };
 
-// "simple" / "complex" / "plaid" <-> CellKind; INVALID_ARGUMENT for anything else.
+// "simple", "complex", "plaid", "v4", "deepnet", "endstopped", "color" <->
+// CellKind; INVALID_ARGUMENT (listing the kinds) for anything else.
 absl::StatusOr<CellKind> ParseCellKind(absl::string_view name);
 absl::string_view CellKindName(CellKind kind);
+// Every kind, in the order above.
+const std::vector<CellKind>& AllCellKinds();
+// "simple, complex, ..., color": for flag help and error messages.
+std::string CellKindNames();
+// The Gabor cells of models/simulated_gabor.h (simple, complex, plaid).
+bool IsGaborCellKind(CellKind kind);
 
 // The receptive field drawn from the seed (pixels and radians).
 struct GaborParams {
@@ -58,44 +60,61 @@ struct SimulatedNeuronSpec {
   int64_t channels = 1, height = 64, width = 64;
   uint64_t seed = 0;
   double peak_rate = 50.0;  // spikes/s at the optimum
-  double exponent = 2.0;    // simple cell output nonlinearity (power law)
+  double exponent = 2.0;    // output power law of the simple, plaid and color cells
 };
 
 // Immutable, thread-safe.
 class SimulatedNeuron {
  public:
-  // INVALID_ARGUMENT naming the field unless channels is 1 or 3, height and
-  // width are in [16, 512], and peak_rate and exponent are positive.
+  // INVALID_ARGUMENT naming the field unless channels is 1 or 3 (3 for a
+  // color cell), height and width are in [16, 512], and peak_rate and
+  // exponent are positive.
   static absl::StatusOr<std::unique_ptr<SimulatedNeuron>> Create(const SimulatedNeuronSpec& spec);
 
-  // Noiseless rates: images [N, C, H, W] in [0, 1] -> [N] (float, spikes/s).
-  // Differentiable with respect to the images (an oracle model for
-  // bench/ascent_ceiling).
+  virtual ~SimulatedNeuron() = default;
+  SimulatedNeuron(const SimulatedNeuron&) = delete;
+  SimulatedNeuron& operator=(const SimulatedNeuron&) = delete;
+
+  // Noiseless rates: images [N, C, H, W] in [0, 1] -> [N] (float, spikes/s,
+  // finite and non-negative). Differentiable with respect to the images (an
+  // oracle model for bench/ascent_ceiling).
   // REQUIRES: C, H, W match the spec (checked with TORCH_CHECK).
-  torch::Tensor Rates(const torch::Tensor& images) const;
-  // The exact optimum over the [0, 1] pixel box, [C, H, W] with values 0/1.
+  virtual torch::Tensor Rates(const torch::Tensor& images) const = 0;
+  // The optimum over the [0, 1] pixel box, [C, H, W] float: exact (0/1
+  // values) when optimum_is_exact(), else the family's estimate.
   const torch::Tensor& Optimum() const { return optimum_; }
+  virtual bool optimum_is_exact() const = 0;
   // Rate at the optimum (== spec.peak_rate).
   double optimum_rate() const { return spec_.peak_rate; }
   const SimulatedNeuronSpec& spec() const { return spec_; }
-  const GaborParams& gabor() const { return gabor_; }
+  // The V1 receptive field (simple, complex, plaid: the first Gabor;
+  // endstopped: its center; color: its spatial profile). V4 and deepnet
+  // cells have none.
+  bool has_gabor() const { return has_gabor_; }
+  // REQUIRES: has_gabor() (checked with TORCH_CHECK).
+  const GaborParams& gabor() const;
+
+ protected:
+  // `gabor` is stored for gabor() when `has_gabor`.
+  SimulatedNeuron(SimulatedNeuronSpec spec, bool has_gabor, GaborParams gabor);
+  // TORCH_CHECKs that images are [N, C, H, W] of the spec.
+  void CheckImages(const torch::Tensor& images) const;
+  void set_optimum(torch::Tensor optimum) { optimum_ = std::move(optimum); }
 
  private:
-  SimulatedNeuron(SimulatedNeuronSpec spec, GaborParams gabor, torch::Tensor w1, torch::Tensor w2);
-  torch::Tensor Drive(const torch::Tensor& images) const;  // [N] or [N, 2]
-
   SimulatedNeuronSpec spec_;
+  bool has_gabor_;
   GaborParams gabor_;
-  torch::Tensor w1_, w2_;  // [C*H*W] double; w2_ defined for a complex cell only
-  double scale_ = 1;       // drive* (simple) or energy* (complex)
   torch::Tensor optimum_;
 };
 
 // N independent simulated neurons seen together, e.g. a recording array.
 class SimulatedPopulation {
  public:
-  // Neuron i gets seed derived from (seed, i); kinds alternate
-  // simple/complex (even i simple) when `mix` is true, else all are `kind`.
+  // Neuron i gets seed derived from (seed, i). When `mix` is true and
+  // base.kind is simple, complex or plaid (a V1 array), kinds alternate
+  // simple/complex (even i simple); otherwise every neuron is base.kind
+  // (e.g. a V4 array: v4 cells with their own seeds).
   // INVALID_ARGUMENT if num_neurons < 1 or `base` is invalid.
   static absl::StatusOr<SimulatedPopulation> Create(const SimulatedNeuronSpec& base,
                                                     int num_neurons, bool mix);

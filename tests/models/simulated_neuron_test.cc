@@ -368,6 +368,58 @@ TEST(SimulatedPopulationTest, RejectsNoNeurons) {
   EXPECT_NE(population.status().message().find("num_neurons"), absl::string_view::npos);
 }
 
+TEST(SimulatedNeuronTest, EveryCellKindNameRoundTrips) {
+  ASSERT_EQ(AllCellKinds().size(), 7u);
+  for (CellKind kind : AllCellKinds()) {
+    auto parsed = ParseCellKind(CellKindName(kind));
+    ASSERT_TRUE(parsed.ok()) << CellKindName(kind);
+    EXPECT_EQ(*parsed, kind);
+    EXPECT_NE(CellKindNames().find(std::string(CellKindName(kind))), std::string::npos);
+  }
+  for (const char* name : {"v4", "deepnet", "endstopped", "color"}) {
+    EXPECT_TRUE(ParseCellKind(name).ok()) << name;
+  }
+  auto bad = ParseCellKind("it");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("deepnet"), absl::string_view::npos);  // lists the kinds
+}
+
+TEST(SimulatedNeuronTest, OnlyV1CellsHaveAGabor) {
+  for (CellKind kind : AllCellKinds()) {
+    SimulatedNeuronSpec spec;
+    spec.kind = kind;
+    spec.channels = 3;
+    spec.height = spec.width = 32;
+    auto neuron = SimulatedNeuron::Create(spec);
+    ASSERT_TRUE(neuron.ok()) << neuron.status();
+    const bool v1 = kind != CellKind::kV4 && kind != CellKind::kDeepNet;
+    EXPECT_EQ((*neuron)->has_gabor(), v1) << CellKindName(kind);
+    if (!v1) EXPECT_THROW((*neuron)->gabor(), c10::Error);
+  }
+}
+
+// Beyond V1, `mix` has no simple/complex alternation to apply: a V4 array
+// is v4 cells, each from its own seed.
+TEST(SimulatedPopulationTest, OtherKindsMakeUniformPopulations) {
+  SimulatedNeuronSpec base;
+  base.kind = CellKind::kEndStopped;
+  base.height = base.width = 32;
+  base.seed = 33;
+  auto population = SimulatedPopulation::Create(base, 3, /*mix=*/true);
+  ASSERT_TRUE(population.ok()) << population.status();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(population->neuron(i).spec().kind, CellKind::kEndStopped);
+    for (int j = 0; j < i; ++j) {
+      EXPECT_FALSE(torch::equal(population->neuron(i).Optimum(), population->neuron(j).Optimum()));
+    }
+  }
+  base.kind = CellKind::kPlaid;  // a V1 kind: the V1 array, as before
+  auto v1 = SimulatedPopulation::Create(base, 2, /*mix=*/true);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ(v1->neuron(0).spec().kind, CellKind::kSimple);
+  EXPECT_EQ(v1->neuron(1).spec().kind, CellKind::kComplex);
+}
+
 TEST(PoissonRatesTest, MeanAndVarianceMatchPoissonCounts) {
   // 200,000 draws at 20 spikes/s in a 0.5 s window: 10 spikes on average.
   // The standard error of the mean rate is 0.01 spikes/s and that of the
