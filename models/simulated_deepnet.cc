@@ -114,7 +114,7 @@ class DeepNetCell final : public SimulatedNeuron {
 
   // The unit's response max(z, 0), unscaled, to luminance [B, 1, H, W] (float).
   torch::Tensor Response(const torch::Tensor& luminance) const {
-    return torch::relu(WorkingDrive(Resample(luminance)));
+    return torch::relu(Drive(luminance));
   }
   // z, the input to the unit's ReLU, for luminance [B, 1, H, W] (float).
   torch::Tensor Drive(const torch::Tensor& luminance) const {

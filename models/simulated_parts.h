@@ -35,7 +35,6 @@ class ParamGenerator {
   double Uniform(double lo, double hi);
   // Uniform integer in [lo, hi]. REQUIRES: lo <= hi.
   int64_t Int(int64_t lo, int64_t hi);
-  std::mt19937_64& engine() { return gen_; }
 
  private:
   std::mt19937_64 gen_;
