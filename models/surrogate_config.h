@@ -10,9 +10,9 @@
 //   batch_size          64       [1, 65536]     trials per Adam step
 //   learning_rate       0.02     [1e-6, 1]      Adam step size (with patience 8:
 //                                               about half the epochs of 0.01
-//                                               and 20, correlations as high or
-//                                               higher; bench/surrogate_fit,
-//                                               BENCHMARKS.md "Refit and
+//                                               and 20; held-out correlations
+//                                               within 0.01, truth lower on one
+//                                               cell: BENCHMARKS.md "Refit and
 //                                               proposal cost")
 //   weight_decay        0        [0, 1]         L2 on the trainable core
 //   l1_mask             10       [0, 100]       L1 on the readout's free spatial masks

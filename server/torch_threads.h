@@ -13,22 +13,13 @@
 // the bound changes nothing measurable (refit and Ask run one after the
 // other either way). So the same bound is applied to OpenBLAS, found at run
 // time (dlsym) so that a build against another BLAS still links and runs.
-//
-// It also fixes glibc malloc's thresholds: blocks up to 32 MiB come from the
-// heap (not mmap) and up to 128 MiB of freed heap is kept rather than
-// returned to the kernel. Left dynamic, the multi-MiB tensors that every
-// Adam step of a refit and every ascent step allocate and free (a minibatch's
-// gathered features, the front end's row passes, ~5-6 MiB each) were handed
-// back and faulted in again each step: 400k page faults in a 250-trial fit
-// plus one Ask of 40, 190k with the thresholds fixed, ~12% less CPU time
-// (bench/surrogate_fit, BENCHMARKS.md "Refit and proposal cost").
 #ifndef STIMLOOP_SERVER_TORCH_THREADS_H_
 #define STIMLOOP_SERVER_TORCH_THREADS_H_
 
 namespace stimloop {
 
 // Sets LibTorch's intra-op and inter-op thread counts and, when the process
-// uses OpenBLAS, its thread count, and malloc's thresholds (above). REQUIRES: threads >= 1. Call once, before
+// uses OpenBLAS, its thread count. REQUIRES: threads >= 1. Call once, before
 // any LibTorch work. Returns whether OpenBLAS was found and bounded.
 bool SetTorchThreads(int threads);
 
