@@ -10,8 +10,12 @@
 //
 //   surrogate_fit [--seeds=3] [--trials=250,1000,3000] [--threads=2]
 //                 [--images=genetic|pink|smooth] [--cells=simple,complex,...]
-//                 [--params=key=value,...]
+//                 [--params=key=value,...] [--ask=key=value,...]
 // --params overrides the surrogate's defaults (models/surrogate_config.h).
+// --ask (may be empty: "--ask=") also times one gradient_ascent Ask of 40
+// in the spectral space with each fitted model (its parameters over the
+// defaults, bench/fixed_model_ascent.h) and reports the true rate / optimum
+// of the generation's best image: what a proposal costs and reaches.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -25,6 +29,8 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
+#include "bench/fixed_model_ascent.h"
 #include "clients/named_numbers.h"
 #include "clients/simulated_trials.h"
 #include "models/simulated_neuron.h"
@@ -82,7 +88,8 @@ int Main(int argc, char** argv) {
   std::vector<int64_t> trials = {250, 1000, 3000};
   std::string images = "genetic";
   std::string cells = "simple,complex";
-  std::string params_text;
+  std::string params_text, ask_text;
+  bool ask = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--seeds=", 8) == 0) {
       seeds = std::atoi(argv[i] + 8);
@@ -96,11 +103,14 @@ int Main(int argc, char** argv) {
       cells = argv[i] + 8;
     } else if (std::strncmp(argv[i], "--params=", 9) == 0) {
       params_text = argv[i] + 9;
+    } else if (std::strncmp(argv[i], "--ask=", 6) == 0) {
+      ask = true;
+      ask_text = argv[i] + 6;
     } else {  // a typo must not start an hour of fits with the defaults
       std::fprintf(stderr,
                    "unknown argument '%s'; usage: surrogate_fit [--seeds=N] [--trials=a,b,...] "
                    "[--threads=N] [--images=genetic|pink|smooth] [--cells=simple,complex] "
-                   "[--params=key=value,...]\n",
+                   "[--params=key=value,...] [--ask=key=value,...]\n",
                    argv[i]);
       return 2;
     }
@@ -132,14 +142,16 @@ int Main(int argc, char** argv) {
   std::printf("surrogate fit: %s images, spec defaults%s%s, %d seed(s), %d intra-op threads\n",
               images.c_str(), params_text.empty() ? "" : " with ", params_text.c_str(), seeds,
               threads);
-  std::printf("%-8s %7s %12s %15s %12s %10s %13s\n", "cell", "trials", "truth corr",
+  std::printf("%-8s %7s %12s %15s %12s %10s %13s", "cell", "trials", "truth corr",
               "held-out corr", "refit s", "epochs", "spikes/trial");
+  if (ask) std::printf(" %8s %9s", "ask s", "ask best");
+  std::printf("\n");
   for (CellKind kind : kinds) {
     const int64_t channels = kind == CellKind::kColor ? 3 : 1;
     auto front_end = MakeFrontEnd(*spec, {channels, 64, 64});
     if (!front_end.ok()) return 1;
     for (int64_t n : trials) {
-      std::vector<double> truth, heldout, secs, epochs, spikes;
+      std::vector<double> truth, heldout, secs, epochs, spikes, ask_secs, ask_best;
       for (int seed = 0; seed < seeds; ++seed) {
         SimulatedNeuronSpec ns;
         ns.kind = kind;
@@ -177,10 +189,28 @@ int Main(int argc, char** argv) {
         double e = 0;
         for (int64_t m : metrics.member_epochs) e += static_cast<double>(m);
         epochs.push_back(e / static_cast<double>(metrics.member_epochs.size()));
+        if (ask) {
+          torch::AutoGradMode grad(true);  // the ascent differentiates the model
+          auto ascent = MakeFixedModelAscent(*model, "spectral", "", ask_text, {1, 64, 64},
+                                             500 + seed);
+          if (!ascent.ok()) {
+            std::fprintf(stderr, "--ask: %s\n", ascent.status().ToString().c_str());
+            return 2;
+          }
+          const auto ask_start = std::chrono::steady_clock::now();
+          auto candidates = (*ascent)->Ask(40, 1);
+          ask_secs.push_back(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - ask_start)
+                  .count());
+          if (!candidates.ok()) return 1;
+          ask_best.push_back(TrueFractions(**neuron, *candidates).max().item<double>());
+        }
       }
-      std::printf("%-8s %7lld %12.3f %15.3f %12.1f %10.1f %13.2f\n",
+      std::printf("%-8s %7lld %12.3f %15.3f %12.1f %10.1f %13.2f",
                   std::string(CellKindName(kind)).c_str(), static_cast<long long>(n),
                   Median(truth), Median(heldout), Median(secs), Median(epochs), Median(spikes));
+      if (ask) std::printf(" %8.2f %9.3f", Median(ask_secs), Median(ask_best));
+      std::printf("\n");
       std::fflush(stdout);
     }
   }
