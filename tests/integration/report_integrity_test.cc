@@ -13,33 +13,15 @@
 #include "absl/strings/str_cat.h"
 #include "server/store_checksum.h"
 #include "tests/integration/test_server.h"
+#include "tests/server/store_test_util.h"
 
 namespace stimloop {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Runs `sql` on the store of a stopped server; returns the first column of
-// the first row, if any.
-std::string Sql(const std::string& data_dir, const std::string& sql) {
-  const std::string path = data_dir + "/stimloop.sqlite";
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  std::string out;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    if (out.empty() && sqlite3_column_text(stmt, 0) != nullptr) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-  }
-  EXPECT_EQ(rc, SQLITE_DONE) << sqlite3_errmsg(db);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
+// The store file of a stopped server's data directory.
+std::string StoreFile(const std::string& data_dir) { return data_dir + "/stimloop.sqlite"; }
 
 v1::Response Rates(const std::string& id, std::vector<double> rates) {
   v1::Response r;
@@ -183,12 +165,13 @@ TEST(ReportIntegrityTest, DamagedStoredRateIsDataLossNamingTheSessionAndRow) {
   for (int k = 0; k < 2; ++k) {
     const std::string stimulus = ids[k] + "-3";
     rows.push_back(
-        Sql(server.data_dir(), "SELECT seq FROM responses WHERE stimulus_id = '" + stimulus + "'"));
+        Sql(StoreFile(server.data_dir()),
+            "SELECT seq FROM responses WHERE stimulus_id = '" + stimulus + "'"));
     ASSERT_FALSE(rows.back().empty());
     // As an older build stored them: the checksum matches the bytes.
-    Sql(server.data_dir(), absl::StrCat("UPDATE responses SET rates = ", blobs[k],
-                                        ", rates_crc32 = ", StoreChecksum(bytes[k]),
-                                        " WHERE stimulus_id = '", stimulus, "'"));
+    Sql(StoreFile(server.data_dir()),
+        absl::StrCat("UPDATE responses SET rates = ", blobs[k], ", rates_crc32 = ",
+                     StoreChecksum(bytes[k]), " WHERE stimulus_id = '", stimulus, "'"));
   }
 
   client = &server.Start();
