@@ -48,8 +48,9 @@
 //   gabor_sigma_ratio   0.45     [0.1, 2]       envelope sigma / wavelength
 //   gabor_stride        4        [1, 16]        feature grid stride in pixels
 //
-// When refits happen (refit_every, refit_sync, refit_lag, refit_cancel) is
-// the refit scheduler's part of the same map: models/refit_scheduler.h.
+// When refits happen and which version a generation uses (refit_every,
+// refit_lag) is the refit scheduler's part of the same map:
+// models/refit_scheduler.h.
 //
 // Unknown keys and values out of range are INVALID_ARGUMENT naming
 // "surrogate.params.<key>" (the same messages as optimizers/ParamReader,
