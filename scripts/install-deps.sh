@@ -11,7 +11,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev zlib1g-dev
   python3-grpcio python3-protobuf python3-numpy
-  openssl
+  openssl libssl-dev  # report digests link libcrypto (server/report_digest.h)
   chromium  # headless Chromium renders the inspect report in tests/inspect
 )
 
