@@ -74,9 +74,8 @@ absl::StatusOr<std::vector<Candidate>> Portfolio::Ask(int count, int64_t first_i
     if (!part.ok()) return part.status();
     for (Candidate& c : *part) candidates.push_back(std::move(c));
   }
-  const Split split{first_id, count, model};
-  splits_.push_back(split);
-  window_.push_back({split, std::vector<double>(count, std::numeric_limits<double>::quiet_NaN())});
+  splits_.push_back({first_id, count, model});
+  window_.push_back(std::vector<double>(count, std::numeric_limits<double>::quiet_NaN()));
   while (static_cast<int64_t>(window_.size()) > params_.window + 1) window_.pop_front();
   share_ = ComputeShare();
   return candidates;
@@ -111,9 +110,9 @@ absl::Status Portfolio::Tell(absl::Span<const Observation> observations) {
     return s;
   }
   for (const Observation& o : observations) {
-    for (Measured& m : window_) {
-      const int64_t row = o.id - m.split.first_id;
-      if (row >= 0 && row < m.split.count) m.objectives[row] = o.objective;
+    for (size_t i = 0; i < window_.size(); ++i) {
+      const int64_t row = o.id - WindowSplit(i).first_id;
+      if (row >= 0 && row < WindowSplit(i).count) window_[i][row] = o.objective;
     }
   }
   return absl::OkStatus();
@@ -122,9 +121,11 @@ absl::Status Portfolio::Tell(absl::Span<const Observation> observations) {
 double Portfolio::ComputeShare() const {
   Hits model, free;
   bool any = false;
-  for (const Measured& m : window_) {
+  for (size_t i = 0; i < window_.size(); ++i) {
+    const Split& split = WindowSplit(i);
+    const std::vector<double>& objectives = window_[i];
     std::vector<double> answered;
-    for (double v : m.objectives) {
+    for (double v : objectives) {
       if (!std::isnan(v)) answered.push_back(v);
     }
     if (answered.empty()) continue;
@@ -132,10 +133,10 @@ double Portfolio::ComputeShare() const {
     const size_t k = (answered.size() + 3) / 4;  // ceil(n / 4)
     const double cut = answered[k - 1];
     Hits gm, gf;
-    for (int64_t row = 0; row < m.split.count; ++row) {
-      const double v = m.objectives[row];
+    for (int64_t row = 0; row < split.count; ++row) {
+      const double v = objectives[row];
       if (std::isnan(v)) continue;
-      Hits& h = row < m.split.model ? gm : gf;
+      Hits& h = row < split.model ? gm : gf;
       h.answered += 1;
       if (v >= cut) h.hits += 1;
     }
@@ -162,8 +163,8 @@ void Portfolio::Save(torch::serialize::OutputArchive& archive) const {
   }
   archive.write("splits", splits);
   std::vector<double> objectives;
-  for (const Measured& m : window_) {
-    objectives.insert(objectives.end(), m.objectives.begin(), m.objectives.end());
+  for (const std::vector<double>& generation : window_) {
+    objectives.insert(objectives.end(), generation.begin(), generation.end());
   }
   archive.write("window.size", c10::IValue(static_cast<int64_t>(window_.size())));
   archive.write("window.objectives",
@@ -201,19 +202,17 @@ absl::Status Portfolio::Load(torch::serialize::InputArchive& archive) {
     }
     splits.push_back(s);
   }
-  std::deque<Measured> window;
+  const torch::Tensor flat = objectives->contiguous();
+  std::deque<std::vector<double>> window;
   int64_t offset = 0;
   for (int64_t i = static_cast<int64_t>(splits.size()) - *window_size;
        i < static_cast<int64_t>(splits.size()); ++i) {
-    Measured m{splits[i], {}};
-    if (offset + m.split.count > objectives->size(0)) {
+    if (offset + splits[i].count > flat.size(0)) {
       return absl::DataLossError("optimizer state: portfolio window is short");
     }
-    for (int64_t r = 0; r < m.split.count; ++r) {
-      m.objectives.push_back((*objectives)[offset + r].item<double>());
-    }
-    offset += m.split.count;
-    window.push_back(std::move(m));
+    const double* values = flat.data_ptr<double>() + offset;
+    window.emplace_back(values, values + splits[i].count);
+    offset += splits[i].count;
   }
   torch::serialize::InputArchive model_based, model_free;
   if (!archive.try_read(kModelBased, model_based) || !archive.try_read(kModelFree, model_free)) {

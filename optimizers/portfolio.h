@@ -91,22 +91,22 @@ class Portfolio : public Optimizer {
     int64_t count = 0;
     int64_t model = 0;
   };
-  // A split with the objectives measured so far (NaN: none yet).
-  struct Measured {
-    Split split;
-    std::vector<double> objectives;
-  };
-
   // The split that handed out `id`; nullptr when none did.
   const Split* FindSplit(int64_t id) const;
+  // The split whose objectives are window_[i].
+  const Split& WindowSplit(size_t i) const {
+    return splits_[splits_.size() - window_.size() + i];
+  }
   double ComputeShare() const;
 
   std::unique_ptr<Optimizer> model_based_;
   std::unique_ptr<Optimizer> model_free_;
   PortfolioParams params_;
   double share_;
-  std::vector<Split> splits_;     // every generation, ascending first_id
-  std::deque<Measured> window_;   // the newest params_.window + 1 generations
+  std::vector<Split> splits_;  // every generation, ascending first_id
+  // The objectives measured so far (NaN: none yet) of the newest
+  // params_.window + 1 generations, the tail of splits_.
+  std::deque<std::vector<double>> window_;
 };
 
 // Builds both sources from the context (which must hold a model source:

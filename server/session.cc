@@ -319,12 +319,11 @@ void Session::CommitGeneration(int64_t generation, std::vector<StimulusEntry> en
 }
 
 void Session::StartProposalAhead() {
-  if (!propose_ahead_ || closed_ || ahead_running_ || prepared_generation_ > generation_) return;
+  if (!propose_ahead_ || closed_ || ahead_running_) return;
   // The previous thread released the lock for the last time: it is
   // finishing or done.
   if (ahead_thread_.joinable()) ahead_thread_.join();
   ahead_running_ = true;
-  prepared_generation_ = generation_ + 1;
   ahead_thread_ = std::thread(&Session::ProposeAhead, this, optimizer_.get(), generation_ + 1,
                               config_.proto.generation_size(),
                               static_cast<int64_t>(records_.size()) + 1);

@@ -248,7 +248,7 @@ class Session {
                                       const std::string& guess_png, int64_t guess_version)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next generation's PrepareAsk on ahead_thread_ (propose_ahead_
-  // only, once per generation).
+  // only; called once per committed or restored generation).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Body of ahead_thread_: BeforeAsk, then the optimizer's PrepareAsk.
   void ProposeAhead(Optimizer* optimizer, int64_t generation, int count, int64_t first_id);
@@ -349,10 +349,7 @@ class Session {
   std::shared_ptr<RefitScheduler> refits_;
   CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
   bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
-  // The background PrepareAsk: running, and the generation it was started
-  // for (the latest).
-  bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t prepared_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;  // the background PrepareAsk
   std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;

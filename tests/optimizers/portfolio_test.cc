@@ -144,6 +144,22 @@ TEST(PortfolioTest, EachSourceProposesItsShareAndHearsOnlyOfItsOwn) {
   EXPECT_EQ(SaveOptimizerState(*portfolio), before);
 }
 
+TEST(PortfolioTest, AStateItDidNotWriteIsRefusedAndChangesNothing) {
+  Toy toy(/*model_fits=*/true);
+  auto portfolio = toy.Make("portfolio");
+  toy.Run(*portfolio, 2);
+  const std::string before = SaveOptimizerState(*portfolio);
+  auto cmaes = toy.Make("cmaes");
+  const absl::Status status = LoadOptimizerState(*portfolio, SaveOptimizerState(*cmaes));
+  EXPECT_TRUE(status.code() == absl::StatusCode::kInvalidArgument ||
+              status.code() == absl::StatusCode::kDataLoss)
+      << status;
+  EXPECT_NE(status.message().find("optimizer state"), std::string::npos) << status;
+  EXPECT_EQ(SaveOptimizerState(*portfolio), before);
+  EXPECT_FALSE(LoadOptimizerState(*portfolio, "not an archive").ok());
+  EXPECT_EQ(SaveOptimizerState(*portfolio), before);
+}
+
 TEST(PortfolioTest, BadParametersNameTheField) {
   Toy toy(/*model_fits=*/true);
   const std::vector<std::pair<std::map<std::string, double>, std::string>> cases = {

@@ -247,7 +247,7 @@ TEST_F(SessionValidationTest, FewerCandidatesWhenFewerImagesWereMeasured) {
   for (const v1::Stimulus& s : block.stimuli()) EXPECT_EQ(s.png(), g1.stimuli(2).png());
 }
 
-TEST_F(SessionValidationTest, BackgroundAskTheBlockSupersedesIsUndone) {
+TEST_F(SessionValidationTest, APreparedAskTheBlockSupersedesLeavesNoTrace) {
   // gradient_ascent drawing from its prior all along (images that depend on
   // its generator only), its next generation asked in the background.
   v1::SessionConfig config = TinyModelConfig(9);
@@ -277,7 +277,7 @@ TEST_F(SessionValidationTest, BackgroundAskTheBlockSupersedesIsUndone) {
   ASSERT_EQ(after_block.generation(), 3);
   EXPECT_EQ(after_block.stimuli(0).id(), validated->id() + "-" + std::to_string(6 + 4 + 1));
   // The optimizer proposes what it would have proposed without the block:
-  // the discarded Ask left no trace in its state.
+  // the Ask prepared for the generation the block took left no trace.
   EXPECT_EQ(pngs(after_block), pngs(plain_g2));
 }
 
