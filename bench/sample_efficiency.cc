@@ -386,9 +386,13 @@ int Main() {
 
   std::cout << absl::StrFormat(
       "# fraction of the true optimum reached by the best measured stimulus\n"
-      "# %dx%d gray, Poisson noise, %.2f s window, peak %.0f spikes/s, generation %d "
+      "# %dx%d %s, Poisson noise, %.2f s window, peak %.0f spikes/s, generation %d "
       "+ %d repeats, %d seeds from %d, %d ms display per stimulus; median [min, max]\n",
-      absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_window),
+      absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size),
+      absl::GetFlag(FLAGS_channels) == 3   ? "RGB"
+      : absl::GetFlag(FLAGS_channels) == 1 ? "gray"
+                                           : "gray (RGB for color cells)",
+      absl::GetFlag(FLAGS_window),
       absl::GetFlag(FLAGS_peak_rate), absl::GetFlag(FLAGS_generation_size),
       absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_seeds), absl::GetFlag(FLAGS_first_seed),
       absl::GetFlag(FLAGS_display_ms));

@@ -83,6 +83,17 @@ torch::Tensor BandMatrices(const torch::Tensor& filters, int64_t n_in, int64_t n
 
 }  // namespace
 
+int64_t GaborBankImpl::BankInputs(int64_t channels) { return channels == 3 ? 3 : 1; }
+
+torch::Tensor GaborBankImpl::BankInputImages(const torch::Tensor& images) {
+  const torch::Tensor x = images.to(torch::kFloat);
+  const int64_t n = x.size(0), height = x.size(2), width = x.size(3);
+  if (x.size(1) != 3) return x.mean(1) - 0.5;
+  const torch::Tensor r = x.select(1, 0), g = x.select(1, 1), b = x.select(1, 2);
+  return torch::stack({(r + g + b) / 3 - 0.5, (r - g) / 2, (2 * b - r - g) / 4}, 1)
+      .reshape({n * 3, height, width});
+}
+
 GaborBankImpl::GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_t height,
                              int64_t width)
     : spec_(spec), channels_(channels) {
@@ -164,36 +175,42 @@ torch::Tensor GaborBankImpl::ForwardByConvolution(const torch::Tensor& images) c
   namespace F = torch::nn::functional;
   TORCH_CHECK(images.dim() == 4 && images.size(1) == channels_,
               "GaborBank: images must be [N, ", channels_, ", H, W]");
-  const torch::Tensor luminance = images.to(torch::kFloat).mean(1, /*keepdim=*/true) - 0.5;
+  const torch::Tensor inputs = BankInputImages(images).unsqueeze(1);  // [N B, 1, H, W]
   const int64_t o = spec_.orientations;
   std::vector<torch::Tensor> parts;
   for (size_t s = 0; s < radii_.size(); ++s) {
     const torch::Tensor linear =
-        F::conv2d(luminance, Kernels2d(static_cast<int64_t>(s)).unsqueeze(1),
+        F::conv2d(inputs, Kernels2d(static_cast<int64_t>(s)).unsqueeze(1),
                   F::Conv2dFuncOptions().stride(spec_.stride).padding(radii_[s]));
     parts.push_back(linear);
     parts.push_back(linear.narrow(1, 0, o).pow(2) + linear.narrow(1, o, o).pow(2));
   }
-  return torch::cat(parts, 1);
+  const torch::Tensor per_input = torch::cat(parts, 1);  // [N B, 3 S O, Hout, Wout]
+  return per_input.view({images.size(0), num_features(), per_input.size(2), per_input.size(3)});
 }
 
-int64_t GaborBankImpl::num_features() const { return 3 * spec_.scales * spec_.orientations; }
+int64_t GaborBankImpl::num_features() const {
+  return BankInputs(channels_) * 3 * spec_.scales * spec_.orientations;
+}
 
 torch::Tensor GaborBankImpl::forward(const torch::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == channels_,
               "GaborBank: images must be [N, ", channels_, ", H, W]");
-  const int64_t n = images.size(0), height = images.size(2), width = images.size(3);
+  const int64_t height = images.size(2), width = images.size(3);
   TORCH_CHECK(width == re_rows_.size(0) && height == envelope_columns_.size(1),
               "GaborBank: images must be ", envelope_columns_.size(1), "x", re_rows_.size(0),
               " pixels, not ", height, "x", width);
   const int64_t scales = spec_.scales, o = spec_.orientations;
   const int64_t ho = height_out_, wo = width_out_;
+  // Each image is BankInputs(C) gray images (its luminance, or its
+  // luminance and colour-opponent planes), image-major.
+  const torch::Tensor inputs = BankInputImages(images);  // [N B, H, W]
+  const int64_t n = inputs.size(0);
   // [W, N * H]: x first, so that each row pass below is one product whose
   // output is already laid out for the column passes, [filters][Wout N, H].
   // Three products (Re, Im, envelope) rather than one split in three: the
   // backward of a split concatenates the row passes' large gradients.
-  const torch::Tensor luminance =
-      (images.to(torch::kFloat).mean(1) - 0.5).permute({2, 0, 1}).reshape({width, n * height});
+  const torch::Tensor luminance = inputs.permute({2, 0, 1}).reshape({width, n * height});
   auto row_pass = [&](const torch::Tensor& rows, int64_t filters) {
     return torch::mm(rows.t(), luminance).view({filters, wo * n, height});
   };
@@ -213,7 +230,7 @@ torch::Tensor GaborBankImpl::forward(const torch::Tensor& images) const {
   const torch::Tensor linear = even_odd - dc_over_norm_ * envelope;
   const std::vector<torch::Tensor> even_and_odd = linear.split(o, 2);
   return torch::cat({linear, even_and_odd[0].pow(2) + even_and_odd[1].pow(2)}, 2)
-      .view({n, 3 * scales * o, ho, wo});
+      .view({images.size(0), num_features(), ho, wo});
 }
 
 GaborFrontEnd::GaborFrontEnd(const GaborBankSpec& spec, int64_t channels, int64_t height,

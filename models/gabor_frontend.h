@@ -6,10 +6,15 @@
 // max_wavelength, as fractions of min(H, W)) and orientation
 // theta_o = pi * o / O, an even (cosine) and an odd (sine) Gabor with
 // envelope sigma = sigma_ratio * wavelength, zero mean and unit L2 norm, are
-// convolved with the luminance (channel mean) of images - 0.5 on a grid of
-// stride `stride` (output ceil(H / stride) x ceil(W / stride)). Channels,
-// scale by scale: O even ("linear"), O odd ("linear"), O energy
-// (even^2 + odd^2, the phase-invariant complex-cell channel): F = 3 * S * O.
+// convolved with each input plane on a grid of stride `stride` (output
+// ceil(H / stride) x ceil(W / stride)). The planes (BankInputImages): for
+// gray images the luminance (channel mean) - 0.5; for RGB images the
+// luminance and two cone-opponent planes, red-green (R - G) / 2 and
+// blue-yellow (2B - R - G) / 4, so colour-tuned cells (single- and
+// double-opponent) are within the model's reach. Channels, plane by plane
+// and within each scale by scale: O even ("linear"), O odd ("linear"), O
+// energy (even^2 + odd^2, the phase-invariant complex-cell channel):
+// F = P * 3 * S * O with P = 1 plane for gray, 3 for RGB.
 // A simple cell is a rectified mix of the linear channels at its position, a
 // complex cell an energy channel, so a few hundred trials suffice to fit the
 // readout on top.
@@ -51,18 +56,23 @@ class GaborBankImpl : public torch::nn::Module {
   GaborBankImpl(const GaborBankSpec& spec, int64_t channels, int64_t height, int64_t width);
 
   // images [N, C, H, W] in [0, 1], H and W those of the constructor ->
-  // [N, 3 * S * O, ceil(H/stride), ceil(W/stride)].
+  // [N, num_features(), ceil(H/stride), ceil(W/stride)].
   torch::Tensor forward(const torch::Tensor& images) const;
 
   int64_t num_features() const;
+  // Number of planes the bank filters for images of `channels` channels:
+  // 3 for RGB (luminance, red-green, blue-yellow), else 1 (luminance).
+  static int64_t BankInputs(int64_t channels);
+  // images [N, C, H, W] -> the planes [N * BankInputs(C), H, W], image-major.
+  static torch::Tensor BankInputImages(const torch::Tensor& images);
   // Wavelength of each scale, pixels.
   const std::vector<double>& wavelengths() const { return wavelengths_; }
-  // The luminance filters of scale `scale` as 2-D kernels [2 * O, k, k]
-  // (even, then odd; zero mean, unit norm): forward's linear channels equal
-  // conv2d(mean over channels of images - 0.5, these, stride, padding k/2).
+  // The filters of scale `scale` as 2-D kernels [2 * O, k, k] (even, then
+  // odd; zero mean, unit norm): forward's linear channels of each plane
+  // equal conv2d(the plane, these, stride, padding k/2).
   torch::Tensor Kernels2d(int64_t scale) const;
   // forward's features computed the slow, obvious way: 2-D convolution of
-  // the luminance with Kernels2d, plus the energy channels. The reference
+  // each plane with Kernels2d, plus the energy channels. The reference
   // that tests and bench/frontend_time compare forward against.
   torch::Tensor ForwardByConvolution(const torch::Tensor& images) const;
 

@@ -169,6 +169,42 @@ TEST(GaborFrontEndTest, ImagesOfAnotherShapeAreRejectedWithTheExpectedShape) {
   EXPECT_EQ(bank->forward(torch::rand({2, 1, 32, 48})).size(3), 12);
 }
 
+// RGB images are filtered as three planes: luminance, red-green and
+// blue-yellow. A gray image drives only the luminance plane's channels, an
+// isoluminant red-green grating only the red-green plane's, so a readout can
+// tell a colour-opponent cell from a luminance one.
+TEST(GaborFrontEndTest, ColourImagesAreSeenAsLuminanceAndOpponentPlanes) {
+  const GaborBankSpec spec;
+  GaborBank gray_bank(spec, 1, 32, 32);
+  GaborBank colour_bank(spec, 3, 32, 32);
+  const int64_t per_plane = gray_bank->num_features();
+  ASSERT_EQ(colour_bank->num_features(), 3 * per_plane);
+  auto plane_energy = [&](const torch::Tensor& features, int64_t plane) {
+    return features.narrow(1, plane * per_plane, per_plane).pow(2).sum().item<double>();
+  };
+  const torch::Tensor x = torch::arange(32, torch::kFloat).view({1, 32});
+  const torch::Tensor grating = 0.4f * torch::sin(x * (2 * 3.14159265f / 8)).expand({32, 32});
+  // Gray: the same grating on every channel.
+  const torch::Tensor gray = (0.5f + grating).expand({1, 3, 32, 32});
+  const torch::Tensor gray_features = colour_bank->forward(gray);
+  EXPECT_GT(plane_energy(gray_features, 0), 1.0);
+  EXPECT_LT(plane_energy(gray_features, 1), 1e-6);
+  EXPECT_LT(plane_energy(gray_features, 2), 1e-6);
+  // The luminance plane of an RGB image is what a gray bank sees.
+  EXPECT_LT((gray_features.narrow(1, 0, per_plane) - gray_bank->forward(gray.narrow(1, 0, 1)))
+                .abs()
+                .max()
+                .item<float>(),
+            1e-5);
+  // Isoluminant red-green: R and G in counter-phase, B constant.
+  const torch::Tensor red_green =
+      torch::stack({0.5f + grating, 0.5f - grating, torch::full({32, 32}, 0.5f)}).unsqueeze(0);
+  const torch::Tensor colour_features = colour_bank->forward(red_green);
+  EXPECT_LT(plane_energy(colour_features, 0), 1e-6);
+  EXPECT_GT(plane_energy(colour_features, 1), 1.0);
+  EXPECT_LT(plane_energy(colour_features, 2), 1e-6);
+}
+
 TEST(GaborFrontEndTest, QuadratureEnergyIsPhaseInvariant) {
   const SurrogateSpec spec = Spec();
   GaborFrontEnd front_end(spec.gabor, 1, kSize, kSize);
