@@ -227,6 +227,10 @@ absl::Status GradientAscent::Load(torch::serialize::InputArchive& archive) {
   return absl::OkStatus();
 }
 
+double DefaultBlurSigma(const ImageShape& shape) {
+  return static_cast<double>(std::min(shape.height, shape.width)) / 64.0;
+}
+
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeGradientAscent(const OptimizerSpec& spec,
                                                               const OptimizerContext& context) {
   ParamReader p(spec.params, "optimizer.params");
@@ -236,7 +240,7 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeGradientAscent(const OptimizerSpe
   params.steps = p.GetInt("steps", 100, 1, 10000);
   params.learning_rate = p.Get("learning_rate", 0.06, 1e-9, 10);
   params.jitter = p.GetInt("jitter", 0, 0, 64);
-  params.blur_sigma = p.Get("blur_sigma", 1.0, 0, 16);
+  params.blur_sigma = p.Get("blur_sigma", DefaultBlurSigma(context.image_space->shape()), 0, 16);
   params.max_rms_contrast = p.Get("max_rms_contrast", 0.0, 0, 0.5);
   params.diversity = p.Get("diversity", 0.1, 0, 100);
   params.ucb_beta = p.Get("ucb_beta", 0.0, 0, 100);

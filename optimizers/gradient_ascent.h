@@ -85,9 +85,13 @@
 //                                     Gabor template model 1 px cost ~20%
 //                                     of the predicted optimum, so it is
 //                                     off by default.
-//   blur_sigma        1    [0, 16]    gradient blur in pixels (Walker et al.
-//                                     blur the gradient, sigma decaying from
-//                                     a few px; 1 px keeps optima sharp).
+//   blur_sigma   min(H,W)/64 [0, 16] gradient blur in pixels (Walker et
+//                                     al. blur the gradient, sigma decaying
+//                                     from a few px): 1 px on 64x64 images,
+//                                     0.5 px on 32x32. A fixed 1 px on 32x32
+//                                     images cost 0.08-0.27 of the optimum
+//                                     with the true cell as the model
+//                                     (bench/ascent_ceiling, BENCHMARKS.md).
 //   max_rms_contrast  0    [0, 0.5]   RMS-contrast budget; 0: only the box
 //                                     (Walker et al. fix the norm to that
 //                                     of natural images, Bashivan et al.
@@ -132,12 +136,15 @@ struct GradientAscentParams {
   int64_t steps = 100;
   double learning_rate = 0.06;
   int64_t jitter = 0;
-  double blur_sigma = 1.0;
+  double blur_sigma = 1.0;  // MakeGradientAscent's default: DefaultBlurSigma
   double max_rms_contrast = 0.0;
   double diversity = 0.1;
   double ucb_beta = 0.0;
   double thompson = 0.5;
 };
+
+// The default gradient blur for images of `shape`: min(H, W) / 64 pixels.
+double DefaultBlurSigma(const ImageShape& shape);
 
 class GradientAscent : public Optimizer {
  public:
