@@ -1,5 +1,6 @@
-#include "optimizers/params.h"
+#include "base/params.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -54,6 +55,49 @@ TEST(ParamReaderTest, TheFirstErrorWins) {
   params.Get("a", 0, 0, 1);
   params.Get("b", 0, 0, 1);
   EXPECT_EQ(params.Finish().message(), "p.a: -1 is outside [0, 1]");
+}
+
+TEST(ParamReaderTest, InfiniteValuesAreOutOfRange) {
+  const std::map<std::string, double> map = {{"rate", HUGE_VAL}};
+  ParamReader params(map, "p");
+  EXPECT_DOUBLE_EQ(params.Get("rate", 0.5, 0.0, 1e300), 0.5);
+  const absl::Status status = params.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "p.rate: inf is outside [0, 1e+300]");
+}
+
+TEST(ParamReaderTest, IntegersOutOfRangeNameTheRange) {
+  const std::map<std::string, double> map = {{"lag", 5}};
+  ParamReader params(map, "surrogate.params");
+  EXPECT_EQ(params.GetInt("lag", 1, 0, 4), 1);
+  const absl::Status status = params.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "surrogate.params.lag: 5 is outside [0, 4]");
+}
+
+TEST(ParamReaderTest, RejectRecordsACrossKeyProblem) {
+  const std::map<std::string, double> map = {{"lo", 3}, {"hi", 2}};
+  ParamReader params(map, "p");
+  const double lo = params.Get("lo", 0, 0, 10);
+  const double hi = params.Get("hi", 0, 0, 10);
+  if (hi < lo) params.Reject("hi", "2 is below lo 3");
+  const absl::Status status = params.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "p.hi: 2 is below lo 3");
+}
+
+TEST(ParamReaderTest, UnknownKeysAreEchoedShortAndPrintable) {
+  const std::map<std::string, double> map = {{std::string("bad\x01key", 7), 1}};
+  ParamReader params(map, "p");
+  const absl::Status status = params.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "p.bad\\x01key: unknown parameter (known: )");
+}
+
+TEST(ParamReaderTest, EmptyMapAndNoReadsIsOk) {
+  const std::map<std::string, double> map;
+  ParamReader params(map, "p");
+  EXPECT_TRUE(params.Finish().ok());
 }
 
 }  // namespace
