@@ -7,10 +7,14 @@
 //   create a session -> loop { NextStimuli -> show + measure each stimulus
 //                              -> ReportResponses (retried, same request_id) }
 //
-// As shipped, Show() does nothing and Measure() asks a simulated neuron, so
-// the example runs against a local server:
+// As shipped, Show() does nothing and Measure() is a stand-in that needs no
+// imaging or model library (it favours images with more detail, i.e. larger
+// PNGs, plus noise), so the example links gRPC and the proto only and runs
+// against a local server:
 //   stimloop-server &   stimloop-rig-example --server=127.0.0.1:50051
+#include <algorithm>
 #include <iostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,23 +22,12 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "clients/rig_client.h"
-#include "clients/simulated_rig.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "stimloop-server address");
 ABSL_FLAG(int, generations, 10, "Generations to run");
 ABSL_FLAG(std::string, session, "", "Resume this session instead of creating one");
 
 namespace {
-
-// RIG: the simulated stand-in for a recording. Replace with your system.
-stimloop::SimulatedRig& Simulation() {
-  static auto* rig = [] {
-    stimloop::SimulatedNeuronSpec spec;  // 64x64 gray simple cell
-    auto population = stimloop::SimulatedPopulation::Create(spec, 1, false);
-    return new stimloop::SimulatedRig(*std::move(population), 0.2, /*seed=*/7);
-  }();
-  return *rig;
-}
 
 // RIG: display `png` (8-bit, exactly as it must be shown; decode it with
 // your toolkit) for one presentation. Return false if the trial was aborted
@@ -45,8 +38,13 @@ bool Show(const std::string& png) {
 }
 
 // RIG: one non-negative rate per recorded neuron for the last presentation.
+// The stand-in: one neuron whose rate grows with the PNG's size (a rough
+// measure of contrast and detail), with Gaussian noise; seeded, so runs repeat.
 std::vector<double> Measure(const std::string& png) {
-  return *Simulation().Measure(png);
+  static std::mt19937_64 noise(7);
+  std::normal_distribution<double> trial(0.0, 2.0);
+  const double detail = std::min(1.0, static_cast<double>(png.size()) / 4096.0);
+  return {std::max(0.0, 5.0 + 20.0 * detail + trial(noise))};
 }
 
 int Fail(const absl::Status& status) {

@@ -174,6 +174,11 @@ int Run() {
                                         absl::GetFlag(FLAGS_target), loop);
   if (!result.ok()) return Fail(result.status());
 
+  // The run is complete: close the session, so that a restarted server does
+  // not resume it (stimloop-inspect reads closed sessions like open ones).
+  auto closed = (*client)->CloseSession(session->id());
+  if (!closed.ok()) return Fail(closed.status());
+
   const v1::ScoredStimulus& best = result->session.best_measured();
   const std::string best_path = absl::StrCat(data_dir, "/", session->id(), "-best.png");
   std::ofstream(best_path, std::ios::binary) << best.stimulus().png();
@@ -194,7 +199,7 @@ int Run() {
                                       result->validation_responses)
                     : std::string())
             << absl::StrFormat("  best image           %s\n", best_path)
-            << absl::StrFormat("  session written to   %s\n", data_dir);
+            << absl::StrFormat("  session written to   %s (closed)\n", data_dir);
   if (server != nullptr) {
     auto stopped = server->Stop();
     if (!stopped.ok()) return Fail(stopped.status());

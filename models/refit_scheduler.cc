@@ -1,42 +1,16 @@
 #include "models/refit_scheduler.h"
 
 #include <algorithm>
-#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "models/thread_priority.h"
+#include "base/thread_priority.h"
 #include <ATen/Parallel.h>
 
 namespace stimloop {
-namespace {
-
-// Reads and erases `key`; the default when absent. Writes the first problem
-// to `error`.
-double TakeParam(std::map<std::string, double>* params, const std::string& key,
-                 double default_value, double min, double max, bool whole,
-                 absl::Status* error) {
-  auto it = params->find(key);
-  if (it == params->end()) return default_value;
-  const double value = it->second;
-  params->erase(it);
-  if (!std::isfinite(value) || value < min || value > max ||
-      (whole && value != std::floor(value))) {
-    if (error->ok()) {
-      *error = absl::InvalidArgumentError(absl::StrCat(
-          "surrogate.params.", key, ": ", value, " must be ", whole ? "a whole number " : "",
-          "in [", min, ", ", max, "]"));
-    }
-    return default_value;
-  }
-  return value;
-}
-
-}  // namespace
-
-absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* params) {
+absl::Status CheckNoRemovedRefitParams(const std::map<std::string, double>& params) {
   for (const char* removed : kRemovedRefitParams) {
-    if (params->count(removed) != 0) {
+    if (params.count(removed) != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "surrogate.params.", removed,
           ": no longer exists: every session proposes generation g from the model fitted at "
@@ -44,13 +18,13 @@ absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* pa
           "only for a fit that is late; set refit_lag instead"));
     }
   }
-  absl::Status error;
+  return absl::OkStatus();
+}
+
+RefitOptions ReadRefitOptions(ParamReader& reader) {
   RefitOptions options;
-  options.refit_every =
-      static_cast<int64_t>(TakeParam(params, "refit_every", 1, 1, 1e9, true, &error));
-  options.lag = static_cast<int>(
-      TakeParam(params, "refit_lag", kDefaultRefitLag, 0, kMaxRefitLag, true, &error));
-  if (!error.ok()) return error;
+  options.refit_every = reader.GetInt("refit_every", options.refit_every, 1, 1000000000);
+  options.lag = static_cast<int>(reader.GetInt("refit_lag", options.lag, 0, kMaxRefitLag));
   return options;
 }
 

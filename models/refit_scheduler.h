@@ -51,6 +51,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "base/params.h"
 #include "models/response_model.h"
 #include <torch/types.h>
 
@@ -60,22 +61,24 @@ inline constexpr int kDefaultRefitLag = 1;
 inline constexpr int kMaxRefitLag = 4;
 
 // When refits are requested and which version an Ask sees. Parsed from
-// config.surrogate.params (see ParseRefitOptions).
+// config.surrogate.params (see ReadRefitOptions).
 struct RefitOptions {
   int64_t refit_every = 1;     // new examples needed to request a refit
   int lag = kDefaultRefitLag;  // k: generation g uses a fit requested at boundary <= g - k
 };
 
-// Reads the scheduler's keys of `params` and removes them, leaving the
-// surrogate's (models/surrogate_config.h):
+// Reads the scheduler's keys of config.surrogate.params through `reader`
+// (the other keys are the surrogate's, models/surrogate_config.h):
 //   refit_every  (default 1: every generation boundary with new data,
-//                [1, 1e9]): see RefitOptions.
+//                whole, [1, 1e9]): see RefitOptions.
 //   refit_lag    (default kDefaultRefitLag, whole, [0, kMaxRefitLag]).
-// INVALID_ARGUMENT names "surrogate.params.<key>"; also for the removed keys
-// refit_sync and refit_cancel (every session is now replayable; stored
-// sessions that carry them are restored without them, see
-// kRemovedRefitParams).
-absl::StatusOr<RefitOptions> ParseRefitOptions(std::map<std::string, double>* params);
+// Bad values are recorded in the reader (ParamReader::Finish).
+RefitOptions ReadRefitOptions(ParamReader& reader);
+
+// INVALID_ARGUMENT "surrogate.params.<key>: no longer exists ..." when
+// `params` names a removed key (kRemovedRefitParams: every session is now
+// replayable; stored sessions that carry them are restored without them).
+absl::Status CheckNoRemovedRefitParams(const std::map<std::string, double>& params);
 
 // Keys that sessions journaled before the fixed-lag pipeline may carry in
 // config.surrogate.params; Session::Restore drops them.

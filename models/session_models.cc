@@ -6,6 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/in_config.h"
+#include "base/seed.h"
 #include "models/gabor_fit.h"
 #include "models/gabor_model.h"
 #include "models/surrogate.h"
@@ -15,22 +17,6 @@
 
 namespace stimloop {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// Errors name fields from the session config's root.
-absl::Status InConfig(const absl::Status& status) {
-  if (status.ok() || status.code() != absl::StatusCode::kInvalidArgument ||
-      absl::StartsWith(status.message(), "config.")) {
-    return status;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("config.", status.message()));
-}
 
 std::map<std::string, double> FlattenMetrics(const FitMetrics& m) {
   std::map<std::string, double> out{
@@ -52,7 +38,7 @@ std::map<std::string, double> FlattenMetrics(const FitMetrics& m) {
 
 // Version v of a session with seed s fits with this seed (see the header).
 uint64_t VersionSeed(uint64_t session_seed, int64_t version) {
-  return SplitMix64(session_seed ^ SplitMix64(static_cast<uint64_t>(version)));
+  return DeriveSeed(session_seed, static_cast<uint64_t>(version));
 }
 
 // A CheckpointLoader from a model class's deserializer (bytes ->
@@ -101,14 +87,27 @@ ScopedFitFunctionForTesting::~ScopedFitFunctionForTesting() {
   fit_override = nullptr;
 }
 
+absl::StatusOr<SurrogateSettings> ParseSurrogateSettings(
+    const std::map<std::string, double>& params, std::string frontend_path,
+    std::string model_path) {
+  if (absl::Status s = CheckNoRemovedRefitParams(params); !s.ok()) return InConfig(s);
+  SurrogateSettings settings;
+  ParamReader reader(params, kSurrogateParamsPrefix);
+  settings.refit = ReadRefitOptions(reader);
+  ReadSurrogateParams(reader, &settings.spec);
+  if (absl::Status s = reader.Finish(); !s.ok()) return InConfig(s);
+  if (absl::Status s =
+          SetSurrogatePaths(std::move(frontend_path), std::move(model_path), &settings.spec);
+      !s.ok()) {
+    return InConfig(s);
+  }
+  return settings;
+}
+
 absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
                                                 VersionCallback on_version) {
-  std::map<std::string, double> params = spec.params;
-  absl::StatusOr<RefitOptions> options = ParseRefitOptions(&params);
-  if (!options.ok()) return InConfig(options.status());
-  absl::StatusOr<SurrogateSpec> surrogate =
-      ParseSurrogateSpec(params, spec.frontend_path, spec.model_path);
-  if (!surrogate.ok()) return InConfig(surrogate.status());
+  const SurrogateSpec* surrogate = &spec.surrogate.spec;
+  const RefitOptions* options = &spec.surrogate.refit;
   const ModelImageShape shape{spec.channels, spec.height, spec.width};
 
   SessionModels models;

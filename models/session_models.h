@@ -7,7 +7,7 @@
 // (models/gabor_model.h, fitted by models/gabor_fit.h FitGaborModel).
 //
 // Fit seeds: version v of a session with seed s is fitted with seed
-// SplitMix64(s ^ SplitMix64(v)), so refits are reproducible and versions
+// DeriveSeed(s, v) (base/seed.h), so refits are reproducible and versions
 // draw independent initializations and resamples.
 // Metrics reported per version (VersionCallback): num_trials,
 // num_train_trials, num_heldout_trials, num_stimuli, heldout_loss, steps,
@@ -26,13 +26,29 @@
 #include "absl/status/statusor.h"
 #include "models/refit_scheduler.h"
 #include "models/response_model.h"
+#include "models/surrogate_config.h"
 
 namespace stimloop {
 
+// config.surrogate, resolved: the refit schedule and the model (paths
+// included). The keys of config.surrogate.params are those of
+// ReadRefitOptions (models/refit_scheduler.h) and ReadSurrogateParams
+// (models/surrogate_config.h).
+struct SurrogateSettings {
+  RefitOptions refit;
+  SurrogateSpec spec;
+};
+
+// Reads config.surrogate (its params with one reader, then its paths).
+// INVALID_ARGUMENT names the first bad field from the config's root
+// ("config.surrogate.params.<key>", "config.surrogate.model_path"); unknown
+// and removed keys are errors too.
+absl::StatusOr<SurrogateSettings> ParseSurrogateSettings(
+    const std::map<std::string, double>& params, std::string frontend_path,
+    std::string model_path);
+
 struct SessionModelsSpec {
-  std::map<std::string, double> params;  // config.surrogate.params
-  std::string frontend_path;             // config.surrogate.frontend_path
-  std::string model_path;                // config.surrogate.model_path
+  SurrogateSettings surrogate;  // from ParseSurrogateSettings
   int64_t channels = 1, height = 0, width = 0;
   int64_t num_neurons = 1;
   uint64_t seed = 0;  // the session seed
@@ -48,9 +64,8 @@ struct SessionModels {
   CheckpointLoader load_checkpoint;           // set when refits is
 };
 
-// INVALID_ARGUMENT naming the config field ("config.surrogate.params.x",
-// "config.surrogate.model_path", ...) for bad parameters, files or tensor
-// contracts. `on_version` may be empty.
+// INVALID_ARGUMENT naming the config field ("config.surrogate.model_path",
+// ...) for bad files or tensor contracts. `on_version` may be empty.
 absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
                                                 VersionCallback on_version);
 

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/seed.h"
 #include "models/simulated_color.h"
 #include "models/simulated_deepnet.h"
 #include "models/simulated_endstopped.h"
@@ -147,7 +148,7 @@ absl::StatusOr<SimulatedPopulation> SimulatedPopulation::Create(const SimulatedN
   const bool v1_array = mix && IsGaborCellKind(base.kind);
   for (int i = 0; i < num_neurons; ++i) {
     SimulatedNeuronSpec spec = base;
-    spec.seed = simulated::Mix64(base.seed ^ simulated::Mix64(static_cast<uint64_t>(i)));
+    spec.seed = DeriveSeed(base.seed, static_cast<uint64_t>(i));
     if (v1_array) spec.kind = i % 2 == 0 ? CellKind::kSimple : CellKind::kComplex;
     absl::StatusOr<std::unique_ptr<SimulatedNeuron>> neuron = SimulatedNeuron::Create(spec);
     if (!neuron.ok()) return neuron.status();

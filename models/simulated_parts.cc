@@ -17,13 +17,6 @@ constexpr double kWavelengthLo = 2.0, kWavelengthHi = 3.0;  // in sigmas
 
 }  // namespace
 
-uint64_t Mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 double ParamGenerator::Uniform(double lo, double hi) {
   const double u = static_cast<double>(gen_() >> 11) * 0x1.0p-53;
   return lo + (hi - lo) * u;
@@ -34,10 +27,12 @@ int64_t ParamGenerator::Int(int64_t lo, int64_t hi) {
   return lo + static_cast<int64_t>(gen_() % span);  // bias < span / 2^64
 }
 
-ParamGenerator StreamOf(uint64_t seed, uint64_t tag) { return ParamGenerator(Mix64(seed ^ tag)); }
+ParamGenerator StreamOf(uint64_t seed, uint64_t tag) {
+  return ParamGenerator(SplitMix64(seed ^ tag));
+}
 
 GaborParams DrawGabor(const SimulatedNeuronSpec& spec) {
-  ParamGenerator gen(Mix64(spec.seed));
+  ParamGenerator gen(SplitMix64(spec.seed));
   const double h = static_cast<double>(spec.height);
   const double w = static_cast<double>(spec.width);
   GaborParams g;

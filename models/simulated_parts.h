@@ -14,15 +14,13 @@
 #include <random>
 #include <vector>
 
+#include "base/seed.h"
 #include "models/simulated_neuron.h"
 
 namespace stimloop {
 namespace simulated {
 
 inline constexpr double kPi = 3.14159265358979323846;
-
-// SplitMix64 finalizer: a fixed, portable 64-bit mix.
-uint64_t Mix64(uint64_t z);
 
 // Parameters are drawn from a std::mt19937_64 (its output sequence is fixed
 // by the standard) through fixed mappings, never through std::*_distribution
@@ -40,9 +38,9 @@ class ParamGenerator {
   std::mt19937_64 gen_;
 };
 
-// The generator of the stream `tag` of `seed`: Mix64(seed ^ tag), so a cell
+// The generator of the stream `tag` of `seed`: SplitMix64(seed ^ tag), so a cell
 // draws its extra parameters without moving the V1 Gabor's stream
-// (Mix64(seed), DrawGabor).
+// (SplitMix64(seed), DrawGabor).
 ParamGenerator StreamOf(uint64_t seed, uint64_t tag);
 
 // The V1 receptive field of `spec` (simple, complex, plaid, endstopped and

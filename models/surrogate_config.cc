@@ -1,77 +1,14 @@
 #include "models/surrogate_config.h"
 
-#include <cmath>
-#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "models/echo.h"
 
 namespace stimloop {
-namespace {
 
-constexpr char kPrefix[] = "surrogate.params";
-
-// The subset of optimizers/ParamReader that models/ needs, with the same
-// messages (models/ sits below optimizers/ and cannot link it).
-class Reader {
- public:
-  explicit Reader(const std::map<std::string, double>& params) : params_(params) {}
-
-  double Get(const std::string& key, double default_value, double min, double max) {
-    read_.insert(key);
-    auto it = params_.find(key);
-    if (it == params_.end()) return default_value;
-    const double value = it->second;
-    if (!std::isfinite(value) || value < min || value > max) {
-      Fail(absl::StrCat(kPrefix, ".", Echo(key), ": ", value, " is outside [", min, ", ", max,
-                        "]"));
-      return default_value;
-    }
-    return value;
-  }
-
-  int64_t GetInt(const std::string& key, int64_t default_value, int64_t min, int64_t max) {
-    const double value = Get(key, static_cast<double>(default_value), static_cast<double>(min),
-                             static_cast<double>(max));
-    if (value != std::floor(value)) {
-      Fail(absl::StrCat(kPrefix, ".", Echo(key), ": ", value, " is not a whole number"));
-      return default_value;
-    }
-    return static_cast<int64_t>(value);
-  }
-
-  void Fail(std::string message) {
-    if (status_.ok()) status_ = absl::InvalidArgumentError(std::move(message));
-  }
-
-  absl::Status Finish() const {
-    if (!status_.ok()) return status_;
-    for (const auto& [key, value] : params_) {
-      if (read_.count(key) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(kPrefix, ".", Echo(key),
-                                                       ": unknown parameter (known: ",
-                                                       absl::StrJoin(read_, ", "), ")"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  const std::map<std::string, double>& params_;
-  std::set<std::string> read_;
-  absl::Status status_;
-};
-
-}  // namespace
-
-absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, double>& params,
-                                                 std::string frontend_path,
-                                                 std::string model_path) {
-  SurrogateSpec s;
-  Reader r(params);
+void ReadSurrogateParams(ParamReader& r, SurrogateSpec* spec) {
+  SurrogateSpec& s = *spec;
   s.ensemble_size = r.GetInt("ensemble_size", s.ensemble_size, 1, 32);
   s.max_epochs = r.GetInt("max_epochs", s.max_epochs, 1, 100000);
   s.patience = r.GetInt("patience", s.patience, 1, 100000);
@@ -97,10 +34,14 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
   g.sigma_ratio = r.Get("gabor_sigma_ratio", g.sigma_ratio, 0.1, 2);
   g.stride = r.GetInt("gabor_stride", g.stride, 1, 16);
   if (g.max_wavelength < g.min_wavelength) {
-    r.Fail(absl::StrCat(kPrefix, ".gabor_max_wavelength: ", g.max_wavelength,
-                        " is below gabor_min_wavelength ", g.min_wavelength));
+    r.Reject("gabor_max_wavelength", absl::StrCat(g.max_wavelength, " is below gabor_min_wavelength ",
+                                                  g.min_wavelength));
   }
-  if (absl::Status status = r.Finish(); !status.ok()) return status;
+}
+
+absl::Status SetSurrogatePaths(std::string frontend_path, std::string model_path,
+                               SurrogateSpec* spec) {
+  const SurrogateSpec& s = *spec;
   if (!frontend_path.empty() && !model_path.empty()) {
     return absl::InvalidArgumentError(
         "config.surrogate.model_path: set either model_path (a whole TorchScript model) or "
@@ -113,8 +54,22 @@ absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, dou
         ": surrogate.params.model_class 1 (the parametric Gabor model) reads pixels and takes "
         "no TorchScript front end or model; drop the path or use model_class 0"));
   }
-  s.frontend_path = std::move(frontend_path);
-  s.model_path = std::move(model_path);
+  spec->frontend_path = std::move(frontend_path);
+  spec->model_path = std::move(model_path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, double>& params,
+                                                 std::string frontend_path,
+                                                 std::string model_path) {
+  SurrogateSpec s;
+  ParamReader r(params, kSurrogateParamsPrefix);
+  ReadSurrogateParams(r, &s);
+  if (absl::Status status = r.Finish(); !status.ok()) return status;
+  if (absl::Status status = SetSurrogatePaths(std::move(frontend_path), std::move(model_path), &s);
+      !status.ok()) {
+    return status;
+  }
   return s;
 }
 

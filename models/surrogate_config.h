@@ -53,8 +53,7 @@
 // models/refit_scheduler.h.
 //
 // Unknown keys and values out of range are INVALID_ARGUMENT naming
-// "surrogate.params.<key>" (the same messages as optimizers/ParamReader,
-// which models/ cannot depend on).
+// "surrogate.params.<key>" (base/params.h).
 //
 // Paths (strings of the session config, checked when the surrogate is made,
 // see models/torchscript_model.h): frontend_path replaces the Gabor front
@@ -69,6 +68,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "base/params.h"
 
 namespace stimloop {
 
@@ -109,7 +109,22 @@ struct SurrogateSpec {
   std::string model_path;     // TorchScript whole model, or empty
 };
 
-// Reads `params` (the "surrogate.params" map) over the defaults above.
+// The name of the map in error messages.
+inline constexpr char kSurrogateParamsPrefix[] = "surrogate.params";
+
+// Reads the keys above through `reader` (over "surrogate.params") into
+// `spec`, over its current values; bad values are recorded in the reader
+// (ParamReader::Finish reports them and any key nobody read).
+void ReadSurrogateParams(ParamReader& reader, SurrogateSpec* spec);
+
+// Sets the paths of `spec` after checking them against each other and the
+// model class (not opened here). INVALID_ARGUMENT naming the path; `spec` is
+// unchanged then.
+absl::Status SetSurrogatePaths(std::string frontend_path, std::string model_path,
+                               SurrogateSpec* spec);
+
+// Reads `params` (the "surrogate.params" map, every key a surrogate key)
+// over the defaults above, then the paths.
 // INVALID_ARGUMENT names the first bad field; "config.surrogate.model_path"
 // when both paths are set. The paths are not opened here.
 absl::StatusOr<SurrogateSpec> ParseSurrogateSpec(const std::map<std::string, double>& params,

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "models/echo.h"
+#include "base/echo.h"
 #include "models/gabor_frontend.h"
 
 namespace stimloop {

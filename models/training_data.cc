@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "base/seed.h"
 
 namespace stimloop {
 namespace {
@@ -74,10 +75,7 @@ absl::Status FitCancelledStatus() {
 }
 
 uint64_t FitStream(uint64_t seed, uint64_t stream) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return SplitMix64At(seed, stream);
 }
 
 absl::Status ValidateTrainingData(const TrainingData& data) {

@@ -92,7 +92,7 @@ struct TrainingSplit {
 absl::StatusOr<TrainingSplit> SplitTrainingData(const TrainingData& data, int64_t min_trials,
                                                 double holdout_fraction, uint64_t seed);
 
-// Decorrelated seeds of one fit's random streams (SplitMix64 of seed and
+// Decorrelated seeds of one fit's random streams (SplitMix64At of seed and
 // stream): stream 0 is the split, 1 + m ensemble member m.
 uint64_t FitStream(uint64_t seed, uint64_t stream);
 

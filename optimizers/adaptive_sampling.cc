@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "optimizers/mei_parts.h"
-#include "optimizers/params.h"
+#include "base/params.h"
 #include <ATen/core/grad_mode.h>
 #include <torch/serialize/archive.h>
 

@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "optimizers/cmaes_core.h"
-#include "optimizers/params.h"
+#include "base/params.h"
 #include "optimizers/proposals.h"
 
 namespace stimloop {

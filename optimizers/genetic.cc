@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "optimizers/params.h"
+#include "base/params.h"
 #include <torch/serialize/archive.h>
 
 namespace stimloop {

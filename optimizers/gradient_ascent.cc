@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "optimizers/params.h"
+#include "base/params.h"
 #include <ATen/core/grad_mode.h>
 #include <torch/serialize/archive.h>
 

@@ -1,7 +1,7 @@
 #include "optimizers/image_space.h"
 
 #include "absl/strings/str_cat.h"
-#include "models/echo.h"
+#include "base/echo.h"
 #include "optimizers/pixel_space.h"
 #include "optimizers/spectral_space.h"
 

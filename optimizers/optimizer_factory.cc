@@ -2,7 +2,8 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
-#include "models/echo.h"
+#include "base/echo.h"
+#include "base/seed.h"
 #include "optimizers/adaptive_sampling.h"
 #include "optimizers/cmaes.h"
 #include "optimizers/genetic.h"
@@ -34,30 +35,8 @@ bool UsesSurrogate(const std::string& name) {
   return name == "gradient_ascent" || name == "adaptive_sampling" || name == "portfolio";
 }
 
-namespace {
-
-// SplitMix64 finalizer: spreads nearby seeds over the whole 64-bit range.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// FNV-1a: a hash of the stream label that is the same on every platform.
-uint64_t HashLabel(absl::string_view label) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : label) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-}  // namespace
-
 at::Generator MakeGenerator(uint64_t seed, absl::string_view stream) {
-  return at::make_generator<at::CPUGeneratorImpl>(Mix(seed ^ Mix(HashLabel(stream))));
+  return at::make_generator<at::CPUGeneratorImpl>(DeriveSeed(seed, LabelHash(stream)));
 }
 
 }  // namespace stimloop

@@ -1,6 +1,6 @@
 #include "optimizers/pixel_space.h"
 
-#include "optimizers/params.h"
+#include "base/params.h"
 
 namespace stimloop {
 

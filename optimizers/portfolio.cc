@@ -13,7 +13,7 @@
 #include "optimizers/cmaes.h"
 #include "optimizers/gradient_ascent.h"
 #include "optimizers/optimizer_state.h"
-#include "optimizers/params.h"
+#include "base/params.h"
 #include "optimizers/proposals.h"
 #include <torch/serialize/archive.h>
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "optimizers/params.h"
+#include "base/params.h"
 
 namespace stimloop {
 namespace {

@@ -5,7 +5,8 @@
 # spectral space, re-showing the 4 leading images; a simulated V1 simple
 # cell, Poisson noise over 0.2 s, 1000 responses). It
 # installs what is missing, builds, starts a server on a free loopback port,
-# plays the rig over gRPC and prints a line per generation and a summary.
+# plays the rig over gRPC, prints a line per generation and a summary, and
+# closes the session (it stays in the store for stimloop-inspect).
 # Arguments go to stimloop-simulate (see --help), e.g. --cell=complex.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,7 +10,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
   libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev zlib1g-dev
-  python3-grpcio python3-protobuf python3-numpy
+  python3-grpcio python3-protobuf python3-numpy python3-pil  # the Python client decodes PNG with Pillow
   openssl libssl-dev  # report digests link libcrypto (server/report_digest.h)
   chromium  # headless Chromium renders the inspect report in tests/inspect
 )

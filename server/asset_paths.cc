@@ -120,8 +120,9 @@ absl::Status ConfineAssetPaths(const AssetsDir& assets, ResolvedConfig* config) 
        config->optimizer.name == "adaptive_sampling"},
       {"config.image_space.generator_path", &config->image_space.generator_path, false,
        config->image_space.name == "torchscript"},
-      {"config.surrogate.frontend_path", &config->surrogate_frontend_path, false, surrogate},
-      {"config.surrogate.model_path", &config->surrogate_model_path, false, surrogate},
+      {"config.surrogate.frontend_path", &config->surrogate.spec.frontend_path, false,
+       surrogate},
+      {"config.surrogate.model_path", &config->surrogate.spec.model_path, false, surrogate},
   };
   for (const Field& f : fields) {
     if (!f.read) continue;

@@ -11,22 +11,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "models/echo.h"
+#include "base/echo.h"
+#include "base/in_config.h"
+#include "base/thread_priority.h"
 #include "models/session_models.h"
-#include "models/thread_priority.h"
 #include "optimizers/objective.h"
 #include "optimizers/optimizer_state.h"
 #include "server/report_digest.h"
 
 namespace stimloop {
 namespace {
-
-// Errors from the optimizer and image space name fields relative to the
-// config ("optimizer.params.x"); the rig sees them as "config.<field>".
-absl::Status InConfig(const absl::Status& status) {
-  if (status.ok() || status.code() != absl::StatusCode::kInvalidArgument) return status;
-  return absl::InvalidArgumentError(absl::StrCat("config.", status.message()));
-}
 
 
 // The sequence that `digits` spells as the session writes it: decimal
@@ -82,10 +76,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
   // Issue 4: model-based optimizers see the surrogate through a ModelSource.
   if (UsesSurrogate(c.optimizer.name)) {
     SessionModelsSpec models_spec;
-    models_spec.params.insert(c.proto.surrogate().params().begin(),
-                              c.proto.surrogate().params().end());
-    models_spec.frontend_path = c.surrogate_frontend_path;
-    models_spec.model_path = c.surrogate_model_path;
+    models_spec.surrogate = c.surrogate;
     models_spec.channels = c.shape.channels;
     models_spec.height = c.shape.height;
     models_spec.width = c.shape.width;

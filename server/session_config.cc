@@ -1,10 +1,12 @@
 #include "server/session_config.h"
 
 #include <algorithm>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "models/echo.h"
+#include "base/echo.h"
 
 namespace stimloop {
 
@@ -176,8 +178,6 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
         "config.reference_images.dir: required when per_generation > 0");
   }
   out.reference_images_dir = reference.dir();
-  out.surrogate_frontend_path = p.surrogate().frontend_path();
-  out.surrogate_model_path = p.surrogate().model_path();
 
   v1::RepeatsConfig& repeats = *p.mutable_repeats();
   if (absl::Status s = CheckRange("config.repeats.per_generation", repeats.per_generation(), 0,
@@ -190,6 +190,17 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
                                   repeats.max_presentations(), 2, kMaxPresentations);
       !s.ok()) {
     return s;
+  }
+
+  out.surrogate.spec.frontend_path = p.surrogate().frontend_path();
+  out.surrogate.spec.model_path = p.surrogate().model_path();
+  if (UsesSurrogate(out.optimizer.name)) {
+    const std::map<std::string, double> params(p.surrogate().params().begin(),
+                                               p.surrogate().params().end());
+    auto surrogate = ParseSurrogateSettings(params, p.surrogate().frontend_path(),
+                                            p.surrogate().model_path());
+    if (!surrogate.ok()) return surrogate.status();
+    out.surrogate = *std::move(surrogate);
   }
   return out;
 }

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "models/session_models.h"
 #include "optimizers/image_space.h"
 #include "optimizers/objective.h"
 #include "optimizers/optimizer.h"
@@ -46,13 +47,16 @@ struct ResolvedConfig {
   // request's paths as given, which the session opens as they are.
   // SessionManager and Session::Restore first confine them to the assets
   // folder (ConfineAssetPaths, server/asset_paths.h).
+  // surrogate.spec.frontend_path and surrogate.spec.model_path are two more.
   std::string reference_images_dir;
-  std::string surrogate_frontend_path;
-  std::string surrogate_model_path;
+  // config.surrogate, parsed when the optimizer uses a surrogate (else the
+  // defaults, with the paths as given).
+  SurrogateSettings surrogate;
 };
 
 // INVALID_ARGUMENT naming the first bad field ("config.image.height: 8 is
-// outside [16, 512]"). Checks sizes and ranges only; the optimizer and image
+// outside [16, 512]"). Checks sizes and ranges, and config.surrogate's
+// parameters when the optimizer uses a surrogate; the optimizer and image
 // space check their own names and parameters when they are built.
 absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config);
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "models/echo.h"
+#include "base/echo.h"
 
 namespace stimloop {
 namespace {

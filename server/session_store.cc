@@ -1,6 +1,7 @@
 #include "server/session_store.h"
 
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -14,15 +15,14 @@
 #include <optional>
 #include <utility>
 
-#include <google/protobuf/util/json_util.h>
-
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "models/echo.h"
+#include "base/echo.h"
+#include "base/sqlite_statement.h"
 #include "server/report_digest.h"
 #include "server/session_store_marker.h"
 #include "server/store_checksum.h"
@@ -137,34 +137,6 @@ UPDATE model_versions SET checkpoint_crc32 = stimloop_crc32(checkpoint);
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == SessionStore::kSchemaVersion,
               "one migration per schema version");
 
-absl::Status SqliteStatus(sqlite3* db, int rc, absl::string_view what) {
-  const std::string message =
-      absl::StrCat("session store: ", what, ": ", db != nullptr ? sqlite3_errmsg(db)
-                                                                : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_CONSTRAINT:
-      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return absl::NotFoundError(message);
-      if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
-        return absl::AlreadyExistsError(message);
-      }
-      return absl::InternalError(message);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(message);
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-      return absl::UnavailableError(message);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
 // SQL stimloop_crc32(payload): StoreChecksum of a BLOB, NULL for NULL. The
 // migrations use it to checksum the rows stored before there were checksums.
 void SqlChecksum(sqlite3_context* context, int /*argc*/, sqlite3_value** args) {
@@ -248,95 +220,18 @@ std::string MetadataJson(const v1::SessionConfig& config) {
   return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
 }
 
-// One use of a prepared statement: binds in order, steps, and resets the
-// statement when it goes out of scope.
-class Query {
- public:
-  Query(sqlite3* db, sqlite3_stmt* stmt, absl::string_view what)
-      : db_(db), stmt_(stmt), what_(what) {}
-  ~Query() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
-  Query& Int(int64_t v) { return Check(sqlite3_bind_int64(stmt_, ++bound_, v)); }
-  Query& Double(double v) {
-    return Check(std::isnan(v) ? sqlite3_bind_null(stmt_, ++bound_)
-                               : sqlite3_bind_double(stmt_, ++bound_, v));
-  }
-  Query& Text(absl::string_view v) {
-    return Check(sqlite3_bind_text64(stmt_, ++bound_, v.data(), v.size(), SQLITE_STATIC,
-                                     SQLITE_UTF8));
-  }
-  Query& Blob(absl::string_view v) {
-    return Check(sqlite3_bind_blob64(stmt_, ++bound_, v.empty() ? "" : v.data(), v.size(),
-                                     SQLITE_STATIC));
-  }
-  Query& Null() { return Check(sqlite3_bind_null(stmt_, ++bound_)); }
-  // Text and Blob bind without copying: the bytes must outlive the Query.
-  // The checksum column of a payload (store_checksum.h).
-  Query& Checksum(absl::string_view payload) { return Int(StoreChecksum(payload)); }
-
-  // True when a row is ready, false when done.
-  absl::StatusOr<bool> Step() {
-    if (!status_.ok()) return status_;
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteStatus(db_, rc, what_);
-  }
-  // Runs a statement that returns no rows.
-  absl::Status Run() {
-    auto row = Step();
-    if (!row.ok()) return row.status();
-    return absl::OkStatus();
-  }
-
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  int64_t ColumnInt(int col) const { return sqlite3_column_int64(stmt_, col); }
-  double ColumnDouble(int col) const { return sqlite3_column_double(stmt_, col); }
-  std::optional<int64_t> ColumnChecksum(int col) const {
-    if (IsNull(col)) return std::nullopt;
-    return ColumnInt(col);
-  }
-  std::string ColumnBytes(int col) const {
-    const void* data = sqlite3_column_blob(stmt_, col);
-    const int size = sqlite3_column_bytes(stmt_, col);
-    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
-  }
-
- private:
-  Query& Check(int rc) {
-    if (rc != SQLITE_OK && status_.ok()) status_ = SqliteStatus(db_, rc, what_);
-    return *this;
-  }
-
-  sqlite3* db_;
-  sqlite3_stmt* stmt_;
-  std::string what_;
-  int bound_ = 0;
-  absl::Status status_;
-};
-
 // Runs SQL without results (pragmas, DDL, BEGIN/COMMIT).
 absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
-  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  return rc == SQLITE_OK ? absl::OkStatus() : SqliteStatus(db, rc, what);
+  return SqliteExec(db, sql, absl::StrCat("session store: ", what));
 }
 
 // The first column of every row of `sql`, as text.
 absl::StatusOr<std::vector<std::string>> Column(sqlite3* db, const char* sql,
                                                 absl::string_view what) {
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db, rc, what);
-  absl::Cleanup finalize = [stmt] { sqlite3_finalize(stmt); };
+  SqliteStatement q(db, sql, absl::StrCat("session store: ", what));
   std::vector<std::string> out;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    const unsigned char* text = sqlite3_column_text(stmt, 0);
-    out.emplace_back(text == nullptr ? "" : reinterpret_cast<const char*>(text));
-  }
-  if (rc != SQLITE_DONE) return SqliteStatus(db, rc, what);
+  while (q.Next()) out.push_back(q.ColumnBytes(0));
+  if (!q.status().ok()) return q.status();
   return out;
 }
 
@@ -461,7 +356,8 @@ absl::StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::stri
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                  nullptr);
   std::unique_ptr<SessionStore> store(new SessionStore(path, db, lock_fd));
-  if (rc != SQLITE_OK) return SqliteStatus(db, rc, absl::StrCat("opening '", path, "'"));
+  if (rc != SQLITE_OK)
+    return SqliteStatus(db, rc, absl::StrCat("session store: opening '", path, "'"));
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
   // Temporary tables and indices in memory: nothing is written outside
@@ -471,7 +367,7 @@ absl::StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::stri
           db, "stimloop_crc32", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
           nullptr, SqlChecksum, nullptr, nullptr, nullptr);
       rc != SQLITE_OK) {
-    return SqliteStatus(db, rc, "registering stimloop_crc32");
+    return SqliteStatus(db, rc, "session store: registering stimloop_crc32");
   }
   if (absl::Status s = CheckAndMigrate(db, path, options); !s.ok()) return s;
   if (options.new_store || !HasStoreMarker(data_dir)) {
@@ -498,7 +394,8 @@ absl::StatusOr<sqlite3_stmt*> SessionStore::Prepared(const char* sql) {
   if (auto it = statements_.find(sql); it != statements_.end()) return it->second;
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, absl::StrCat("preparing '", sql, "'"));
+  if (rc != SQLITE_OK)
+    return SqliteStatus(db_, rc, absl::StrCat("session store: preparing '", sql, "'"));
   statements_.emplace(sql, stmt);
   return stmt;
 }
@@ -520,7 +417,7 @@ absl::Status SessionStore::InsertEvent(const std::string& session_id, absl::stri
       "INSERT INTO events (session_id, time_ns, kind, detail) VALUES (?, ?, ?, ?)";
   auto stmt = Prepared(kSql);
   if (!stmt.ok()) return stmt.status();
-  Query q(db_, *stmt, "insert into events");
+  SqliteStatement q(db_, *stmt, "session store: insert into events");
   if (session_id.empty()) {
     q.Null();
   } else {
@@ -547,13 +444,13 @@ absl::Status SessionStore::SessionCreated(const std::string& session_id,
         "config_crc32, config_json, metadata_json) VALUES (?, 'open', ?, ?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kSql);
     if (!stmt.ok()) return stmt.status();
-    absl::Status s = Query(db_, *stmt, "insert into sessions")
+    absl::Status s = SqliteStatement(db_, *stmt, "session store: insert into sessions")
                          .Text(session_id)
                          .Int(Nanos(created))
                          .Text(config.optimizer().name())
                          .Text(config.image_space().name())
                          .Blob(config_bytes)
-                         .Checksum(config_bytes)
+                         .Int(StoreChecksum(config_bytes))
                          .Text(json)
                          .Text(metadata)
                          .Run();
@@ -573,13 +470,13 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
         "optimizer_state, optimizer_state_crc32) VALUES (?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kGeneration);
     if (!stmt.ok()) return stmt.status();
-    absl::Status s = Query(db_, *stmt, "insert into generations")
+    absl::Status s = SqliteStatement(db_, *stmt, "session store: insert into generations")
                          .Text(session_id)
                          .Int(generation)
                          .Int(Nanos(absl::Now()))
                          .Int(responses_told)
                          .Blob(optimizer_state)
-                         .Checksum(optimizer_state)
+                         .Int(StoreChecksum(optimizer_state))
                          .Run();
     if (!s.ok()) return s;
     constexpr const char* kStimulus =
@@ -591,7 +488,7 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
     for (size_t i = 0; i < stimuli.size(); ++i) {
       const StimulusEntry& e = stimuli[i];
       const std::string code = EncodeArray(e.code);  // bound by reference: outlives q's use
-      Query q(db_, *stmt, "insert into stimuli");
+      SqliteStatement q(db_, *stmt, "session store: insert into stimuli");
       q.Text(e.id)
           .Text(session_id)
           .Int(e.sequence)
@@ -600,11 +497,11 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
           .Text(e.origin)
           .Int(e.is_reference ? 1 : 0)
           .Blob(e.png)
-          .Checksum(e.png);
+          .Int(StoreChecksum(e.png));
       if (e.code.empty()) {
         q.Null().Null();
       } else {
-        q.Blob(code).Checksum(code);
+        q.Blob(code).Int(StoreChecksum(code));
       }
       if (absl::Status s = q.Int(e.model_version).Double(e.predicted_objective).Run(); !s.ok()) {
         return s;
@@ -624,8 +521,11 @@ absl::Status SessionStore::StimuliHandedOut(const std::string& session_id,
     auto stmt = Prepared(kSql);
     if (!stmt.ok()) return stmt.status();
     for (const std::string& id : stimulus_ids) {
-      absl::Status s =
-          Query(db_, *stmt, "update stimuli").Int(now).Text(id).Text(session_id).Run();
+      absl::Status s = SqliteStatement(db_, *stmt, "session store: update stimuli")
+                           .Int(now)
+                           .Text(id)
+                           .Text(session_id)
+                           .Run();
       if (!s.ok()) return s;
       if (sqlite3_changes(db_) != 1) {
         return absl::NotFoundError(absl::StrCat("session store: stimulus_ids: '", id,
@@ -651,14 +551,14 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
         "content_digest, ack_crc32) VALUES (?, ?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kReport);
     if (!stmt.ok()) return stmt.status();
-    absl::Status s = Query(db_, *stmt, "insert into reports")
+    absl::Status s = SqliteStatement(db_, *stmt, "session store: insert into reports")
                          .Text(session_id)
                          .Text(request_id)
                          .Int(Nanos(received))
                          .Int(static_cast<int64_t>(responses.size()))
                          .Blob(ack_bytes)
                          .Blob(content_digest)
-                         .Checksum(ack_bytes)
+                         .Int(StoreChecksum(ack_bytes))
                          .Run();
     if (absl::IsAlreadyExists(s)) {
       return absl::AlreadyExistsError(absl::StrCat("request_id: ", QuotedEcho(request_id),
@@ -673,7 +573,7 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
     if (!stmt.ok()) return stmt.status();
     for (const ResponseEntry& r : responses) {
       const std::string rates = EncodeArray(r.rates);  // bound by reference: outlives q's use
-      Query q(db_, *stmt, "insert into responses");
+      SqliteStatement q(db_, *stmt, "session store: insert into responses");
       q.Text(session_id)
           .Text(r.stimulus_id)
           .Text(request_id)
@@ -682,7 +582,7 @@ absl::Status SessionStore::ResponsesReported(const std::string& session_id,
       if (r.skipped) {
         q.Null().Null();
       } else {
-        q.Blob(rates).Checksum(rates);
+        q.Blob(rates).Int(StoreChecksum(rates));
       }
       if (absl::Status s = q.Run(); !s.ok()) return s;
     }
@@ -697,8 +597,10 @@ absl::Status SessionStore::SessionClosed(const std::string& session_id, absl::Ti
         "UPDATE sessions SET status = 'closed', closed_ns = ? WHERE id = ?";
     auto stmt = Prepared(kSql);
     if (!stmt.ok()) return stmt.status();
-    if (absl::Status s =
-            Query(db_, *stmt, "update sessions").Int(Nanos(closed)).Text(session_id).Run();
+    if (absl::Status s = SqliteStatement(db_, *stmt, "session store: update sessions")
+                             .Int(Nanos(closed))
+                             .Text(session_id)
+                             .Run();
         !s.ok()) {
       return s;
     }
@@ -721,13 +623,13 @@ absl::Status SessionStore::RecordModelVersion(const std::string& session_id, int
         "checkpoint, checkpoint_crc32) VALUES (?, ?, ?, ?, ?, ?)";
     auto stmt = Prepared(kSql);
     if (!stmt.ok()) return stmt.status();
-    absl::Status s = Query(db_, *stmt, "insert into model_versions")
+    absl::Status s = SqliteStatement(db_, *stmt, "session store: insert into model_versions")
                          .Text(session_id)
                          .Int(version)
                          .Int(Nanos(created))
                          .Text(metrics_json)
                          .Blob(checkpoint)
-                         .Checksum(checkpoint)
+                         .Int(StoreChecksum(checkpoint))
                          .Run();
     if (absl::IsAlreadyExists(s)) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -751,7 +653,7 @@ absl::StatusOr<std::vector<std::string>> SessionStore::OpenSessionIds() {
   absl::MutexLock lock(&mu_);
   auto stmt = Prepared("SELECT id FROM sessions WHERE status = 'open' ORDER BY created_ns, id");
   if (!stmt.ok()) return stmt.status();
-  Query q(db_, *stmt, "select from sessions");
+  SqliteStatement q(db_, *stmt, "session store: select from sessions");
   std::vector<std::string> ids;
   while (true) {
     auto row = q.Step();
@@ -777,7 +679,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       Prepared("SELECT status, created_ns, config, config_crc32 FROM sessions WHERE id = ?");
   if (!stmt.ok()) return stmt.status();
   {
-    Query q(db_, *stmt, "select from sessions");
+    SqliteStatement q(db_, *stmt, "session store: select from sessions");
     auto row = q.Text(session_id).Step();
     if (!row.ok()) return row.status();
     if (!*row) {
@@ -787,7 +689,8 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
     out.closed = q.ColumnBytes(0) == "closed";
     out.created = absl::FromUnixNanos(q.ColumnInt(1));
     const std::string config = q.ColumnBytes(2);
-    if (absl::Status s = VerifyStoredChecksum(session_row, "config", config, q.ColumnChecksum(3));
+    if (absl::Status s =
+            VerifyStoredChecksum(session_row, "config", config, q.ColumnOptionalInt(3));
         !s.ok()) {
       return s;
     }
@@ -802,16 +705,16 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       "WHERE session_id = ? ORDER BY generation DESC LIMIT 1");
   if (!stmt.ok()) return stmt.status();
   {
-    Query q(db_, *stmt, "select from generations");
+    SqliteStatement q(db_, *stmt, "session store: select from generations");
     auto row = q.Text(session_id).Step();
     if (!row.ok()) return row.status();
     if (*row) {
       out.generation = q.ColumnInt(0);
       out.responses_told = q.ColumnInt(1);
       out.optimizer_state = q.ColumnBytes(2);
-      if (absl::Status s = VerifyStoredChecksum(
-              absl::StrCat(session_row, " generation ", out.generation), "optimizer_state",
-              out.optimizer_state, q.ColumnChecksum(3));
+      if (absl::Status s =
+              VerifyStoredChecksum(absl::StrCat(session_row, " generation ", out.generation),
+                                   "optimizer_state", out.optimizer_state, q.ColumnOptionalInt(3));
           !s.ok()) {
         return s;
       }
@@ -822,7 +725,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       "ORDER BY generation");
   if (!stmt.ok()) return stmt.status();
   {
-    Query q(db_, *stmt, "select from generations");
+    SqliteStatement q(db_, *stmt, "session store: select from generations");
     q.Text(session_id);
     while (true) {
       auto row = q.Step();
@@ -843,7 +746,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       "WHERE session_id = ? ORDER BY sequence");
   if (!stmt.ok()) return stmt.status();
   {
-    Query q(db_, *stmt, "select from stimuli");
+    SqliteStatement q(db_, *stmt, "session store: select from stimuli");
     q.Text(session_id);
     while (true) {
       auto row = q.Step();
@@ -859,14 +762,15 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       e.is_reference = q.ColumnInt(5) != 0;
       e.png = q.ColumnBytes(6);
       const std::string stimulus_row = absl::StrCat(session_row, " stimulus ", e.sequence);
-      if (absl::Status s = VerifyStoredChecksum(stimulus_row, "png", e.png, q.ColumnChecksum(11));
+      if (absl::Status s =
+              VerifyStoredChecksum(stimulus_row, "png", e.png, q.ColumnOptionalInt(11));
           !s.ok()) {
         return s;
       }
       if (!q.IsNull(7)) {
         const std::string code = q.ColumnBytes(7);
         if (absl::Status s =
-                VerifyStoredChecksum(stimulus_row, "code", code, q.ColumnChecksum(12));
+                VerifyStoredChecksum(stimulus_row, "code", code, q.ColumnOptionalInt(12));
             !s.ok()) {
           return s;
         }
@@ -889,7 +793,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
   if (!stmt.ok()) return stmt.status();
   std::vector<std::string> response_request_ids;  // of out.responses[k]
   {
-    Query q(db_, *stmt, "select from responses");
+    SqliteStatement q(db_, *stmt, "session store: select from responses");
     q.Text(session_id);
     while (true) {
       auto row = q.Step();
@@ -902,7 +806,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
         const std::string rates = q.ColumnBytes(2);
         if (absl::Status s =
                 VerifyStoredChecksum(absl::StrCat(session_row, " response ", q.ColumnInt(4)),
-                                     "rates", rates, q.ColumnChecksum(3));
+                                     "rates", rates, q.ColumnOptionalInt(3));
             !s.ok()) {
           return s;
         }
@@ -923,7 +827,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       "ORDER BY version DESC LIMIT ?");
   if (!stmt.ok()) return stmt.status();
   {
-    Query q(db_, *stmt, "select from model_versions");
+    SqliteStatement q(db_, *stmt, "session store: select from model_versions");
     q.Text(session_id).Int(kJournaledModelVersions);
     while (true) {
       auto row = q.Step();
@@ -937,9 +841,9 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       }
       m.num_trials = q.ColumnInt(1);
       m.checkpoint = q.ColumnBytes(2);
-      if (absl::Status s = VerifyStoredChecksum(
-              absl::StrCat(session_row, " model version ", m.version), "checkpoint",
-              m.checkpoint, q.ColumnChecksum(3));
+      if (absl::Status s =
+              VerifyStoredChecksum(absl::StrCat(session_row, " model version ", m.version),
+                                   "checkpoint", m.checkpoint, q.ColumnOptionalInt(3));
           !s.ok()) {
         return s;
       }
@@ -952,7 +856,7 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       "SELECT request_id, ack, content_digest, ack_crc32 FROM reports WHERE session_id = ?");
   if (!stmt.ok()) return stmt.status();
   {
-    Query q(db_, *stmt, "select from reports");
+    SqliteStatement q(db_, *stmt, "session store: select from reports");
     q.Text(session_id);
     while (true) {
       auto row = q.Step();
@@ -961,9 +865,9 @@ absl::StatusOr<JournaledSession> SessionStore::LoadSession(const std::string& se
       JournaledAck& a = out.acks.emplace_back();
       a.request_id = q.ColumnBytes(0);
       const std::string ack_bytes = q.ColumnBytes(1);
-      if (absl::Status s = VerifyStoredChecksum(
-              absl::StrCat(session_row, " report ", QuotedEcho(a.request_id)), "ack", ack_bytes,
-              q.ColumnChecksum(3));
+      if (absl::Status s =
+              VerifyStoredChecksum(absl::StrCat(session_row, " report ", QuotedEcho(a.request_id)),
+                                   "ack", ack_bytes, q.ColumnOptionalInt(3));
           !s.ok()) {
         return s;
       }

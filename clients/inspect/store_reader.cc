@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/sqlite_statement.h"
 #include "server/store_checksum.h"
 
 namespace stimloop {
@@ -19,59 +20,8 @@ namespace {
 // The store's PRAGMA application_id ("STLP", server/session_store.h).
 constexpr int64_t kApplicationId = 0x53544C50;
 
-// A prepared statement, finalized on destruction.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  absl::Status status(absl::string_view what) const {
-    if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db_)));
-  }
-  void BindText(int i, const std::string& v) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(stmt_, i, v.data(), v.size(), SQLITE_STATIC);
-  }
-  // True when a row is ready; false when done or on error (see status()).
-  bool Step() {
-    if (rc_ != SQLITE_OK && rc_ != SQLITE_ROW) return false;
-    rc_ = sqlite3_step(stmt_);
-    return rc_ == SQLITE_ROW;
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  double Double(int col) const {
-    return IsNull(col) ? std::numeric_limits<double>::quiet_NaN()
-                       : sqlite3_column_double(stmt_, col);
-  }
-  std::string Text(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
-  }
-  std::string Blob(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
-    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
-  }
-  std::optional<int64_t> Checksum(int col) const {
-    if (IsNull(col)) return std::nullopt;
-    return Int(col);
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
 absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
-  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return absl::InternalError(absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db)));
-  }
-  return absl::OkStatus();
+  return SqliteExec(db, sql, absl::StrCat("store: ", what));
 }
 
 // A read transaction: every query inside sees one snapshot.
@@ -115,16 +65,16 @@ absl::Status Verify(bool checksums, absl::string_view row, absl::string_view col
   return VerifyStoredChecksum(row, column, bytes, recorded);
 }
 
-absl::Status ReadSummary(const Statement& q, bool checksums, SessionSummary* out,
+absl::Status ReadSummary(const SqliteStatement& q, bool checksums, SessionSummary* out,
                          v1::SessionConfig* config) {
-  out->id = q.Text(0);
-  out->status = q.Text(1);
-  out->created = FromNanos(q.Int(2));
-  out->optimizer = q.Text(3);
-  out->image_space = q.Text(4);
-  const std::string config_bytes = q.Blob(5);
+  out->id = q.ColumnBytes(0);
+  out->status = q.ColumnBytes(1);
+  out->created = FromNanos(q.ColumnInt(2));
+  out->optimizer = q.ColumnBytes(3);
+  out->image_space = q.ColumnBytes(4);
+  const std::string config_bytes = q.ColumnBytes(5);
   if (absl::Status s = Verify(checksums, absl::StrCat("session '", out->id, "'"), "config",
-                              config_bytes, q.Checksum(10));
+                              config_bytes, q.ColumnOptionalInt(10));
       !s.ok()) {
     return s;
   }
@@ -138,10 +88,10 @@ absl::Status ReadSummary(const Statement& q, bool checksums, SessionSummary* out
   };
   out->subject = find("subject");
   out->site = find("site");
-  out->generations = q.Int(6);
-  out->stimuli = q.Int(7);
-  out->responses = q.Int(8);
-  out->skipped = q.Int(9);
+  out->generations = q.ColumnInt(6);
+  out->stimuli = q.ColumnInt(7);
+  out->responses = q.ColumnInt(8);
+  out->skipped = q.ColumnInt(9);
   return absl::OkStatus();
 }
 
@@ -162,13 +112,13 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string
   }
   std::unique_ptr<StoreReader> reader(new StoreReader(path, db));
   sqlite3_busy_timeout(db, 10000);
-  Statement q(db, "PRAGMA application_id");
-  const bool row = q.Step();
-  if (absl::Status s = q.status("reading the application_id"); !s.ok()) {
+  SqliteStatement q(db, "PRAGMA application_id", "store: reading the application_id");
+  const bool row = q.Next();
+  if (absl::Status s = q.status(); !s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("'", path, "' is not a readable SQLite store: ", s.message()));
   }
-  if (!row || q.Int(0) != kApplicationId) {
+  if (!row || q.ColumnInt(0) != kApplicationId) {
     if (std::filesystem::file_size(path, error) == 0 && !error) {
       return absl::FailedPreconditionError(
           absl::StrCat("'", path, "' is empty (0 bytes): not a stimloop store, or a lost one"));
@@ -177,9 +127,10 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string
         absl::StrCat("'", path, "' is not a stimloop store (application_id)"));
   }
   // Stores of schema 2 on carry a checksum next to every payload.
-  Statement columns(db, "SELECT 1 FROM pragma_table_info('stimuli') WHERE name = 'png_crc32'");
-  reader->checksums_ = columns.Step();
-  if (absl::Status s = columns.status("reading the schema"); !s.ok()) return s;
+  SqliteStatement columns(db, "SELECT 1 FROM pragma_table_info('stimuli') WHERE name = 'png_crc32'",
+                          "store: reading the schema");
+  reader->checksums_ = columns.Next();
+  if (absl::Status s = columns.status(); !s.ok()) return s;
   return reader;
 }
 
@@ -188,15 +139,16 @@ StoreReader::~StoreReader() { sqlite3_close(db_); }
 absl::StatusOr<std::vector<SessionSummary>> StoreReader::ListSessions() {
   ReadTransaction txn(db_);
   if (!txn.status().ok()) return txn.status();
-  Statement q(db_, absl::StrCat(SummarySql(checksums_), " ORDER BY s.created_ns, s.id").c_str());
+  SqliteStatement q(db_, absl::StrCat(SummarySql(checksums_), " ORDER BY s.created_ns, s.id"),
+                    "store: listing sessions");
   std::vector<SessionSummary> out;
-  while (q.Step()) {
+  while (q.Next()) {
     SessionSummary summary;
     v1::SessionConfig config;
     if (absl::Status s = ReadSummary(q, checksums_, &summary, &config); !s.ok()) return s;
     out.push_back(std::move(summary));
   }
-  if (absl::Status s = q.status("listing sessions"); !s.ok()) return s;
+  if (absl::Status s = q.status(); !s.ok()) return s;
   return out;
 }
 
@@ -205,10 +157,11 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
   if (!txn.status().ok()) return txn.status();
   SessionData data;
   {
-    Statement q(db_, absl::StrCat(SummarySql(checksums_), " WHERE s.id = ?").c_str());
-    q.BindText(1, session_id);
-    if (!q.Step()) {
-      if (absl::Status s = q.status("reading the session"); !s.ok()) return s;
+    SqliteStatement q(db_, absl::StrCat(SummarySql(checksums_), " WHERE s.id = ?"),
+                      "store: reading the session");
+    q.Text(session_id);
+    if (!q.Next()) {
+      if (absl::Status s = q.status(); !s.ok()) return s;
       return absl::NotFoundError(
           absl::StrCat("SESSION: no session '", session_id, "' in '", path_, "'"));
     }
@@ -217,58 +170,61 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
     }
   }
   {
-    Statement q(db_, "SELECT config_json FROM sessions WHERE id = ?");
-    q.BindText(1, session_id);
-    if (q.Step()) data.config_json = q.Text(0);
-    if (absl::Status s = q.status("reading the config"); !s.ok()) return s;
+    SqliteStatement q(db_, "SELECT config_json FROM sessions WHERE id = ?",
+                      "store: reading the config");
+    q.Text(session_id);
+    if (q.Next()) data.config_json = q.ColumnBytes(0);
+    if (absl::Status s = q.status(); !s.ok()) return s;
   }
   {
-    Statement q(db_, absl::StrCat("SELECT id, sequence, generation, position, origin, "
-                                  "is_reference, png, model_version, predicted_objective, ",
-                                  ChecksumColumn(checksums_, "png_crc32"),
-                                  " FROM stimuli WHERE session_id = ? ORDER BY sequence")
-                         .c_str());
-    q.BindText(1, session_id);
-    while (q.Step()) {
+    SqliteStatement q(db_,
+                      absl::StrCat("SELECT id, sequence, generation, position, origin, "
+                                   "is_reference, png, model_version, predicted_objective, ",
+                                   ChecksumColumn(checksums_, "png_crc32"),
+                                   " FROM stimuli WHERE session_id = ? ORDER BY sequence"),
+                      "store: reading stimuli");
+    q.Text(session_id);
+    while (q.Next()) {
       StoredStimulus s;
-      s.id = q.Text(0);
-      s.sequence = q.Int(1);
-      s.generation = q.Int(2);
-      s.position = q.Int(3);
-      s.origin = q.Text(4);
-      s.is_reference = q.Int(5) != 0;
-      s.png = q.Blob(6);
-      if (absl::Status v = Verify(checksums_,
-                                  absl::StrCat("session '", session_id, "' stimulus ", s.sequence),
-                                  "png", s.png, q.Checksum(9));
+      s.id = q.ColumnBytes(0);
+      s.sequence = q.ColumnInt(1);
+      s.generation = q.ColumnInt(2);
+      s.position = q.ColumnInt(3);
+      s.origin = q.ColumnBytes(4);
+      s.is_reference = q.ColumnInt(5) != 0;
+      s.png = q.ColumnBytes(6);
+      if (absl::Status v =
+              Verify(checksums_, absl::StrCat("session '", session_id, "' stimulus ", s.sequence),
+                     "png", s.png, q.ColumnOptionalInt(9));
           !v.ok()) {
         return v;
       }
-      s.model_version = q.Int(7);
-      s.predicted_objective = q.Double(8);
+      s.model_version = q.ColumnInt(7);
+      s.predicted_objective = q.ColumnDouble(8);
       data.stimuli.push_back(std::move(s));
     }
-    if (absl::Status s = q.status("reading stimuli"); !s.ok()) return s;
+    if (absl::Status s = q.status(); !s.ok()) return s;
   }
   {
-    Statement q(db_, absl::StrCat("SELECT seq, stimulus_id, request_id, received_ns, skipped, "
-                                  "rates, ",
-                                  ChecksumColumn(checksums_, "rates_crc32"),
-                                  " FROM responses WHERE session_id = ? ORDER BY seq")
-                         .c_str());
-    q.BindText(1, session_id);
-    while (q.Step()) {
+    SqliteStatement q(db_,
+                      absl::StrCat("SELECT seq, stimulus_id, request_id, received_ns, skipped, "
+                                   "rates, ",
+                                   ChecksumColumn(checksums_, "rates_crc32"),
+                                   " FROM responses WHERE session_id = ? ORDER BY seq"),
+                      "store: reading responses");
+    q.Text(session_id);
+    while (q.Next()) {
       StoredResponse r;
-      r.seq = q.Int(0);
-      r.stimulus_id = q.Text(1);
-      r.request_id = q.Text(2);
-      r.received = FromNanos(q.Int(3));
-      r.skipped = q.Int(4) != 0;
+      r.seq = q.ColumnInt(0);
+      r.stimulus_id = q.ColumnBytes(1);
+      r.request_id = q.ColumnBytes(2);
+      r.received = FromNanos(q.ColumnInt(3));
+      r.skipped = q.ColumnInt(4) != 0;
       if (!r.skipped) {
-        const std::string bytes = q.Blob(5);
-        if (absl::Status v = Verify(checksums_,
-                                    absl::StrCat("session '", session_id, "' response ", r.seq),
-                                    "rates", bytes, q.Checksum(6));
+        const std::string bytes = q.ColumnBytes(5);
+        if (absl::Status v =
+                Verify(checksums_, absl::StrCat("session '", session_id, "' response ", r.seq),
+                       "rates", bytes, q.ColumnOptionalInt(6));
             !v.ok()) {
           return v;
         }
@@ -282,24 +238,26 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
       }
       data.responses.push_back(std::move(r));
     }
-    if (absl::Status s = q.status("reading responses"); !s.ok()) return s;
+    if (absl::Status s = q.status(); !s.ok()) return s;
   }
   bool has_model_versions = false;
   {
-    Statement q(db_,
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_versions'");
-    has_model_versions = q.Step();
-    if (absl::Status s = q.status("looking for model_versions"); !s.ok()) return s;
+    SqliteStatement q(
+        db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_versions'",
+        "store: looking for model_versions");
+    has_model_versions = q.Next();
+    if (absl::Status s = q.status(); !s.ok()) return s;
   }
   if (has_model_versions) {
-    Statement q(db_,
-                "SELECT version, created_ns, metrics_json FROM model_versions "
-                "WHERE session_id = ? ORDER BY version");
-    q.BindText(1, session_id);
-    while (q.Step()) {
-      data.model_versions.push_back({q.Int(0), FromNanos(q.Int(1)), q.Text(2)});
+    SqliteStatement q(db_,
+                      "SELECT version, created_ns, metrics_json FROM model_versions "
+                      "WHERE session_id = ? ORDER BY version",
+                      "store: reading model versions");
+    q.Text(session_id);
+    while (q.Next()) {
+      data.model_versions.push_back({q.ColumnInt(0), FromNanos(q.ColumnInt(1)), q.ColumnBytes(2)});
     }
-    if (absl::Status s = q.status("reading model versions"); !s.ok()) return s;
+    if (absl::Status s = q.status(); !s.ok()) return s;
   }
   return data;
 }

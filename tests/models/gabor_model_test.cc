@@ -222,7 +222,10 @@ TEST(GaborModelSpecTest, KeysAndErrorsNameTheField) {
 // the checkpoint each version reports loads back to the same predictions.
 TEST(GaborModelSessionTest, RefitsPublishGaborModelsWhoseCheckpointsLoad) {
   SessionModelsSpec spec;
-  spec.params = {{"model_class", 1}, {"ensemble_size", 2}, {"parametric_steps", 30}};
+  auto surrogate = ParseSurrogateSettings(
+      {{"model_class", 1}, {"ensemble_size", 2}, {"parametric_steps", 30}}, "", "");
+  ASSERT_TRUE(surrogate.ok()) << surrogate.status();
+  spec.surrogate = *surrogate;
   spec.height = spec.width = kSize;
   spec.seed = 17;
   std::string checkpoint;

@@ -1,4 +1,5 @@
 #include "models/refit_scheduler.h"
+#include "models/session_models.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "models/thread_priority.h"
+#include "base/thread_priority.h"
 
 namespace stimloop {
 namespace {
@@ -120,31 +121,29 @@ int64_t NewestVersion(const RefitScheduler& s) {
   return m == nullptr ? 0 : m->version();
 }
 
-TEST(RefitSchedulerTest, ParsesAndRemovesItsParams) {
-  std::map<std::string, double> params{
-      {"refit_every", 40}, {"refit_lag", 2}, {"ensemble_size", 5}};
-  auto options = ParseRefitOptions(&params);
-  ASSERT_TRUE(options.ok()) << options.status();
-  EXPECT_EQ(options->refit_every, 40);
-  EXPECT_EQ(options->lag, 2);
-  EXPECT_EQ(params, (std::map<std::string, double>{{"ensemble_size", 5}}));
+TEST(RefitSchedulerTest, ItsParamsAreReadWithTheSurrogates) {
+  auto settings = ParseSurrogateSettings(
+      {{"refit_every", 40}, {"refit_lag", 2}, {"ensemble_size", 4}}, "", "");
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->refit.refit_every, 40);
+  EXPECT_EQ(settings->refit.lag, 2);
+  EXPECT_EQ(settings->spec.ensemble_size, 4);
 
-  std::map<std::string, double> empty;
-  auto defaults = ParseRefitOptions(&empty);
+  auto defaults = ParseSurrogateSettings({}, "", "");
   ASSERT_TRUE(defaults.ok());
-  EXPECT_EQ(defaults->refit_every, 1);
-  EXPECT_EQ(defaults->lag, kDefaultRefitLag);
+  EXPECT_EQ(defaults->refit.refit_every, 1);
+  EXPECT_EQ(defaults->refit.lag, kDefaultRefitLag);
 
-  std::map<std::string, double> bad{{"refit_lag", kMaxRefitLag + 1}};
-  auto error = ParseRefitOptions(&bad);
+  auto error = ParseSurrogateSettings({{"refit_lag", kMaxRefitLag + 1}}, "", "");
   EXPECT_EQ(error.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(error.status().message().find("surrogate.params.refit_lag"), std::string::npos);
+  EXPECT_NE(error.status().message().find("config.surrogate.params.refit_lag"),
+            std::string::npos)
+      << error.status();
 
   for (const char* removed : {"refit_sync", "refit_cancel"}) {
-    std::map<std::string, double> old{{removed, 1}};
-    auto gone = ParseRefitOptions(&old);
+    auto gone = ParseSurrogateSettings({{removed, 1}}, "", "");
     EXPECT_EQ(gone.status().code(), absl::StatusCode::kInvalidArgument) << removed;
-    EXPECT_NE(gone.status().message().find(absl::StrCat("surrogate.params.", removed,
+    EXPECT_NE(gone.status().message().find(absl::StrCat("config.surrogate.params.", removed,
                                                         ": no longer exists")),
               std::string::npos)
         << gone.status();

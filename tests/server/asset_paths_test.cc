@@ -122,9 +122,9 @@ const Field kFields[] = {
     {"config.image_space.generator_path", false,
      [](ResolvedConfig& c) { return &c.image_space.generator_path; }},
     {"config.surrogate.frontend_path", false,
-     [](ResolvedConfig& c) { return &c.surrogate_frontend_path; }},
+     [](ResolvedConfig& c) { return &c.surrogate.spec.frontend_path; }},
     {"config.surrogate.model_path", false,
-     [](ResolvedConfig& c) { return &c.surrogate_model_path; }},
+     [](ResolvedConfig& c) { return &c.surrogate.spec.model_path; }},
 };
 
 // A config that opens all five paths (adaptive_sampling reads a pool and a

@@ -1,5 +1,5 @@
-// See models/thread_priority.h.
-#include "models/thread_priority.h"
+// See base/thread_priority.h.
+#include "base/thread_priority.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,6 +1,6 @@
-// Echo / QuotedEcho (models/echo.h): client values in error messages come
+// Echo / QuotedEcho (base/echo.h): client values in error messages come
 // back short and printable.
-#include "models/echo.h"
+#include "base/echo.h"
 
 #include <gtest/gtest.h>
 

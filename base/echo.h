@@ -6,10 +6,8 @@
 // headers together) and stay readable, or the client sees
 // RESOURCE_EXHAUSTED or garbage instead of the error.
 //
-// Lives in models/, the bottom layer, so that models/, optimizers/ and
-// server/ share it.
-#ifndef STIMLOOP_MODELS_ECHO_H_
-#define STIMLOOP_MODELS_ECHO_H_
+#ifndef STIMLOOP_BASE_ECHO_H_
+#define STIMLOOP_BASE_ECHO_H_
 
 #include <cstddef>
 #include <string>
@@ -33,4 +31,4 @@ std::string QuotedEcho(absl::string_view value);
 
 }  // namespace stimloop
 
-#endif  // STIMLOOP_MODELS_ECHO_H_
+#endif  // STIMLOOP_BASE_ECHO_H_

@@ -15,8 +15,8 @@
 // it; run-to-run noise on the shared VM is larger than any effect seen so
 // far (BENCHMARKS.md). It stays because it is the scheduler's own way to say
 // which threads matter, at no cost to throughput.
-#ifndef STIMLOOP_MODELS_THREAD_PRIORITY_H_
-#define STIMLOOP_MODELS_THREAD_PRIORITY_H_
+#ifndef STIMLOOP_BASE_THREAD_PRIORITY_H_
+#define STIMLOOP_BASE_THREAD_PRIORITY_H_
 
 namespace stimloop {
 
@@ -32,4 +32,4 @@ int ThisThreadNice();
 
 }  // namespace stimloop
 
-#endif  // STIMLOOP_MODELS_THREAD_PRIORITY_H_
+#endif  // STIMLOOP_BASE_THREAD_PRIORITY_H_

@@ -1,11 +1,11 @@
-#include "optimizers/params.h"
+#include "base/params.h"
 
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "models/echo.h"
+#include "base/echo.h"
 
 namespace stimloop {
 
@@ -19,10 +19,7 @@ double ParamReader::Get(absl::string_view key, double default_value, double min,
   if (it == params_.end()) return default_value;
   const double value = it->second;
   if (!std::isfinite(value) || value < min || value > max) {
-    if (first_error_.ok()) {
-      first_error_ = absl::InvalidArgumentError(absl::StrCat(
-          prefix_, ".", Echo(key), ": ", value, " is outside [", min, ", ", max, "]"));
-    }
+    Reject(key, absl::StrCat(value, " is outside [", min, ", ", max, "]"));
     return default_value;
   }
   return value;
@@ -33,13 +30,17 @@ int64_t ParamReader::GetInt(absl::string_view key, int64_t default_value, int64_
   const double value = Get(key, static_cast<double>(default_value),
                            static_cast<double>(min), static_cast<double>(max));
   if (value != std::floor(value)) {
-    if (first_error_.ok()) {
-      first_error_ = absl::InvalidArgumentError(
-          absl::StrCat(prefix_, ".", Echo(key), ": ", value, " is not a whole number"));
-    }
+    Reject(key, absl::StrCat(value, " is not a whole number"));
     return default_value;
   }
   return static_cast<int64_t>(value);
+}
+
+void ParamReader::Reject(absl::string_view key, absl::string_view problem) {
+  if (first_error_.ok()) {
+    first_error_ =
+        absl::InvalidArgumentError(absl::StrCat(prefix_, ".", Echo(key), ": ", problem));
+  }
 }
 
 absl::Status ParamReader::Finish() const {

@@ -1,4 +1,4 @@
-#include "models/echo.h"
+#include "base/echo.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -5,8 +5,8 @@
 //   double rate = p.Get("mutation_rate", 0.25, 0.0, 1.0);
 //   int elites = p.GetInt("elites", 10, 0, 1000);
 //   if (absl::Status s = p.Finish(); !s.ok()) return s;
-#ifndef STIMLOOP_OPTIMIZERS_PARAMS_H_
-#define STIMLOOP_OPTIMIZERS_PARAMS_H_
+#ifndef STIMLOOP_BASE_PARAMS_H_
+#define STIMLOOP_BASE_PARAMS_H_
 
 #include <map>
 #include <set>
@@ -29,6 +29,10 @@ class ParamReader {
   // As Get, and the value must be a whole number.
   int64_t GetInt(absl::string_view key, int64_t default_value, int64_t min, int64_t max);
 
+  // Records INVALID_ARGUMENT "<prefix>.<key>: <problem>" (see Finish), for a
+  // check that spans keys (e.g. one value must not be below another).
+  void Reject(absl::string_view key, absl::string_view problem);
+
   // OK when every value read was valid and every key in the map was read;
   // else INVALID_ARGUMENT naming the first problem.
   absl::Status Finish() const;
@@ -42,4 +46,4 @@ class ParamReader {
 
 }  // namespace stimloop
 
-#endif  // STIMLOOP_OPTIMIZERS_PARAMS_H_
+#endif  // STIMLOOP_BASE_PARAMS_H_
