@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzing and sanitizers (README "Testing"): builds the project with clang,
+# Fuzzing and sanitizers (README, under "Two commands"): builds the project with clang,
 # AddressSanitizer and UndefinedBehaviorSanitizer in build-fuzz/ (separate
 # from build/, whose gcc build CI uses), then
 #   fuzz      runs each libFuzzer target of fuzz/ for a bounded time from
@@ -11,8 +11,8 @@
 # Bounds: FUZZ_SECONDS per target (default 600) and FUZZ_RUNS (default
 # 1000000), whichever comes first. New inputs go to build-fuzz/corpus/<target>/;
 # a crashing input is written to build-fuzz/<target>-crash-*.
-# Needs clang-14, libfuzzer-14-dev and libclang-rt-14-dev (installed here
-# when missing; the main build does not need them).
+# Needs clang-14, libfuzzer-14-dev and libclang-rt-14-dev besides the
+# project's packages (scripts/install-deps.sh --fuzz installs what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -21,10 +21,7 @@ runs="${FUZZ_RUNS:-1000000}"
 jobs="${JOBS:-2}"
 build=build-fuzz
 
-if ! command -v clang++-14 >/dev/null || ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get install -y --no-install-recommends clang-14 libfuzzer-14-dev libclang-rt-14-dev
-fi
+bash scripts/install-deps.sh --fuzz
 
 start=$(date +%s)
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTIMLOOP_FUZZ=ON >/dev/null
@@ -48,7 +45,7 @@ if [ "$what" != sanitize ]; then
     t0=$(date +%s)
     rc=0
     "$build/fuzz/${target}_fuzzer" "$corpus" "fuzz/corpus/$target" -max_total_time="$seconds" \
-      -runs="$runs" -print_final_stats=1 -artifact_prefix="$build/${target}-" >"$log" 2>&1 || rc=$?
+      -runs="$runs" $( [ -f "fuzz/$target.dict" ] && echo "-dict=fuzz/$target.dict" ) -print_final_stats=1 -artifact_prefix="$build/${target}-" >"$log" 2>&1 || rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)
     result=clean
