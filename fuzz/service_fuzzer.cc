@@ -31,6 +31,16 @@ constexpr int kMaxCalls = 24;
 // A fresh store every this many inputs keeps the scratch file small.
 constexpr int kInputsPerStore = 500;
 
+// A string of up to `max_length` characters, 7-bit so that it is valid
+// UTF-8: gRPC refuses a request with invalid UTF-8 in a string field before
+// the service sees it (server/unparsed_request.h), so the service never
+// gets one.
+std::string PickString(FuzzedDataProvider& in, size_t max_length) {
+  std::string s = in.ConsumeRandomLengthString(max_length);
+  for (char& c : s) c &= 0x7f;
+  return s;
+}
+
 double PickDouble(FuzzedDataProvider& in) {
   switch (in.ConsumeIntegralInRange(0, 9)) {
     case 0: return 0;
@@ -56,7 +66,7 @@ int PickSmallInt(FuzzedDataProvider& in, int typical_max) {
 // A name from `names`, or now and then an arbitrary string.
 std::string PickName(FuzzedDataProvider& in, const std::vector<std::string>& names) {
   const size_t i = in.ConsumeIntegralInRange<size_t>(0, names.size());
-  return i < names.size() ? names[i] : in.ConsumeRandomLengthString(16);
+  return i < names.size() ? names[i] : PickString(in, 16);
 }
 
 void FillConfig(FuzzedDataProvider& in, v1::SessionConfig* config) {
@@ -111,11 +121,11 @@ void FillConfig(FuzzedDataProvider& in, v1::SessionConfig* config) {
     config->mutable_repeats()->set_max_presentations(PickSmallInt(in, 4));
   }
   if (in.ConsumeIntegralInRange(0, 7) == 0) {
-    (*config->mutable_metadata())[in.ConsumeRandomLengthString(8)] =
-        in.ConsumeRandomLengthString(16);
+    (*config->mutable_metadata())[PickString(in, 8)] =
+        PickString(in, 16);
   }
   if (in.ConsumeIntegralInRange(0, 15) == 0) {
-    config->mutable_reference_images()->set_dir(in.ConsumeRandomLengthString(8));
+    config->mutable_reference_images()->set_dir(PickString(in, 8));
   }
 }
 
@@ -126,17 +136,17 @@ struct Script {
 
   std::string SessionId(FuzzedDataProvider& in) const {
     if (sessions.empty() || in.ConsumeIntegralInRange(0, 15) == 0) {
-      return in.ConsumeRandomLengthString(12);
+      return PickString(in, 12);
     }
     return sessions[in.ConsumeIntegralInRange<size_t>(0, sessions.size() - 1)];
   }
   // A stimulus id handed out, one of another form, or a mangled one.
   std::string StimulusId(FuzzedDataProvider& in) const {
     if (stimuli.empty() || in.ConsumeIntegralInRange(0, 15) == 0) {
-      return in.ConsumeRandomLengthString(12);
+      return PickString(in, 12);
     }
     std::string id = stimuli[in.ConsumeIntegralInRange<size_t>(0, stimuli.size() - 1)];
-    if (in.ConsumeIntegralInRange(0, 15) == 0) id += in.ConsumeRandomLengthString(2);
+    if (in.ConsumeIntegralInRange(0, 15) == 0) id += PickString(in, 2);
     return id;
   }
 };
