@@ -8,7 +8,8 @@
 
 namespace stimloop {
 
-// Sets LibTorch to one intra-op thread. Call from LLVMFuzzerInitialize.
+// Sets LibTorch to one intra-op thread and removes the scratch directories
+// at exit (not after a crash). Call from LLVMFuzzerInitialize.
 void InitFuzzProcess();
 
 // An empty directory <scratch>/stimloop-fuzz-<name>-<pid>; emptied again by
