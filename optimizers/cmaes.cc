@@ -51,7 +51,7 @@ absl::StatusOr<std::vector<Candidate>> Cmaes::Ask(int count, int64_t first_id) {
   // Work on copies (cheap: the core never changes its tensors in place) and
   // commit only when everything succeeded.
   CmaesCore core = core_;
-  at::Generator generator = generator_.clone();
+  at::Generator generator = CopyGenerator(generator_);
   std::vector<Candidate> candidates;
   try {
     const ScoredCodes answered = generation_.Answered();

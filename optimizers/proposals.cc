@@ -176,6 +176,12 @@ absl::Status CheckObservations(absl::Span<const Observation> observations,
   return absl::OkStatus();
 }
 
+at::Generator CopyGenerator(const at::Generator& generator) {
+  at::Generator copy = at::make_generator<at::CPUGeneratorImpl>();
+  copy.set_state(generator.get_state());
+  return copy;
+}
+
 void SaveGenerator(torch::serialize::OutputArchive& archive, const std::string& key,
                    const at::Generator& generator) {
   archive.write(key, generator.get_state());

@@ -2,6 +2,9 @@
 # Installs the Debian 12 packages stimloop needs to build, test and run.
 # Idempotent: packages already installed are skipped, and apt-get update runs
 # only when something is missing. Needs root (or sudo).
+# `install-deps.sh --fuzz` also installs the optional fuzzing and sanitizer
+# tools (clang, libFuzzer) that scripts/fuzz.sh uses; the build and CI do
+# not need them.
 set -euo pipefail
 
 packages=(
@@ -14,6 +17,9 @@ packages=(
   openssl libssl-dev  # report digests link libcrypto (server/report_digest.h)
   chromium  # headless Chromium renders the inspect report in tests/inspect
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
