@@ -210,9 +210,9 @@ torch::Tensor GaborBankImpl::forward(const torch::Tensor& images) const {
   // output is already laid out for the column passes, [filters][Wout N, H].
   // Three products (Re, Im, envelope) rather than one split in three: the
   // backward of a split concatenates the row passes' large gradients.
-  const torch::Tensor luminance = inputs.permute({2, 0, 1}).reshape({width, n * height});
+  const torch::Tensor planes = inputs.permute({2, 0, 1}).reshape({width, n * height});
   auto row_pass = [&](const torch::Tensor& rows, int64_t filters) {
-    return torch::mm(rows.t(), luminance).view({filters, wo * n, height});
+    return torch::mm(rows.t(), planes).view({filters, wo * n, height});
   };
   const torch::Tensor re = row_pass(re_rows_, scales * o);  // [S O, Wout N, H]
   const torch::Tensor im = row_pass(im_rows_, scales * o);
