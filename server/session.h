@@ -54,6 +54,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/best_measured.h"
 #include "models/refit_scheduler.h"
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
@@ -302,22 +303,19 @@ class Session {
   }
   // Sets records_[index].first_showing (records before it must be indexed).
   void IndexImage(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The measured image with the highest pooled mean objective (the first of
-  // equals); with repeats on, among images with 2+ presentations when one
-  // exists; once a validation block was proposed, among the images blocks
-  // showed (see Session.best_measured in the proto). nullopt before any
-  // response.
+  // The session's best measured image (base/best_measured.h, the one rule
+  // Session.best_measured states in the proto); nullopt before any response.
   std::optional<PooledImage> BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // With repeats on and an image of `images` shown twice or more, 2 (the
-  // best is chosen among those); otherwise 1.
-  int MinPresentations(const std::vector<PooledImage>& images) const;
+  // `images` as base/best_measured.h sees them (parallel).
+  std::vector<MeasuredImage> MeasuredImages(const std::vector<PooledImage>& images) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RepeatsOn() const;
   // The first records of the images to repeat in the next generation (see
   // RepeatsConfig in the proto), best first.
   std::vector<size_t> RepeatSources() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The first records of the `k` images a validation block re-shows: the
-  // best measured, with repeats on among those shown twice or more when
-  // there are any (the ranking BestMeasured used before any block), best
-  // first; fewer when fewer were measured.
+  // leading eligible images by the rule best_measured follows before any
+  // block (base/best_measured.h), best first; fewer when fewer qualify.
   std::vector<size_t> ValidationSources(int k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FillRecord for a pooled image: its first record, with the pooled mean
   // and every presentation of the image.

@@ -90,14 +90,11 @@ absl::Status Session::BestStimuli(int k, bool include_png, v1::ListStimuliRespon
     return absl::InvalidArgumentError(absl::StrCat("k: ", k, " is outside [1, ", kMaxBest, "]"));
   }
   absl::MutexLock lock(&mu_);
-  std::vector<PooledImage> measured = PooledImages();
-  measured.erase(std::remove_if(measured.begin(), measured.end(),
-                                [](const PooledImage& p) { return p.presentations == 0; }),
-                 measured.end());
-  const size_t n = std::min(measured.size(), static_cast<size_t>(k));
-  std::partial_sort(measured.begin(), measured.begin() + n, measured.end(),
-                    PooledImage::Better);
-  for (size_t i = 0; i < n; ++i) FillPooledRecord(measured[i], include_png, out->add_stimuli());
+  // Best first by the rule of best_measured, so that the first is it.
+  const std::vector<PooledImage> images = PooledImages();
+  const std::vector<size_t> ranked = RankMeasuredImages(MeasuredImages(images), RepeatsOn());
+  const size_t n = std::min(ranked.size(), static_cast<size_t>(k));
+  for (size_t i = 0; i < n; ++i) FillPooledRecord(images[ranked[i]], include_png, out->add_stimuli());
   return absl::OkStatus();
 }
 

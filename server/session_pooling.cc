@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/hash/hash.h"
+#include "base/best_measured.h"
 #include "server/session.h"
 
 namespace stimloop {
@@ -42,42 +43,40 @@ std::vector<Session::PooledImage> Session::PooledImages() const {
   return images;
 }
 
-int Session::MinPresentations(const std::vector<PooledImage>& images) const {
-  const bool any_repeated = std::any_of(images.begin(), images.end(),
-                                        [](const PooledImage& p) { return p.presentations >= 2; });
-  return config_.proto.repeats().per_generation() > 0 && any_repeated ? 2 : 1;
+std::vector<MeasuredImage> Session::MeasuredImages(const std::vector<PooledImage>& images) const {
+  std::vector<MeasuredImage> measured;
+  measured.reserve(images.size());
+  for (const PooledImage& image : images) {
+    const bool in_block = std::any_of(image.records.begin(), image.records.end(),
+                                      [this](size_t i) { return records_[i].is_validation(); });
+    measured.push_back({image.presentations > 0 ? image.mean_objective() : 0.0,
+                        image.presentations, in_block});
+  }
+  return measured;
 }
+
+bool Session::RepeatsOn() const { return config_.proto.repeats().per_generation() > 0; }
 
 std::optional<Session::PooledImage> Session::BestMeasured() const {
   std::vector<PooledImage> images = PooledImages();
-  auto validated = [this](const PooledImage& image) {
-    return std::any_of(image.records.begin(), image.records.end(),
-                       [this](size_t i) { return records_[i].is_validation(); });
-  };
-  const bool after_validation = std::any_of(images.begin(), images.end(), validated);
-  const int min_presentations = after_validation ? 1 : MinPresentations(images);
-  std::optional<PooledImage> best;
-  for (PooledImage& image : images) {
-    if (image.presentations < min_presentations) continue;
-    if (after_validation && !validated(image)) continue;
-    if (!best.has_value() || PooledImage::Better(image, *best)) best = std::move(image);
-  }
-  return best;
+  const std::optional<size_t> best = BestMeasuredImage(MeasuredImages(images), RepeatsOn());
+  if (!best.has_value()) return std::nullopt;
+  return std::move(images[*best]);
 }
 
 std::vector<size_t> Session::ValidationSources(int k) const {
-  std::vector<PooledImage> eligible = PooledImages();
-  const int min_presentations = MinPresentations(eligible);
-  eligible.erase(std::remove_if(eligible.begin(), eligible.end(),
-                                [&](const PooledImage& p) {
-                                  return p.presentations < min_presentations;
-                                }),
-                 eligible.end());
-  const size_t n = std::min(eligible.size(), static_cast<size_t>(k));
-  std::partial_sort(eligible.begin(), eligible.begin() + n, eligible.end(),
-                    PooledImage::Better);
+  // Candidates by the rule best_measured follows before any block: a new
+  // block may re-show images an earlier block did not.
+  std::vector<PooledImage> images = PooledImages();
+  std::vector<MeasuredImage> measured = MeasuredImages(images);
+  for (MeasuredImage& m : measured) m.in_validation_block = false;
+  const std::vector<size_t> ranked = RankMeasuredImages(measured, RepeatsOn());
+  const std::vector<bool> eligible = EligibleForBest(measured, RepeatsOn());
   std::vector<size_t> sources;
-  for (size_t i = 0; i < n; ++i) sources.push_back(eligible[i].records.front());
+  for (size_t i : ranked) {
+    if (static_cast<int>(sources.size()) == k || !eligible[i]) break;
+    sources.push_back(images[i].records.front());
+  }
   return sources;
 }
 

@@ -214,8 +214,8 @@ std::string RenderReportHtml(const SessionData& data, const SessionStats& stats,
                              const ReportOptions& options) {
   const SessionSummary& s = data.summary;
   const v1::SessionConfig& c = data.config;
-  double best = std::nan("");
-  if (!stats.generations.empty()) best = stats.generations.back().best_so_far;
+  const ScoredStimulus* best_image = BestMeasured(stats);
+  const double best = best_image != nullptr ? best_image->mean_objective : std::nan("");
   std::string out = absl::StrFormat(
       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
       "content=\"width=device-width, initial-scale=1\"><title>stimloop session %s</title>"

@@ -7,12 +7,14 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/best_measured.h"
 
 namespace stimloop {
 namespace inspect {
@@ -117,15 +119,19 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
   // Identical images pooled, before the per-stimulus sums become means.
   absl::flat_hash_map<std::string_view, size_t> image_of_png;
   std::vector<std::vector<double>> image_objectives;
+  constexpr size_t kNoImage = static_cast<size_t>(-1);
+  std::vector<size_t> image_of_stimulus(stats.stimuli.size(), kNoImage);
   for (size_t i = 0; i < stats.stimuli.size(); ++i) {
     const ScoredStimulus& s = stats.stimuli[i];
     if (s.stimulus->is_reference) continue;
     auto [it, inserted] = image_of_png.try_emplace(s.stimulus->png, stats.images.size());
     if (inserted) {
-      stats.images.push_back({s.stimulus, 0, 0, 0, {}});
+      stats.images.push_back({s.stimulus, 0, 0, 0, {}, false});
       image_objectives.emplace_back();
     }
+    image_of_stimulus[i] = it->second;
     ScoredStimulus& image = stats.images[it->second];
+    image.in_validation_block |= s.stimulus->origin == "validation";
     image.presentations += s.presentations;
     image.skipped += s.skipped;
     if (!s.mean_rates.empty()) {  // still sums here
@@ -173,13 +179,34 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
       measured[g.generation - 1].push_back(s.mean_objective);
     }
   }
-  double best = kNaN;
+  stats.repeats_on = data.config.repeats().per_generation() > 0;
+  // The best measured image as it stood after each generation: the images'
+  // presentations up to that generation, ranked by the session's rule.
+  std::vector<std::vector<size_t>> stimuli_of_generation(last_generation + 1);
+  for (size_t i = 0; i < stats.stimuli.size(); ++i) {
+    const int64_t g = stats.stimuli[i].stimulus->generation;
+    if (image_of_stimulus[i] != kNoImage && g >= 0) stimuli_of_generation[g].push_back(i);
+  }
+  std::vector<MeasuredImage> so_far(stats.images.size());
+  std::vector<double> objective_sum(stats.images.size(), 0.0);
+  auto add_generation = [&](int64_t g) {
+    for (size_t i : stimuli_of_generation[g]) {
+      const size_t k = image_of_stimulus[i];
+      MeasuredImage& m = so_far[k];
+      m.in_validation_block |= stats.stimuli[i].stimulus->origin == "validation";
+      for (double value : objectives[i]) objective_sum[k] += value;
+      m.presentations += static_cast<int>(objectives[i].size());
+      if (m.presentations > 0) m.mean_objective = objective_sum[k] / m.presentations;
+    }
+  };
+  add_generation(0);
   for (GenerationStats& g : stats.generations) {
     const auto& m = means[g.generation - 1];
     g.mean_objective = Mean(m);
     g.max_objective = m.empty() ? kNaN : *std::max_element(m.begin(), m.end());
-    if (!m.empty() && (std::isnan(best) || g.max_objective > best)) best = g.max_objective;
-    g.best_so_far = best;
+    add_generation(g.generation);
+    const std::optional<size_t> best = BestMeasuredImage(so_far, stats.repeats_on);
+    g.best_so_far = best.has_value() ? so_far[*best].mean_objective : kNaN;
     g.predicted = static_cast<int>(predicted[g.generation - 1].size());
     g.mean_predicted = Mean(predicted[g.generation - 1]);
     g.mean_measured_of_predicted = Mean(measured[g.generation - 1]);
@@ -200,16 +227,23 @@ absl::StatusOr<SessionStats> ComputeStats(const SessionData& data) {
 }
 
 std::vector<const ScoredStimulus*> TopStimuli(const SessionStats& stats, int k) {
-  std::vector<const ScoredStimulus*> out;
+  std::vector<MeasuredImage> images;
+  images.reserve(stats.images.size());
   for (const ScoredStimulus& s : stats.images) {
-    if (s.presentations > 0) out.push_back(&s);
+    images.push_back({s.presentations > 0 ? s.mean_objective : 0.0, s.presentations,
+                      s.in_validation_block});
   }
-  std::sort(out.begin(), out.end(), [](const ScoredStimulus* a, const ScoredStimulus* b) {
-    if (a->mean_objective != b->mean_objective) return a->mean_objective > b->mean_objective;
-    return a->stimulus->sequence < b->stimulus->sequence;
-  });
-  if (k > 0 && static_cast<int>(out.size()) > k) out.resize(k);
+  std::vector<const ScoredStimulus*> out;
+  for (size_t i : RankMeasuredImages(images, stats.repeats_on)) {
+    if (k > 0 && static_cast<int>(out.size()) == k) break;
+    out.push_back(&stats.images[i]);
+  }
   return out;
+}
+
+const ScoredStimulus* BestMeasured(const SessionStats& stats) {
+  const std::vector<const ScoredStimulus*> top = TopStimuli(stats, 1);
+  return top.empty() ? nullptr : top.front();
 }
 
 double HeldoutCorrelation(const std::string& metrics_json) {

@@ -29,6 +29,7 @@ struct ScoredStimulus {
   int skipped = 0;
   double mean_objective = 0;       // NaN when presentations == 0
   std::vector<double> mean_rates;  // per neuron; empty when none
+  bool in_validation_block = false;  // images only: a validation block re-showed it
 };
 
 struct GenerationStats {
@@ -38,7 +39,9 @@ struct GenerationStats {
   int presentations = 0;      // responses with rates, optimizer stimuli
   double mean_objective = 0;  // over measured stimuli' means; NaN if none
   double max_objective = 0;   // best measured stimulus mean; NaN if none
-  double best_so_far = 0;     // max over this and earlier generations; NaN if none
+  // The best measured image's mean objective once this generation was
+  // measured (the session's rule, base/best_measured.h); NaN if none.
+  double best_so_far = 0;
   // Stimuli with a predicted objective and a measurement.
   int predicted = 0;
   double mean_predicted = 0;              // NaN when predicted == 0
@@ -63,6 +66,7 @@ struct SessionStats {
   std::vector<ScoredStimulus> images;
   std::vector<GenerationStats> generations;  // by generation, 1..last
   std::vector<ModelQuality> models;          // by version
+  bool repeats_on = false;                   // the config re-shows leading images
 };
 
 // REQUIRES: `data` outlives the result (ScoredStimulus points into it).
@@ -72,9 +76,14 @@ struct SessionStats {
 absl::StatusOr<SessionStats> ComputeStats(const SessionData& data);
 
 // The measured images (SessionStats::images: repeats pooled, references
-// apart), best mean objective first (ties: lower sequence of the first
-// showing first), at most k (k <= 0: all).
+// apart), best first by the rule of the session's best_measured
+// (base/best_measured.h: eligible images by mean objective, then the rest),
+// at most k (k <= 0: all). The first is what GetSession calls best_measured.
 std::vector<const ScoredStimulus*> TopStimuli(const SessionStats& stats, int k);
+
+// The session's best measured image (the first of TopStimuli); nullptr
+// before any response.
+const ScoredStimulus* BestMeasured(const SessionStats& stats);
 
 // Held-out correlation from a model version's metrics JSON: "heldout_r"
 // when present, else the mean of the finite "heldout_correlation.<i>"

@@ -126,6 +126,50 @@ TEST(SessionStatsTest, RepeatsPoolWithTheImageTheyShowAndStayOutOfGenerationStat
   EXPECT_EQ(top[2]->stimulus->id, "s-1");  // 2, shown before s-5 (2)
 }
 
+// With repeats on, the best is the session's best_measured (base/
+// best_measured.h), not the highest single trial: everywhere the tools name
+// a best (top, show's best column, the report's summary) it is that image.
+TEST(SessionStatsTest, TheBestFollowsTheSessionsRuleWithRepeatsAndValidation) {
+  SessionData data = MakeData();
+  data.config.mutable_repeats()->set_per_generation(1);
+  StoredStimulus repeat = Stim(8, 2, std::nan(""), 1);
+  repeat.origin = "repeat";
+  repeat.png = data.stimuli[1].png;  // s-2's image: (4 + 1) / 2 = 2.5
+  data.stimuli.push_back(repeat);
+  data.responses.push_back(Resp(8, 1, 0));
+  auto stats = ComputeStats(data);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  // s-6 measured 5 once; s-1 (mean 2) and s-2 (2.5) were shown twice.
+  auto top = TopStimuli(*stats, 0);
+  ASSERT_EQ(top.size(), 5u);
+  EXPECT_EQ(top[0]->stimulus->id, "s-2");
+  EXPECT_EQ(top[1]->stimulus->id, "s-1");
+  EXPECT_EQ(top[2]->stimulus->id, "s-6") << "single trials rank after the eligible images";
+  ASSERT_NE(BestMeasured(*stats), nullptr);
+  EXPECT_EQ(BestMeasured(*stats)->stimulus->id, "s-2");
+  // After generation 1 only s-1 had two presentations (s-2 had 4 once).
+  EXPECT_DOUBLE_EQ(stats->generations[0].best_so_far, 2);
+  EXPECT_DOUBLE_EQ(stats->generations[1].best_so_far, 2.5);
+  EXPECT_DOUBLE_EQ(stats->generations[1].max_objective, 5) << "the generation's own maximum";
+  const std::string html = RenderReportHtml(data, *stats);
+  EXPECT_TRUE(absl::StrContains(
+      html, "<div class=\"k\">best mean objective</div><div class=\"v\">2.5</div>"));
+
+  // A validation block re-shows s-1 (objective 10): only block images count.
+  StoredStimulus block = Stim(9, 3, std::nan(""), 1);
+  block.origin = "validation";
+  block.png = data.stimuli[0].png;
+  data.stimuli.push_back(block);
+  data.responses.push_back(Resp(9, 10, 0));
+  stats = ComputeStats(data);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_NE(BestMeasured(*stats), nullptr);
+  EXPECT_EQ(BestMeasured(*stats)->stimulus->id, "s-1");
+  EXPECT_NEAR(BestMeasured(*stats)->mean_objective, 14.0 / 3, 1e-12);
+  EXPECT_NEAR(stats->generations[2].best_so_far, 14.0 / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(stats->generations[1].best_so_far, 2.5) << "before the block";
+}
+
 TEST(SessionStatsTest, RejectsRatesThatDoNotMatchTheConfig) {
   SessionData data = MakeData();
   data.responses[0].rates = {1, 2, 3};

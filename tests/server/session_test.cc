@@ -310,7 +310,11 @@ TEST_F(SessionTest, RepeatsReShowTheLeadingImagesAndPoolTheirPresentations) {
   v1::ListStimuliResponse best;
   ASSERT_TRUE(session->BestStimuli(3, /*include_png=*/false, &best).ok());
   ASSERT_EQ(best.stimuli_size(), 3);
-  EXPECT_DOUBLE_EQ(best.stimuli(0).mean_objective(), 3.5) << "best by mean, each image once";
+  // The first is best_measured; images shown twice lead, single trials follow.
+  EXPECT_EQ(best.stimuli(0).stimulus().id(), g1.stimuli(5).id());
+  EXPECT_DOUBLE_EQ(best.stimuli(0).mean_objective(), 3.0);
+  EXPECT_DOUBLE_EQ(best.stimuli(1).mean_objective(), 2.0);
+  EXPECT_DOUBLE_EQ(best.stimuli(2).mean_objective(), 3.5) << "by mean, each image once";
   for (const v1::StimulusRecord& r : best.stimuli()) {
     EXPECT_NE(r.stimulus().origin(), "repeat") << "a repeat is listed as the image it shows";
   }
