@@ -87,9 +87,14 @@ void FillConfig(FuzzedDataProvider& in, v1::SessionConfig* config) {
         PickDouble(in);
   }
   config->mutable_image_space()->set_name(PickName(in, {"spectral", "pixel", ""}));
+  auto& space_params = *config->mutable_image_space()->mutable_params();
   if (in.ConsumeBool()) {
-    (*config->mutable_image_space()->mutable_params())[PickName(in, {"cutoff", "contrast"})] =
-        PickDouble(in);
+    space_params[PickName(in, {"cutoff", "contrast"})] = PickDouble(in);
+  } else if (config->image_space().name() == "spectral") {
+    // A few frequencies keep codes and the CMA-ES covariance small: saving
+    // a 256-dimensional covariance each generation was most of the time
+    // per input.
+    space_params["cutoff"] = in.ConsumeIntegralInRange(1, 6);
   }
   if (model_based) {
     auto& surrogate = *config->mutable_surrogate()->mutable_params();

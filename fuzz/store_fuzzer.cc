@@ -47,6 +47,10 @@ v1::SessionConfig TinyConfig(const std::string& optimizer, uint64_t seed) {
   config.set_num_neurons(2);
   config.mutable_optimizer()->set_name(optimizer);
   config.mutable_image_space()->set_name("spectral");
+  // 4 x 4 frequencies: a 16-dimensional code keeps the CMA-ES state (its
+  // covariance) and so the base store small, which is most of an input's
+  // cost.
+  (*config.mutable_image_space()->mutable_params())["cutoff"] = 4;
   config.set_generation_size(4);
   config.set_seed(seed);
   return config;
