@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "base/thread_priority.h"
 #include <ATen/Parallel.h>
 
 namespace stimloop {
@@ -28,14 +27,19 @@ RefitOptions ReadRefitOptions(ParamReader& reader) {
   return options;
 }
 
-RefitScheduler::RefitScheduler(RefitOptions options, FitFunction fit, VersionCallback on_version)
+RefitScheduler::RefitScheduler(RefitOptions options, FitFunction fit, VersionCallback on_version,
+                               WorkPool* pool)
     : options_(options), fit_(std::move(fit)), on_version_(std::move(on_version)) {
-  worker_ = std::thread([this] { WorkerLoop(); });
+  if (pool == nullptr) {
+    own_pool_ = std::make_unique<WorkPool>(1);
+    pool = own_pool_.get();
+  }
+  strand_ = std::make_unique<Strand>(pool);
 }
 
 RefitScheduler::~RefitScheduler() {
   Stop();
-  worker_.join();
+  strand_.reset();  // waits for a running fit; before the members it uses go
 }
 
 void RefitScheduler::Stop() {
@@ -44,6 +48,7 @@ void RefitScheduler::Stop() {
     stopping_ = true;
     cancel_ = true;
   }
+  strand_->Cancel();
   cv_.notify_all();
 }
 
@@ -84,6 +89,7 @@ bool RefitScheduler::RequestLocked(int64_t boundary, int64_t n) {
   const int64_t last = requests_.empty() ? 0 : requests_.back().examples;
   if (stopping_ || n == 0 || n - last < options_.refit_every) return false;
   requests_.push_back({boundary, n, 0});
+  strand_->Post([this] { RunNextFit(); });
   return true;
 }
 
@@ -107,7 +113,7 @@ void RefitScheduler::BeforeAsk(int64_t generation) {
     --assigned;
   }
   if (assigned == 0) return;  // no request yet: no model
-  cv_.wait(lock, [&] { return done_ >= assigned || stopping_; });
+  HelpUntil(lock, [&] { return done_ >= assigned; });
   if (done_ < assigned) return;  // stopping: the Ask is about to be cancelled
   // The newest version fitted on a request up to it (failed fits have none).
   for (size_t i = assigned; i > 0; --i) {
@@ -123,7 +129,20 @@ void RefitScheduler::BeforeAsk(int64_t generation) {
 
 void RefitScheduler::WaitIdle() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return done_ == requests_.size() || stopping_; });
+  HelpUntil(lock, [this] { return done_ == requests_.size(); });
+}
+
+void RefitScheduler::HelpUntil(std::unique_lock<std::mutex>& lock,
+                               const std::function<bool()>& done) {
+  while (!done() && !stopping_) {
+    const size_t seen = done_;
+    lock.unlock();
+    const bool ran = strand_->RunOneInline();
+    lock.lock();
+    // None ran here: one runs elsewhere (or is about to); wait for a fit to
+    // finish, then look again (the next may be queued and free by then).
+    if (!ran) cv_.wait(lock, [&] { return done_ != seen || stopping_; });
+  }
 }
 
 absl::Status RefitScheduler::Resume(absl::Span<const int64_t> boundary_examples,
@@ -223,48 +242,44 @@ RefitData RefitScheduler::Snapshot(int64_t n) const {
   return data;
 }
 
-void RefitScheduler::WorkerLoop() {
-  // Fits on this thread use the process-wide intra-op thread count, and
-  // yield the CPU to the threads that answer the rig.
+void RefitScheduler::RunNextFit() {
+  // Fits use the process-wide intra-op thread count (a pool thread yields
+  // the CPU to the threads that answer the rig: base/work_pool.h).
   at::init_num_threads();
-  LowerThisThreadPriority();
-  for (;;) {
-    size_t index = 0;
-    int64_t n = 0;
-    int64_t version = 0;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || next_to_run_ < requests_.size(); });
-      if (stopping_) return;
-      index = next_to_run_++;
-      n = requests_[index].examples;
-      version = versions_ + 1;
-      ++fits_started_;
-    }
-    absl::StatusOr<FitOutcome> outcome = fit_(Snapshot(n), version, cancel_);
-    if (outcome.ok() && (outcome->model == nullptr || outcome->model->version() != version)) {
-      outcome = absl::InternalError(absl::StrCat(
-          "refit: the fit function returned ", outcome->model == nullptr ? "no model" : "a model",
-          " for version ", version,
-          outcome->model == nullptr ? "" : absl::StrCat(" numbered ", outcome->model->version())));
-    }
-    // A fit that finished is a valid version even if Stop() came meanwhile.
-    if (outcome.ok() && on_version_) on_version_(version, outcome->metrics, outcome->checkpoint);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (outcome.ok()) {
-        requests_[index].version = version;
-        versions_ = version;
-        models_[version] = outcome->model;
-      } else if (cancel_.load()) {
-        ++fits_cancelled_;
-      } else {
-        last_error_ = outcome.status();
-      }
-      done_ = index + 1;
-    }
-    cv_.notify_all();
+  size_t index = 0;
+  int64_t n = 0;
+  int64_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || next_to_run_ >= requests_.size()) return;
+    index = next_to_run_++;
+    n = requests_[index].examples;
+    version = versions_ + 1;
+    ++fits_started_;
   }
+  absl::StatusOr<FitOutcome> outcome = fit_(Snapshot(n), version, cancel_);
+  if (outcome.ok() && (outcome->model == nullptr || outcome->model->version() != version)) {
+    outcome = absl::InternalError(absl::StrCat(
+        "refit: the fit function returned ", outcome->model == nullptr ? "no model" : "a model",
+        " for version ", version,
+        outcome->model == nullptr ? "" : absl::StrCat(" numbered ", outcome->model->version())));
+  }
+  // A fit that finished is a valid version even if Stop() came meanwhile.
+  if (outcome.ok() && on_version_) on_version_(version, outcome->metrics, outcome->checkpoint);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (outcome.ok()) {
+      requests_[index].version = version;
+      versions_ = version;
+      models_[version] = outcome->model;
+    } else if (cancel_.load()) {
+      ++fits_cancelled_;
+    } else {
+      last_error_ = outcome.status();
+    }
+    done_ = index + 1;
+  }
+  cv_.notify_all();
 }
 
 }  // namespace stimloop

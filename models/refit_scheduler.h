@@ -6,9 +6,11 @@
 // scheduler about each generation boundary. At the boundary of generation b
 // a refit is requested on every example appended so far, once at least
 // `refit_every` examples are new since the previous request; requests run
-// in order (FIFO) on ONE worker thread owned by the scheduler (LibTorch's
-// intra-op threads inside a fit are the process-wide pool the server bounds
-// with --torch_threads; the scheduler starts no others). A version number
+// in order (FIFO), one at a time, as tasks of one Strand of the server's
+// WorkPool (base/work_pool.h), so that the fits of all sessions share a
+// bounded set of threads and take turns; without a pool the scheduler makes
+// its own of one thread. LibTorch's intra-op threads inside a fit are the
+// process-wide pool the server bounds with --torch_threads. A version number
 // is taken by each fit that succeeds, in request order (1, 2, ...); a fit
 // is told the number it gets if it succeeds (its seed may depend on it). A
 // finished version is reported through `on_version` (on the worker, before
@@ -29,7 +31,9 @@
 // less and proposes from older data (BENCHMARKS.md measures the cost).
 //
 // Bounded: requests are made only at boundaries, and BeforeAsk(g) waits for
-// the request of boundary g - k, so at most k + 1 fits are queued. Stop()
+// the request of boundary g - k, so at most k + 1 fits are queued. A
+// BeforeAsk or WaitIdle that finds the fit it needs still queued runs it on
+// its own thread (so a pool whose threads all wait cannot deadlock). Stop()
 // (closing or destroying the session) cancels the running fit and drops the
 // queued ones.
 //
@@ -45,13 +49,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "base/params.h"
+#include "base/work_pool.h"
 #include "models/response_model.h"
 #include <torch/types.h>
 
@@ -118,10 +122,12 @@ struct FittedVersion {
 
 class RefitScheduler : public ModelSource {
  public:
-  // `on_version` may be empty. REQUIRES: fit is callable.
-  RefitScheduler(RefitOptions options, FitFunction fit, VersionCallback on_version);
-  // Stops (see Stop) and joins the worker (returns once the fit function
-  // has returned).
+  // `on_version` may be empty; `pool` may be null (the scheduler then runs
+  // its fits on a pool of its own, of one thread). REQUIRES: fit is
+  // callable; `pool` outlives the scheduler.
+  RefitScheduler(RefitOptions options, FitFunction fit, VersionCallback on_version,
+                 WorkPool* pool = nullptr);
+  // Stops (see Stop) and returns once a running fit function has returned.
   ~RefitScheduler() override;
 
   RefitScheduler(const RefitScheduler&) = delete;
@@ -192,7 +198,11 @@ class RefitScheduler : public ModelSource {
     int64_t version = 0;
   };
 
-  void WorkerLoop();
+  // One task of the strand: runs the next queued request's fit, if any.
+  void RunNextFit();
+  // Waits (mu_ held through `lock`) until `done()` or stopping_, running
+  // queued fits on this thread while none runs elsewhere.
+  void HelpUntil(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done);
   // Requests a refit at `boundary` on the first `examples` examples (all of
   // them when omitted) if refit_every are new. REQUIRES: mu_ held.
   bool RequestLocked(int64_t boundary);
@@ -204,7 +214,7 @@ class RefitScheduler : public ModelSource {
   const VersionCallback on_version_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // wakes the worker, WaitIdle and BeforeAsk
+  std::condition_variable cv_;  // a fit finished, or Stop: wakes WaitIdle and BeforeAsk
   std::vector<torch::Tensor> images_;       // uint8 [C, H, W]
   std::vector<std::vector<float>> rates_;
   std::vector<int64_t> stimulus_ids_;
@@ -222,7 +232,8 @@ class RefitScheduler : public ModelSource {
   int64_t fits_cancelled_ = 0;
   absl::Status last_error_;
 
-  std::thread worker_;  // last: starts after every member is ready
+  std::unique_ptr<WorkPool> own_pool_;  // when no pool was given
+  std::unique_ptr<Strand> strand_;      // this scheduler's fits, in order
 };
 
 }  // namespace stimloop

@@ -148,7 +148,8 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
     std::lock_guard<std::mutex> lock(override_mu);
     if (fit_override != nullptr) fit = *fit_override;
   }
-  models.refits = std::make_shared<RefitScheduler>(*options, std::move(fit), std::move(on_version));
+  models.refits = std::make_shared<RefitScheduler>(*options, std::move(fit), std::move(on_version),
+                                                   spec.pool);
   models.source = models.refits;
   return models;
 }

@@ -52,6 +52,9 @@ struct SessionModelsSpec {
   int64_t channels = 1, height = 0, width = 0;
   int64_t num_neurons = 1;
   uint64_t seed = 0;  // the session seed
+  // Where refits run (base/work_pool.h); null: a thread of the session's own.
+  // REQUIRES: outlives the models.
+  WorkPool* pool = nullptr;
 };
 
 // Rebuilds a version from the checkpoint bytes its fit reported.

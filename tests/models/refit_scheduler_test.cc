@@ -421,9 +421,58 @@ TEST(RefitSchedulerTest, FitsRunAtALowerPriorityThanTheCaller) {
       nullptr);
   AppendExamples(s, 2);
   ASSERT_TRUE(s.AfterAsk(1));
-  s.WaitIdle();
+  // Not WaitIdle: a waiter runs a queued fit itself, at its own priority.
+  while (s.Newest() == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(fit_nice.load(), std::min(19, caller_nice + kBackgroundNice));
   EXPECT_EQ(ThisThreadNice(), caller_nice);
+}
+
+FitFunction ConstantFit() {
+  return [](const RefitData& data, int64_t version,
+            const std::atomic<bool>&) -> absl::StatusOr<FitOutcome> {
+    FitOutcome out;
+    out.model = std::make_shared<ConstantModel>(version, data.images.size(0));
+    return out;
+  };
+}
+
+// Every thread of the shared pool is busy (here: held), yet a generation
+// whose fit is queued gets its model: BeforeAsk runs the fit itself.
+TEST(RefitSchedulerTest, BeforeAskRunsItsQueuedFitWhenThePoolIsBusy) {
+  WorkPool pool(1);
+  Strand other_session(&pool);
+  Gate held;
+  other_session.Post([&] { held.Wait(); });
+  RefitScheduler s({}, ConstantFit(), nullptr, &pool);
+  AppendExamples(s, 3);
+  ASSERT_TRUE(s.AfterAsk(1));
+  s.BeforeAsk(2);  // lag 1: the fit requested at boundary 1
+  ASSERT_NE(s.Latest(), nullptr);
+  EXPECT_EQ(s.Latest()->version(), 1);
+  held.Open();
+}
+
+// Sessions sharing a pool of one thread each get their fits, in their own
+// order.
+TEST(RefitSchedulerTest, SchedulersShareOnePool) {
+  WorkPool pool(1);
+  RefitScheduler a({}, ConstantFit(), nullptr, &pool), b({}, ConstantFit(), nullptr, &pool);
+  for (int g = 1; g <= 3; ++g) {
+    AppendExamples(a, 2);
+    AppendExamples(b, 1);
+    ASSERT_TRUE(a.AfterAsk(g));
+    ASSERT_TRUE(b.AfterAsk(g));
+  }
+  a.WaitIdle();
+  b.WaitIdle();
+  a.BeforeAsk(4);
+  b.BeforeAsk(4);
+  ASSERT_NE(a.Latest(), nullptr);
+  ASSERT_NE(b.Latest(), nullptr);
+  EXPECT_EQ(a.Latest()->version(), 3);
+  EXPECT_EQ(b.Latest()->version(), 3);
+  EXPECT_EQ(std::static_pointer_cast<const ConstantModel>(a.Latest())->examples(), 6);
+  EXPECT_EQ(std::static_pointer_cast<const ConstantModel>(b.Latest())->examples(), 3);
 }
 
 TEST(RefitSchedulerTest, AFailedFitTakesNoVersionAndLaterRequestsGoOn) {
