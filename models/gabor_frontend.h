@@ -28,12 +28,12 @@
 // GEMMs for every scale's rows (Re, Im, envelope), laid out so that two
 // batched GEMMs do every scale's columns without reordering the rows'
 // output. Same output and image gradient as the 2-D kernels of Kernels2d
-// (to float rounding, ~1e-6), about 4x faster forward and backward than
-// strided convolutions on 40 64x64 images (bench/frontend_time,
-// BENCHMARKS.md): gradient ascent pays it at every step. The matrices fix the image size at construction. A dense
-// band does W / k times the multiply-adds of a kernel of width k, which the
-// GEMM's efficiency more than pays for at 64x64 (k = 13..49); larger images
-// (up to 512, kernels scale with them) have not been timed.
+// (to float rounding, ~1e-6); faster forward and backward than strided
+// convolutions at 64x64 (bench/frontend_time), which matters because
+// gradient ascent pays it at every step. The matrices fix the image size at
+// construction. A dense band does W / k times the multiply-adds of a kernel
+// of width k; larger images (up to 512, kernels scale with them) have not
+// been timed.
 #ifndef STIMLOOP_MODELS_GABOR_FRONTEND_H_
 #define STIMLOOP_MODELS_GABOR_FRONTEND_H_
 

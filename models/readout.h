@@ -83,9 +83,8 @@ TORCH_MODULE(FactorizedReadout);
 // have their variance floored), in the readout's center units
 // ([num_neurons, 2]). Lurz et al. start near the middle with many neurons
 // sharing a core; for one neuron and a few hundred trials, draws from the
-// middle over a quarter of the grid found the field in some members only
-// (held-out correlation with the noiseless cell 0.74 against 0.93 from
-// here, in SurrogateFitTest.GaussianReadoutLearnsSimpleCellFrom500NoisyTrials).
+// middle over a quarter of the grid find the field in some members only
+// (docs/experiments.md).
 //   features [G, height * width, F]  one row per distinct stimulus;
 //   trial_group [T]                   each trial's row in features;
 //   rates [T, num_neurons]            the trials' responses.

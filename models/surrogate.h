@@ -60,9 +60,8 @@ class SurrogateHeadImpl : public torch::nn::Module {
   // feature_mean / feature_scale and laid out position-major, [N, h*w, F]
   // (StandardizedPositionMajor): equal to forward to float rounding. The
   // trainer's layout: one product over the features gives both the core and
-  // the readout's feature weights, and no concatenation is materialized, so
-  // a minibatch step (forward + backward) costs about a quarter of
-  // forward's (64 trials, default sizes, 1 thread; BENCHMARKS.md).
+  // the readout's feature weights, and no concatenation is materialized
+  // (what that saves per step: docs/experiments.md).
   // `position_noise` ([N, num_neurons, 2], Gaussian readout only) reads each
   // trial at its own drawn point (FactorizedReadoutImpl::SampledMask): the
   // training forward; undefined reads at the centers, as forward does.

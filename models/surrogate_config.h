@@ -12,7 +12,7 @@
 //   weight_decay        0        [0, 1]         L2 on the trainable core
 //   l1_mask             10       [0, 100]       L1 on the readout's free spatial masks
 //                                               (chosen with bench/surrogate_fit:
-//                                               see BENCHMARKS.md; the Gaussian
+//                                               docs/experiments.md; the Gaussian
 //                                               readout reads one point, no L1)
 //   l1_features         0.1      [0, 100]       L1 on the readout's feature weights
 //   holdout_fraction    0.2      [0.05, 0.5]    share of distinct stimuli held
@@ -24,7 +24,7 @@
 //                                               (the features at one learned point,
 //                                               Lurz et al. 2021; models/readout.h;
 //                                               use l1_features 3 with it:
-//                                               BENCHMARKS.md)
+//                                               docs/experiments.md)
 //   core_channels       16       [0, 256]       hidden channels of the trainable
 //                                               1x1 core (0: readout sees the
 //                                               front end's features directly)

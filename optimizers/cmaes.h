@@ -44,30 +44,24 @@
 // 16 MB at D = 1000.
 //
 // Parameters (OptimizerSpec::params, errors name "optimizer.params.<key>"):
-//   sigma0            initial step size, in code units; 0 (default) = automatic:
-//                     3 times the prior's scale, measured as the root mean
+//   sigma0            initial step size, in code units; default 0 =
+//                     automatic: 3 times the prior's scale, the root mean
 //                     square over coordinates of the per-coordinate standard
 //                     deviation of 256 prior codes (3 in a whitened N(0, I)
-//                     space). Hansen's tutorial advises a quarter to a half of
-//                     the range where the optimum is expected; here the
-//                     optimum lies at saturation, far outside the prior, and
-//                     the responses are sparse Poisson counts, so a large
-//                     first step is what works, as Wang & Ponce 2022 found
-//                     for neuron control. Measured with bench/sample_efficiency
-//                     (spectral space, 4 seeds, fraction of optimum at 1000 /
-//                     3000 responses, simple and complex cells): 0.5x prior
-//                     scale 0.03/0.21 and 0.28/0.46; 1x 0.20/0.55 and
-//                     0.34/0.64; 2x 0.55/0.75 and 0.60/0.65; 3x 0.57/0.72 and
-//                     0.60/0.70. Range [0, 1e6].
+//                     space). Larger than Hansen's tutorial advises (a
+//                     quarter to a half of the range where the optimum is
+//                     expected): a neuron's optimum lies at saturation, far
+//                     outside the prior, and its responses are sparse
+//                     Poisson counts, so a large first step is what works,
+//                     as Wang & Ponce 2022 found for neuron control. Range
+//                     [0, 1e6].
 //   full_cov_max_dim  largest code size D that gets a full covariance matrix;
 //                     above it the optimizer uses sep-CMA (diagonal C, Ros &
 //                     Hansen 2008), whose generations cost O(lambda D) instead
-//                     of O(lambda D^2) plus a periodic O(D^3) eigendecomposition.
-//                     Default 1000. Measured on one core, lambda = 40, in
-//                     CPU time per generation of the core alone: full D = 500
-//                     ~11 ms, D = 1000 ~45 ms (an eigendecomposition, ~170 ms at
-//                     D = 1000, every ~5 generations, included); separable
-//                     D = 4096 ~4 ms. Range [0, 4096]; 0: always separable.
+//                     of O(lambda D^2) plus a periodic O(D^3)
+//                     eigendecomposition. Default 1000, range [0, 4096]; 0:
+//                     always separable.
+// Measurements behind both defaults: docs/experiments.md.
 #ifndef STIMLOOP_OPTIMIZERS_CMAES_H_
 #define STIMLOOP_OPTIMIZERS_CMAES_H_
 

@@ -4,115 +4,80 @@
 // composed of the named parts of optimizers/mei_parts.h like the sinzlab
 // `mei` library.
 //
-// One Ask is one generation of `count` candidates:
-//   - From the prior (origin "prior") for the first `prior_generations`
-//     Asks, and whenever the model source has no fitted version yet.
-//   - Otherwise (origin "gradient_ascent"), with the newest version M of the
-//     model source, taken once at the start of Ask:
+// Ask(count) returns one generation of `count` candidates:
+//   - From the image space's prior (origin "prior") for the first
+//     `prior_generations` Asks, and whenever the model source has no fitted
+//     version yet.
+//   - Otherwise (origin "gradient_ascent") from the newest version M of the
+//     model source, taken once at the start of the Ask:
 //       initial guess  the `count` best (by score, below) of
-//                      init_candidates * count codes drawn from the image
-//                      space's prior: one start per candidate, optimized
-//                      together (starts where a rectifying model is flat
-//                      would never move);
+//                      init_candidates * count codes drawn from the prior,
+//                      one start per candidate, optimized together;
 //       each step      images = constraint(ClampToBox(DecodeUnclipped(codes)))
-//                      (the shown image before quantization, but pixels
-//                      clipped on the wrong side keep a gradient that pulls
-//                      them back: with Decode's plain clamp the ascent in
-//                      the spectral space stalled, bench/ascent_ceiling),
-//                      the image gradient blurred (precondition); the model sees
-//                      jitter(images); the ascent maximizes
+//                      (ClampToBox: the forward clamp, with a gradient that
+//                      pulls a pixel clipped on the wrong side back into the
+//                      box); the image gradient is blurred (precondition)
+//                      and the model sees jitter(images). The ascent
+//                      maximizes
 //                        sum_i score_i / s  -  diversity * N * mean_{i!=j} cos_ij
-//                      score = ensemble mean + ucb_beta * ensemble std of
-//                      the predicted objective, except for the last
+//                      where score = ensemble mean + ucb_beta * ensemble std
+//                      of the predicted objective, except for the last
 //                      round(thompson * count) starts, each of which
 //                      maximizes one member's predicted objective alone
 //                      (members in turn, from member asks % M: batch
-//                      Thompson sampling with the bootstrap
-//                      ensemble as the posterior, Kandasamy et al. 2018),
-//                      s = mean |score| (held
-//                      constant within a step, so the objective term is
-//                      scale-free), cos_ij the cosine similarity of images
-//                      i, j around mid-gray (so the term's gradient, ~2x the
-//                      mean over j, does not grow with N);
-//                      the codes take an Adam step (Kingma & Ba 2015;
-//                      per-coordinate normalized, so weakly weighted pixels
-//                      reach the box too) of size learning_rate * range_k
+//                      Thompson sampling with the bootstrap ensemble as the
+//                      posterior, Kandasamy et al. 2018); s = mean |score|,
+//                      held constant within a step (the objective term is
+//                      scale-free); cos_ij the cosine similarity of images
+//                      i and j around mid-gray. The codes take an Adam step
+//                      (Kingma & Ba 2015) of size learning_rate * range_k
 //                      for coordinate k, decaying linearly to a tenth over
 //                      the steps, where range_k is how far code k must move
 //                      to sweep some pixel across the [0, 1] box (1 in the
-//                      pixel space; large for the spectral space's faint
-//                      high frequencies): a diagonal preconditioner in
-//                      pixel-box units; then codes = Project(codes);
-//       stopper        after `steps` steps.
+//                      pixel space); then codes = Project(codes);
+//       stopper        after `steps` steps, or at the next step once
+//                      CancelAsks() was called.
 //     Images are QuantizeImages(constraint(Decode(codes))); each candidate's
 //     code is Encode(its shown image); model_version is M's version and
 //     predicted_objective the ensemble mean objective of the shown image.
 //   - Prior candidates get a predicted_objective too when a model exists.
-// Tell checks the ids (INVALID_ARGUMENT for unknown ones) and otherwise
-// learns nothing: the surrogate learns from the responses, through the
-// session's refit scheduler. Unanswered candidates are irrelevant here.
+// Ask depends only on the optimizer's state and the model version it uses,
+// so PrepareAsk may compute it ahead (AskMemo).
+// Tell checks the ids (INVALID_ARGUMENT for unknown ones; the state is then
+// unchanged) and otherwise learns nothing: the surrogate learns from the
+// responses through the session's refit scheduler. Unanswered candidates
+// are irrelevant here.
 // BestGuess: the optimum of the newest model: the best (by predicted
-// objective) of 8 ascents from fixed starts (their own generator, so it
+// objective) of 8 ascents from fixed starts, with their own generator (it
 // never changes what Ask proposes), cached per model version; undefined
-// before the first version.
+// before the first version. Safe to call from another thread.
 // Randomness: MakeGenerator(seed, "gradient_ascent"); Save/Load capture the
 // generator, the ids handed out and the number of Asks. The model versions
 // live in the model source, not in this state.
 //
-// Parameters ("optimizer.params"), defaults and where they come from:
-//   prior_generations 1    [0, 1e6]  Asks from the prior before the model
-//                                     is used (it needs data first).
+// Parameters ("optimizer.params"): default, range, meaning.
+//   prior_generations 1    [0, 1e6]   Asks from the prior before the model
+//                                      is used.
 //   init_candidates   4    [1, 1000]  prior draws per start (best kept).
-//   steps             100  [1, 10000] Walker et al. ran 1000 steps on a big
-//                                     CNN; 100 normalized steps reach the
-//                                     box corners of a 64x64 image. An Ask
-//                                     of 40 64x64 images takes ~11 s on one
-//                                     CPU thread; steps 50 with
-//                                     learning_rate 0.12 halves that and
-//                                     reaches as far on the true cell, but
-//                                     cost ~0.05 of the optimum at 1000
-//                                     closed-loop responses (BENCHMARKS.md).
-//   learning_rate     0.06 (0, 10]    Adam step in pixel-box units (see
-//                                     range_k): 100 decaying steps move a
-//                                     coordinate ~3 boxes; on a Gabor
-//                                     template model 0.06 reaches 98% of
-//                                     the pixel optimum, 0.03 ~90%.
-//   jitter            0    [0, 64]    max shift in pixels. Walker et al.
-//                                     jitter by a few px on large images;
-//                                     on 64x64 images the simulated cells'
-//                                     wavelengths go down to ~8 px, where
-//                                     1 px is 45 degrees of phase: on a
-//                                     Gabor template model 1 px cost ~20%
-//                                     of the predicted optimum, so it is
-//                                     off by default.
-//   blur_sigma   min(H,W)/64 [0, 16] gradient blur in pixels (Walker et
-//                                     al. blur the gradient, sigma decaying
-//                                     from a few px): 1 px on 64x64 images,
-//                                     0.5 px on 32x32. A fixed 1 px on 32x32
-//                                     images cost 0.08-0.27 of the optimum
-//                                     with the true cell as the model
-//                                     (bench/ascent_ceiling, BENCHMARKS.md).
-//   max_rms_contrast  0    [0, 0.5]   RMS-contrast budget; 0: only the box
-//                                     (Walker et al. fix the norm to that
-//                                     of natural images, Bashivan et al.
-//                                     bound it too).
+//   steps             100  [1, 10000] ascent steps per Ask; an Ask's time is
+//                                      proportional to it.
+//   learning_rate     0.06 [1e-9, 10] Adam step in pixel-box units (see
+//                                      range_k), before the decay.
+//   jitter            0    [0, 64]    maximum shift of the images the model
+//                                      sees, in pixels; 0: none.
+//   blur_sigma   min(H,W)/64 [0, 16]  sigma of the Gaussian blur of the
+//                                      image gradient, in pixels
+//                                      (DefaultBlurSigma); 0: none.
+//   max_rms_contrast  0    [0, 0.5]   RMS-contrast budget of every image;
+//                                      0: only the [0, 1] box.
 //   diversity         0.1  [0, 100]   weight of the within-batch similarity
-//                                     penalty (Cowley et al. 2017 penalize
-//                                     similarity within a batch the same
-//                                     way; 0 lets starts collapse together).
-//   ucb_beta          0    [0, 100]   ensemble upper-confidence bonus.
+//                                      penalty (as Cowley et al. 2017); 0
+//                                      lets starts collapse together.
+//   ucb_beta          0    [0, 100]   weight of the ensemble's spread in the
+//                                      score (upper confidence bound).
 //   thompson          0.5  [0, 1]     share of the starts that ascend one
-//                                     ensemble member instead of the mean
-//                                     (proposals at the optima the data
-//                                     still allows, where a new response
-//                                     tells the members apart). Against 0,
-//                                     on 2 x 8 simulated cells of each
-//                                     kind, the best measured image at 1000
-//                                     responses gained +0.03 to +0.08 in
-//                                     three comparisons of four (-0.01 in
-//                                     the fourth), the worst seed +0.09 to
-//                                     +0.19; 1 was no better than 0.5
-//                                     (BENCHMARKS.md).
+//                                      ensemble member instead of the score.
+// Why the defaults are what they are: docs/experiments.md.
 #ifndef STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 #define STIMLOOP_OPTIMIZERS_GRADIENT_ASCENT_H_
 

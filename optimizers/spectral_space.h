@@ -29,13 +29,9 @@
 //   contrast (default 0.5, [0.01, 1]): RMS pixel contrast of prior images
 //            before clipping to [0, 1]. A neuron's optimum in the pixel box
 //            is a full-contrast pattern (for a linear or energy receptive
-//            field, a binary one), so the prior must reach saturation:
-//            measured with bench/sample_efficiency (BENCHMARKS.md), genetic
-//            search at 3000 responses reaches 0.60/0.59 of the optimum at
-//            0.3, 0.63/0.61 at 0.4 and 0.68/0.62 at 0.5 (simple/complex
-//            cells, median of 4 seeds); 0.15 (little clipping) reached
-//            ~0.3. At 0.5 prior images are partly clipped, high-contrast
-//            blobs and bars.
+//            field, a binary one), so the prior must reach saturation: at
+//            0.5 prior images are partly clipped, high-contrast blobs and
+//            bars (the measurement behind it: docs/experiments.md).
 //   falloff  (default 1, [0, 3]): the amplitude spectrum's exponent; 0 is
 //            white (all frequencies equal), 1 is natural-image-like.
 #ifndef STIMLOOP_OPTIMIZERS_SPECTRAL_SPACE_H_

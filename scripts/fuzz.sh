@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzing and sanitizers (README, under "Two commands"): builds the project with clang,
+# Fuzzing and sanitizers (README, "Layout"; figures in BENCHMARKS.md): builds the project with clang,
 # AddressSanitizer and UndefinedBehaviorSanitizer in build-fuzz/ (separate
 # from build/, whose gcc build CI uses), then
 #   fuzz      runs each libFuzzer target of fuzz/ for a bounded time from
