@@ -9,12 +9,8 @@
 // so the scheduler prefers RPC threads whenever both are runnable, and the
 // compute still gets every cycle they leave. LibTorch runs its intra-op work
 // on the calling thread when --torch_threads is 1, and OpenBLAS too once
-// bounded (server/torch_threads.h), so the whole fit is covered.
-// Measured (bench/refit_latency, 2-core VM): hand-outs within a generation
-// took up to 170 ms in some runs without it and up to 624 ms in one run with
-// it; run-to-run noise on the shared VM is larger than any effect seen so
-// far (BENCHMARKS.md). It stays because it is the scheduler's own way to say
-// which threads matter, at no cost to throughput.
+// bounded (server/torch_threads.h), so the whole fit is covered. The
+// threads of the server's WorkPool (base/work_pool.h) lower themselves once.
 #ifndef STIMLOOP_BASE_THREAD_PRIORITY_H_
 #define STIMLOOP_BASE_THREAD_PRIORITY_H_
 
