@@ -1,47 +1,20 @@
 #include "server/session.h"
 
 #include <algorithm>
-#include <iostream>
-#include <cmath>
 #include <exception>
+#include <iostream>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "base/echo.h"
 #include "base/in_config.h"
-#include "base/thread_priority.h"
 #include "models/session_models.h"
 #include "optimizers/objective.h"
 #include "optimizers/optimizer_state.h"
+#include "server/generation_builder.h"
 #include "server/report_digest.h"
 
 namespace stimloop {
-namespace {
-
-
-// The sequence that `digits` spells as the session writes it: decimal
-// digits only, no sign, space or leading zero ("5", never "05", "+5", " 5"),
-// so that each stimulus has exactly one id; 0 for anything else.
-int64_t ParseSequence(absl::string_view digits) {
-  constexpr size_t kMaxDigits = 18;  // below 2^63: no overflow
-  if (digits.empty() || digits.size() > kMaxDigits || digits[0] == '0') return 0;
-  int64_t sequence = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return 0;
-    sequence = sequence * 10 + (c - '0');
-  }
-  return sequence;
-}
-
-}  // namespace
-
-absl::Status CheckMaxCount(int max_count) {
-  return CheckRange("max_count", max_count, 0, kMaxStimuliPerRequest);
-}
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, ResolvedConfig config,
                                                          absl::Time created,
@@ -120,30 +93,34 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
 
 Session::Session(std::string id, ResolvedConfig config, absl::Time created,
                  SessionJournal* journal)
-    : id_(std::move(id)), config_(std::move(config)), created_(created), journal_(journal) {}
+    : id_(std::move(id)),
+      config_(std::move(config)),
+      created_(created),
+      journal_(journal),
+      proposer_(&mu_, id_),
+      ledger_(id_, config_.proto.repeats()) {}
 
 Session::~Session() {
-  std::thread ahead;
   {
     absl::MutexLock lock(&mu_);
     if (refits_ != nullptr) refits_->Stop();  // a background BeforeAsk returns at once
     if (optimizer_ != nullptr) optimizer_->CancelAsks();  // and its Ask soon after
-    ahead = std::move(ahead_thread_);
   }
-  if (ahead.joinable()) ahead.join();
+  proposer_.Join();
+}
+
+absl::Status Session::ClosedError() const {
+  return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
 }
 
 absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
   absl::MutexLock lock(&mu_);
-  auto closed_error = [this] {
-    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
-  };
-  if (closed_) return closed_error();
+  if (closed_) return ClosedError();
   if (absl::Status s = CheckMaxCount(max_count); !s.ok()) return s;
   for (;;) {
-    if (closed_) return closed_error();
-    if (!not_handed_out_.empty()) break;
-    if (ahead_running_) {
+    if (closed_) return ClosedError();
+    if (ledger_.waiting() > 0) break;
+    if (proposer_.running()) {
       // Releases the lock while the background Ask runs; another call may
       // have proposed (or the session closed) meanwhile, hence the loop.
       mu_.Await(absl::Condition(this, &Session::AheadIdleOrStimuliLeft));
@@ -155,39 +132,30 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
 }
 
 absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch) {
+  const size_t waiting = ledger_.waiting();
   const size_t most =
-      max_count == 0 ? not_handed_out_.size()
-                     : std::min(not_handed_out_.size(), static_cast<size_t>(max_count));
+      max_count == 0 ? waiting : std::min(waiting, static_cast<size_t>(max_count));
   size_t count = 1;
-  for (size_t bytes = records_[not_handed_out_[0]].entry.png.size(); count < most; ++count) {
-    bytes += records_[not_handed_out_[count]].entry.png.size();
+  for (size_t bytes = ledger_.record(ledger_.waiting_at(0)).entry.png.size(); count < most;
+       ++count) {
+    bytes += ledger_.record(ledger_.waiting_at(count)).entry.png.size();
     if (bytes > kMaxBatchPngBytes) break;
   }
   std::vector<std::string> ids;
   ids.reserve(count);
-  for (size_t i = 0; i < count; ++i) ids.push_back(records_[not_handed_out_[i]].entry.id);
+  for (size_t i = 0; i < count; ++i) ids.push_back(ledger_.record(ledger_.waiting_at(i)).entry.id);
   if (absl::Status s = journal_->StimuliHandedOut(id_, ids); !s.ok()) return s;
 
-  batch->set_generation(generation_);
-  for (size_t i = 0; i < count; ++i) {
-    Record& record = records_[not_handed_out_.front()];
-    not_handed_out_.pop_front();
-    record.handed_out = true;
-    ++pending_;
-    FillStimulus(record, /*with_image=*/true, batch->add_stimuli());
+  batch->set_generation(ledger_.generation());
+  for (size_t index : ledger_.HandOut(count)) {
+    ledger_.FillStimulus(index, /*with_image=*/true, batch->add_stimuli());
   }
-  batch->set_remaining(static_cast<int32_t>(not_handed_out_.size()));
+  batch->set_remaining(static_cast<int32_t>(ledger_.waiting()));
   return absl::OkStatus();
 }
 
 absl::Status Session::TellChanges(std::vector<size_t>* told, std::string* before) {
-  std::vector<Observation> observations;
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const Record& r = records_[i];
-    if (!r.proposed_by_optimizer() || r.presentations == r.told_presentations) continue;
-    observations.push_back({r.entry.sequence, r.mean_objective(), r.presentations});
-    told->push_back(i);
-  }
+  std::vector<Observation> observations = ledger_.Untold(told);
   *before = SaveOptimizerState(*optimizer_);
   if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
     return UndoOptimizer(*before, absl::InternalError(absl::StrCat(
@@ -208,8 +176,8 @@ absl::Status Session::ProposeGeneration() {
   std::string before;
   if (absl::Status s = TellChanges(&told, &before); !s.ok()) return s;
   auto undo = [&](absl::Status status) { return UndoOptimizer(before, std::move(status)); };
-  const int64_t generation = generation_ + 1;
-  const int64_t first_id = static_cast<int64_t>(records_.size()) + 1;
+  const int64_t generation = ledger_.generation() + 1;
+  const int64_t first_id = static_cast<int64_t>(ledger_.size()) + 1;
   const int optimizer_count = config_.proto.generation_size();
   // Fixes the model version (at once when a background PrepareAsk did), then
   // asks: fast when PrepareAsk prepared this Ask.
@@ -220,174 +188,39 @@ absl::Status Session::ProposeGeneration() {
     return undo(absl::InternalError(absl::StrCat("optimizer proposed ", candidates->size(),
                                                  " candidates, asked for ", optimizer_count)));
   }
+  std::vector<const StimulusEntry*> repeats;
+  for (size_t source : ledger_.RepeatSources()) repeats.push_back(&ledger_.record(source).entry);
+  auto entries = BuildGeneration(
+      id_, generation, first_id, *std::move(candidates),
+      ReferenceCandidates(references_, config_.proto.reference_images().per_generation(),
+                          generation, first_id + optimizer_count),
+      repeats);
+  if (!entries.ok()) return undo(entries.status());
 
-  // The extras - reference images, then repeats of the leading images
-  // (their PNG is the source's, copied below) - interleaved evenly among the
-  // optimizer's candidates.
-  std::vector<Candidate> extras = ReferenceCandidates(generation, first_id + optimizer_count);
-  absl::flat_hash_map<int64_t, size_t> repeat_source;  // candidate id -> record
-  for (size_t source : RepeatSources()) {
-    Candidate c;
-    c.id = first_id + optimizer_count + static_cast<int64_t>(extras.size());
-    c.origin = kRepeatOrigin;
-    repeat_source[c.id] = source;
-    extras.push_back(std::move(c));
-  }
-  std::vector<Candidate> all;
-  all.reserve(candidates->size() + extras.size());
-  const size_t total = candidates->size() + extras.size();
-  size_t next_candidate = 0, next_extra = 0;
-  for (size_t slot = 0; slot < total; ++slot) {
-    const bool extra_slot = next_extra < extras.size() &&
-                            slot >= (2 * next_extra + 1) * total / (2 * extras.size());
-    all.push_back(std::move(extra_slot ? extras[next_extra++] : (*candidates)[next_candidate++]));
-  }
-
-  // Entries in hand-out order; each keeps its candidate's id as sequence.
-  std::vector<StimulusEntry> entries;
-  entries.reserve(all.size());
-  for (Candidate& c : all) {
-    StimulusEntry e;
-    e.sequence = c.id;
-    e.id = absl::StrCat(id_, "-", e.sequence);
-    e.generation = generation;
-    e.origin = c.origin;
-    e.is_reference = c.origin == "reference";
-    if (auto source = repeat_source.find(c.id); source != repeat_source.end()) {
-      // The very bytes shown before, so the presentations pool.
-      const StimulusEntry& shown = records_[source->second].entry;
-      e.png = shown.png;
-      e.code = shown.code;
-      e.model_version = shown.model_version;
-      e.predicted_objective = shown.predicted_objective;
-      entries.push_back(std::move(e));
-      continue;
-    }
-    auto png = EncodePng(ToUint8(c.image));
-    if (!png.ok()) return undo(png.status());
-    e.png = *std::move(png);
-    if (c.code.defined()) {
-      torch::Tensor code = c.code.to(torch::kFloat).contiguous();
-      e.code.assign(code.data_ptr<float>(), code.data_ptr<float>() + code.numel());
-    }
-    e.model_version = c.model_version;
-    e.predicted_objective = c.predicted_objective;
-    entries.push_back(std::move(e));
-  }
-  for (size_t i = 0; i < candidates->size(); ++i) {
-    if ((*candidates)[i].id != first_id + static_cast<int64_t>(i)) {
-      return undo(absl::InternalError(
-          absl::StrCat("optimizer returned id ", (*candidates)[i].id, " at position ", i,
-                       ", expected ", first_id + static_cast<int64_t>(i))));
-    }
-  }
-
-  if (absl::Status s = journal_->GenerationProposed(id_, generation, entries,
-                                                    SaveOptimizerState(*optimizer_), responses_);
+  if (absl::Status s = journal_->GenerationProposed(id_, generation, *entries,
+                                                    SaveOptimizerState(*optimizer_),
+                                                    ledger_.responses());
       !s.ok()) {
     return undo(s);
   }
-  CommitGeneration(generation, std::move(entries), told);
+  CommitGeneration(generation, *std::move(entries), told);
   return absl::OkStatus();
 }
 
 void Session::CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
                                const std::vector<size_t>& told) {
-  for (size_t i : told) records_[i].told_presentations = records_[i].presentations;
+  ledger_.MarkTold(told);
   // The boundary's refit, on everything measured so far (also after a
   // validation block, where no Ask happened).
   if (refits_ != nullptr) refits_->AfterAsk(generation);
-  generation_ = generation;
-  const size_t first_new = records_.size();
-  records_.resize(records_.size() + entries.size());
-  for (StimulusEntry& e : entries) {
-    const size_t index = static_cast<size_t>(e.sequence - 1);
-    not_handed_out_.push_back(index);
-    records_[index].entry = std::move(e);
-  }
-  for (size_t i = first_new; i < records_.size(); ++i) IndexImage(i);
+  ledger_.AddGeneration(generation, std::move(entries));
   StartProposalAhead();
 }
 
 void Session::StartProposalAhead() {
-  if (!propose_ahead_ || closed_ || ahead_running_) return;
-  // The previous thread released the lock for the last time: it is
-  // finishing or done.
-  if (ahead_thread_.joinable()) ahead_thread_.join();
-  ahead_running_ = true;
-  ahead_thread_ = std::thread(&Session::ProposeAhead, this, optimizer_.get(), generation_ + 1,
-                              config_.proto.generation_size(),
-                              static_cast<int64_t>(records_.size()) + 1);
-}
-
-void Session::ProposeAhead(Optimizer* optimizer, int64_t generation, int count,
-                           int64_t first_id) {
-  // Runs without the session lock: while ahead_running_, nothing else
-  // touches the optimizer (see "Proposing ahead" in session.h). Yields the
-  // CPU to the threads that answer the rig.
-  LowerThisThreadPriority();
-  if (refits_ != nullptr) refits_->BeforeAsk(generation);
-  absl::Status prepared;
-  try {
-    prepared = optimizer->PrepareAsk(count, first_id);
-  } catch (const std::exception& e) {  // e.g. LibTorch out of memory: never terminate
-    prepared = absl::InternalError(absl::StrCat("optimizer PrepareAsk failed: ", e.what()));
-  }
-  // Nothing to undo: PrepareAsk leaves the optimizer's state as it was, and
-  // the boundary asks from scratch (and reports the error if it persists).
-  // CANCELLED is the session shutting down (~Session), not news.
-  if (!prepared.ok() && !absl::IsCancelled(prepared)) {
-    std::cerr << "session " << id_ << ": background Ask failed: " << prepared << "\n";
-  }
-  absl::MutexLock lock(&mu_);
-  ahead_running_ = false;
-}
-
-std::vector<Candidate> Session::ReferenceCandidates(int64_t generation, int64_t first_id) const {
-  std::vector<Candidate> out;
-  const int per_generation = config_.proto.reference_images().per_generation();
-  if (references_.empty() || per_generation == 0) return out;
-  for (int j = 0; j < per_generation; ++j) {
-    const NamedImage& image =
-        references_[((generation - 1) * per_generation + j) % references_.size()];
-    Candidate c;
-    c.id = first_id + j;
-    c.image = image.image;
-    c.origin = "reference";
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
-absl::StatusOr<size_t> Session::FindRecord(const std::string& stimulus_id,
-                                           const std::string& field) const {
-  absl::string_view sequence_digits = stimulus_id;
-  const int64_t sequence = absl::ConsumePrefix(&sequence_digits, absl::StrCat(id_, "-"))
-                               ? ParseSequence(sequence_digits)
-                               : 0;
-  if (sequence < 1 || sequence > static_cast<int64_t>(records_.size())) {
-    return absl::NotFoundError(
-        absl::StrCat(field, ": ", QuotedEcho(stimulus_id), " is not a stimulus of session '", id_,
-                     "'"));
-  }
-  return static_cast<size_t>(sequence - 1);
-}
-
-absl::Status CheckRates(absl::Span<const double> rates, absl::string_view field) {
-  for (size_t n = 0; n < rates.size(); ++n) {
-    const double rate = rates[n];
-    if (!std::isfinite(rate) || rate < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", n, "]: ", rate, " must be finite and non-negative"));
-    }
-    if (rate > kMaxRate) {
-      // All digits: a rate just above the maximum must not print as it.
-      return absl::InvalidArgumentError(absl::StrCat(field, "[", n, "]: ",
-                                                     absl::StrFormat("%.17g", rate),
-                                                     " is above the maximum rate ", kMaxRate));
-    }
-  }
-  return absl::OkStatus();
+  if (!propose_ahead_ || closed_ || proposer_.running()) return;
+  proposer_.Start(optimizer_.get(), refits_.get(), ledger_.generation() + 1,
+                  config_.proto.generation_size(), static_cast<int64_t>(ledger_.size()) + 1);
 }
 
 absl::Status Session::AnswerRetry(const StoredAck& stored, const std::string& request_id,
@@ -410,40 +243,21 @@ absl::Status Session::AnswerRetry(const StoredAck& stored, const std::string& re
 absl::Status Session::CheckResponses(
     const google::protobuf::RepeatedPtrField<v1::Response>& responses,
     std::vector<ResponseEntry>* entries, std::vector<size_t>* indices) const {
-  if (responses.empty() || responses.size() > kMaxResponsesPerReport) {
-    return absl::InvalidArgumentError(absl::StrCat("responses: ", responses.size(),
-                                                   " responses, expected 1..",
-                                                   kMaxResponsesPerReport));
-  }
+  if (absl::Status s = CheckResponseCount(responses.size()); !s.ok()) return s;
   const int num_neurons = config_.proto.num_neurons();
   entries->reserve(responses.size());
   indices->reserve(responses.size());
   for (int i = 0; i < responses.size(); ++i) {
     const v1::Response& response = responses[i];
     const std::string field = absl::StrCat("responses[", i, "]");
-    auto index = FindRecord(response.stimulus_id(), absl::StrCat(field, ".stimulus_id"));
+    auto index = ledger_.Find(response.stimulus_id(), absl::StrCat(field, ".stimulus_id"));
     if (!index.ok()) return index.status();
-    if (!records_[*index].handed_out) {
+    if (!ledger_.record(*index).handed_out) {
       return absl::FailedPreconditionError(
           absl::StrCat(field, ".stimulus_id: ", QuotedEcho(response.stimulus_id()),
                        " has not been handed out by NextStimuli yet"));
     }
-    if (response.skipped()) {
-      if (response.rates_size() != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(field, ".rates: a skipped response carries no rates, got ",
-                         response.rates_size()));
-      }
-    } else {
-      if (response.rates_size() != num_neurons) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ".rates: has ",
-                                                       response.rates_size(),
-                                                       " values, expected num_neurons = ",
-                                                       num_neurons));
-      }
-      const absl::Span<const double> rates(response.rates().data(), response.rates_size());
-      if (absl::Status s = CheckRates(rates, absl::StrCat(field, ".rates")); !s.ok()) return s;
-    }
+    if (absl::Status s = CheckResponseRates(response, field, num_neurons); !s.ok()) return s;
     entries->push_back({response.stimulus_id(),
                         std::vector<double>(response.rates().begin(), response.rates().end()),
                         response.skipped()});
@@ -456,18 +270,13 @@ absl::Status Session::Report(const std::string& request_id,
                              const google::protobuf::RepeatedPtrField<v1::Response>& responses,
                              v1::ReportResponsesAck* ack) {
   absl::MutexLock lock(&mu_);
-  if (request_id.empty() || request_id.size() > kMaxRequestIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request_id: must be 1..", kMaxRequestIdLength, " characters, got ", request_id.size()));
-  }
+  if (absl::Status s = CheckRequestId(request_id); !s.ok()) return s;
   // A retry is answered even once the session is closed: the rig whose
   // acknowledgement was lost learns that its data is stored.
   if (auto it = acks_.find(request_id); it != acks_.end()) {
     return AnswerRetry(it->second, request_id, responses, ack);
   }
-  if (closed_) {
-    return absl::FailedPreconditionError(absl::StrCat("session_id: '", id_, "' is closed"));
-  }
+  if (closed_) return ClosedError();
 
   // Validate everything before changing anything.
   std::vector<ResponseEntry> entries;
@@ -477,18 +286,7 @@ absl::Status Session::Report(const std::string& request_id,
   if (!digest.ok()) return digest.status();
 
   // The counts after this report, acknowledged only once it is committed.
-  v1::SessionCounts counts = Counts();
-  absl::flat_hash_set<size_t> answered;
-  for (size_t k = 0; k < entries.size(); ++k) {
-    const Record& r = records_[indices[k]];
-    if (r.presentations == 0 && r.skipped == 0) answered.insert(indices[k]);
-    if (entries[k].skipped) {
-      counts.set_skipped(counts.skipped() + 1);
-    } else {
-      counts.set_responses(counts.responses() + 1);
-    }
-  }
-  counts.set_pending(counts.pending() - static_cast<int64_t>(answered.size()));
+  const v1::SessionCounts counts = ledger_.CountsAfter(entries, indices);
   v1::ReportResponsesAck new_ack;
   new_ack.set_accepted(static_cast<int32_t>(entries.size()));
   *new_ack.mutable_counts() = counts;
@@ -499,7 +297,7 @@ absl::Status Session::Report(const std::string& request_id,
   if (refits_ != nullptr) {
     for (size_t k = 0; k < entries.size(); ++k) {
       if (entries[k].skipped) continue;
-      auto image = DecodeImage(records_[indices[k]].entry.png);
+      auto image = DecodeImage(ledger_.record(indices[k]).entry.png);
       if (!image.ok()) return absl::InternalError(absl::StrCat("stored stimulus: ", image.status().message()));
       shown.push_back(*std::move(image));
     }
@@ -512,16 +310,13 @@ absl::Status Session::Report(const std::string& request_id,
   }
 
   for (size_t k = 0; k < entries.size(); ++k) {
-    Record& r = records_[indices[k]];
     if (entries[k].skipped) {
-      ++r.skipped;
-      ++skipped_;
+      ledger_.AddSkip(indices[k]);
     } else {
-      r.AddPresentation(entries[k].rates, objective_->Evaluate(entries[k].rates));
-      ++responses_;
+      ledger_.AddPresentation(indices[k], entries[k].rates,
+                              objective_->Evaluate(entries[k].rates));
     }
   }
-  pending_ -= static_cast<int64_t>(answered.size());
   acks_.emplace(request_id, StoredAck{new_ack, *std::move(digest)});
   if (refits_ != nullptr) {
     size_t next_shown = 0;
@@ -529,7 +324,7 @@ absl::Status Session::Report(const std::string& request_id,
       if (entries[k].skipped) continue;
       // Cannot fail: every stimulus has the session's shape and neuron count.
       absl::Status appended =
-          refits_->Append(shown[next_shown++], entries[k].rates, ImageId(indices[k]));
+          refits_->Append(shown[next_shown++], entries[k].rates, ledger_.ImageId(indices[k]));
       if (!appended.ok()) return absl::InternalError(appended.message());
     }
   }
@@ -551,27 +346,6 @@ bool Session::is_open() const {
   return !closed_;
 }
 
-v1::SessionCounts Session::Counts() const {
-  v1::SessionCounts counts;
-  counts.set_generations(generation_);
-  counts.set_stimuli(static_cast<int64_t>(records_.size()));
-  counts.set_responses(responses_);
-  counts.set_skipped(skipped_);
-  counts.set_pending(pending_);
-  return counts;
-}
-
-void Session::FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const {
-  const StimulusEntry& e = record.entry;
-  out->set_id(e.id);
-  out->set_generation(e.generation);
-  out->set_origin(e.origin);
-  if (with_image) out->set_png(e.png);
-  out->set_model_version(e.model_version);
-  out->set_is_reference(e.is_reference);
-  out->set_predicted_objective(e.predicted_objective);
-}
-
 void Session::Describe(bool with_images, v1::Session* out) const {
   const Optimizer* guess_unlocked = nullptr;
   {
@@ -582,11 +356,11 @@ void Session::Describe(bool with_images, v1::Session* out) const {
     const int64_t nanos = absl::ToUnixNanos(created_);
     out->mutable_created()->set_seconds(nanos / 1000000000);
     out->mutable_created()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-    *out->mutable_counts() = Counts();
+    *out->mutable_counts() = ledger_.Counts();
 
-    if (const std::optional<PooledImage> best = BestMeasured(); best.has_value()) {
+    if (const auto best = ledger_.BestMeasured(); best.has_value()) {
       v1::ScoredStimulus* scored = out->mutable_best_measured();
-      FillStimulus(records_[best->records.front()], with_images, scored->mutable_stimulus());
+      ledger_.FillStimulus(best->records.front(), with_images, scored->mutable_stimulus());
       scored->set_mean_objective(best->mean_objective());
       scored->set_presentations(best->presentations);
     }

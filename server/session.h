@@ -36,16 +36,20 @@
 // lock.
 // Describe computes the best guess of the model-based optimizers (seconds:
 // gradient ascent) without the lock, as their BestGuess is thread-safe.
+//
+// Session coordinates; the pieces each do one job: request checks
+// (server/request_checks.h), the records and what was measured
+// (server/stimulus_ledger.h), a generation's entries
+// (server/generation_builder.h), the background PrepareAsk
+// (server/background_proposer.h), the journal (server/session_journal.h).
+// The validation block is in server/validation_block.cc, inspection in
+// server/session_inspection.cc, Restore in server/session_restore.cc.
 #ifndef STIMLOOP_SERVER_SESSION_H_
 #define STIMLOOP_SERVER_SESSION_H_
 
 #include <cstdint>
-#include <deque>
-#include <limits>
 #include <memory>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -53,45 +57,27 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
-#include "base/best_measured.h"
 #include "models/refit_scheduler.h"
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
 #include "optimizers/optimizer.h"
 #include "server/asset_paths.h"
+#include "server/background_proposer.h"
+#include "server/request_checks.h"
 #include "server/session_config.h"
 #include "server/session_journal.h"
+#include "server/stimulus_ledger.h"
 #include "stimloop/v1/stimloop.pb.h"
 
 namespace stimloop {
 
 struct JournaledSession;  // server/session_restore.h
 
-inline constexpr int kMaxStimuliPerRequest = 1000;
-inline constexpr int kMaxResponsesPerReport = 10000;
-inline constexpr size_t kMaxRequestIdLength = 128;
-inline constexpr char kRepeatOrigin[] = "repeat";  // Stimulus.origin of repeats
-inline constexpr char kValidationOrigin[] = "validation";  // ... of a validation block
-inline constexpr int kMaxValidationCandidates = 100;
-inline constexpr int kMaxValidationPresentations = 1000;
-inline constexpr int kMaxValidationStimuli = 10000;
 // A batch holds at most this many bytes of PNG (but always one stimulus),
 // so that a whole generation of large images (up to 1000 of 512x512 RGB, up
 // to ~0.8 MB each) never passes a client's 64 MiB receive limit; the rest
 // comes with the next NextStimuli (StimulusBatch.remaining).
 inline constexpr size_t kMaxBatchPngBytes = size_t{16} << 20;
-
-// OK when `max_count` (NextStimuliRequest.max_count) is in [0,
-// kMaxStimuliPerRequest]; INVALID_ARGUMENT naming it otherwise.
-absl::Status CheckMaxCount(int max_count);
-
-// OK when every rate is finite and in [0, kMaxRate] (optimizers/objective.h,
-// which shows why no objective sum or mean can then overflow);
-// INVALID_ARGUMENT naming the first bad one otherwise ("<field>[3]: nan must
-// be finite and non-negative", "<field>[0]: 1e+308 is above the maximum rate
-// 1e+09").
-absl::Status CheckRates(absl::Span<const double> rates, absl::string_view field);
 
 class Session {
  public:
@@ -173,41 +159,6 @@ class Session {
   ~Session();
 
  private:
-  // A stimulus and what was measured for it.
-  struct Record {
-    StimulusEntry entry;
-    bool handed_out = false;
-    int presentations = 0;
-    double objective_sum = 0;
-    int skipped = 0;
-    int told_presentations = 0;  // presentations when the optimizer last heard of it
-    std::vector<std::vector<double>> rates;  // every presentation, in journal order
-    // Index of the first record showing the same image (its own index when
-    // none before it): presentations of one image are pooled under it.
-    size_t first_showing = 0;
-
-    bool is_repeat() const { return entry.origin == kRepeatOrigin; }
-    bool is_validation() const { return entry.origin == kValidationOrigin; }
-    // Proposed by the optimizer (not a reference image, repeat or
-    // validation stimulus): the only records it is told about.
-    bool proposed_by_optimizer() const {
-      return !entry.is_reference && !is_repeat() && !is_validation();
-    }
-    // Proposed (handed out or not) and neither answered nor skipped.
-    bool outstanding() const { return presentations == 0 && skipped == 0; }
-
-    void AddPresentation(std::vector<double> presentation_rates, double objective) {
-      ++presentations;
-      objective_sum += objective;
-      rates.push_back(std::move(presentation_rates));
-    }
-    // Mean measured objective over the presentations; NaN before the first.
-    double mean_objective() const {
-      return presentations > 0 ? objective_sum / presentations
-                               : std::numeric_limits<double>::quiet_NaN();
-    }
-  };
-
   // An accepted report: what a retry gets back, and the digest of the
   // content that a retry must match.
   struct StoredAck {
@@ -223,14 +174,16 @@ class Session {
                                                         absl::Time created,
                                                         SessionJournal* journal);
 
+  // Tells the optimizer what changed, asks it for a generation, builds the
+  // entries (references and repeats interleaved), journals and commits them.
   absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes a journaled generation current: marks what the optimizer was told,
-  // requests the boundary's refit, queues the stimuli for hand-out, keeps
-  // starts the next PrepareAsk.
+  // requests the boundary's refit, queues the stimuli for hand-out, starts
+  // the next PrepareAsk.
   void CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
                         const std::vector<size_t>& told) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands out up to max_count (0: all) stimuli of the current generation,
-  // within kMaxBatchPngBytes. REQUIRES: not_handed_out_ is not empty.
+  // within kMaxBatchPngBytes. REQUIRES: ledger_.waiting() > 0.
   absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps the optimizer's state in *before, then tells it every optimizer
   // stimulus whose mean changed since it last heard of it (their record
@@ -242,31 +195,24 @@ class Session {
   absl::Status UndoOptimizer(const std::string& before, absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The validation block's generation: `presentations` rounds over the
-  // images of `sources` (first records) and `guess` (a PNG; empty: none),
-  // each round in an order drawn from the seed. Tells the optimizer what
-  // changed, as every boundary does, but does not Ask it.
+  // images of `sources` (first records) and `guess` (a PNG; empty: none).
+  // Tells the optimizer what changed, as every boundary does, but does not
+  // Ask it.
   absl::Status ProposeValidationBlock(const std::vector<size_t>& sources, int presentations,
                                       const std::string& guess_png, int64_t guess_version)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts the next generation's PrepareAsk on ahead_thread_ (propose_ahead_
-  // only; called once per committed or restored generation).
+  // FAILED_PRECONDITION unless a validation block can start now: open, at a
+  // boundary, with a response.
+  absl::Status CheckValidationBoundary() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the next generation's PrepareAsk (propose_ahead_ only; called
+  // once per committed or restored generation).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Body of ahead_thread_: BeforeAsk, then the optimizer's PrepareAsk.
-  void ProposeAhead(Optimizer* optimizer, int64_t generation, int count, int64_t first_id);
   bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !ahead_running_ || !not_handed_out_.empty() || closed_;
+    return !proposer_.running() || ledger_.waiting() > 0 || closed_;
   }
-  // Reference images for generation `generation`, cycling through the folder.
-  std::vector<Candidate> ReferenceCandidates(int64_t generation, int64_t first_id) const;
-  // The index in records_ of the stimulus `stimulus_id` names, which must be
-  // exactly an id the session wrote: "<session id>-<sequence>", the sequence
-  // in decimal without sign, space or leading zero. NOT_FOUND naming `field`
-  // otherwise ("<field>: '<id-05>' is not a stimulus of session '<id>'").
-  absl::StatusOr<size_t> FindRecord(const std::string& stimulus_id,
-                                    const std::string& field) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ClosedError() const;
   // Report's checks, all before anything changes: the responses as entries
-  // to journal, with the index in records_ of each one's stimulus.
+  // to journal, with the index in the ledger of each one's stimulus.
   absl::Status CheckResponses(const google::protobuf::RepeatedPtrField<v1::Response>& responses,
                               std::vector<ResponseEntry>* entries,
                               std::vector<size_t>* indices) const
@@ -276,59 +222,10 @@ class Session {
   absl::Status AnswerRetry(const StoredAck& stored, const std::string& request_id,
                            const google::protobuf::RepeatedPtrField<v1::Response>& responses,
                            v1::ReportResponsesAck* ack) const;
-  v1::SessionCounts Counts() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One image of the optimizer's (references aside) and every record that
-  // showed it, pooled.
-  struct PooledImage {
-    std::vector<size_t> records;  // ascending; records.front() showed it first
-    double objective_sum = 0;
-    int presentations = 0;
-    int outstanding = 0;  // records still waiting for a response
-    double mean_objective() const { return objective_sum / presentations; }
-    // Ranking of measured images: higher mean first, ties by first showing
-    // (deterministic).
-    static bool Better(const PooledImage& a, const PooledImage& b) {
-      const double ma = a.mean_objective(), mb = b.mean_objective();
-      return ma != mb ? ma > mb : a.records.front() < b.records.front();
-    }
-  };
-  // Every non-reference image, in order of first showing.
-  std::vector<PooledImage> PooledImages() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The stimulus id the surrogate learns record `index` under: the sequence
-  // of the record that first showed its image, so that every presentation
-  // of one image (repeats, validation blocks) is one stimulus to the fit:
-  // on one side of its held-out split, and a repeat for its FEVE.
-  int64_t ImageId(size_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return records_[records_[index].first_showing].entry.sequence;
-  }
-  // Sets records_[index].first_showing (records before it must be indexed).
-  void IndexImage(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The session's best measured image (base/best_measured.h, the one rule
-  // Session.best_measured states in the proto); nullopt before any response.
-  std::optional<PooledImage> BestMeasured() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `images` as base/best_measured.h sees them (parallel).
-  std::vector<MeasuredImage> MeasuredImages(const std::vector<PooledImage>& images) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool RepeatsOn() const;
-  // The first records of the images to repeat in the next generation (see
-  // RepeatsConfig in the proto), best first.
-  std::vector<size_t> RepeatSources() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The first records of the `k` images a validation block re-shows: the
-  // leading eligible images by the rule best_measured follows before any
-  // block (base/best_measured.h), best first; fewer when fewer qualify.
-  std::vector<size_t> ValidationSources(int k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // FillRecord for a pooled image: its first record, with the pooled mean
-  // and every presentation of the image.
-  void FillPooledRecord(const PooledImage& image, bool with_image,
-                        v1::StimulusRecord* out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Restore's last step for sessions with refits_ (server/session_restore.h).
   absl::Status ResumeRefits(const JournaledSession& journaled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FillStimulus(const Record& record, bool with_image, v1::Stimulus* out) const;
   // Sets out->optimizer_best_png from optimizer.BestGuess() (if any).
   static void SetBestGuess(const Optimizer& optimizer, v1::Session* out);
-  void FillRecord(const Record& record, bool with_image, v1::StimulusRecord* out) const;
-  // Statistics of generation g (1-based) from records_.
-  v1::GenerationStats GenerationStatsOf(int64_t g) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
   const ResolvedConfig config_;
@@ -347,18 +244,9 @@ class Session {
   std::shared_ptr<RefitScheduler> refits_;
   CheckpointLoader load_checkpoint_;  // set with refits_; used by Restore
   bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
-  bool ahead_running_ ABSL_GUARDED_BY(mu_) = false;  // the background PrepareAsk
-  std::thread ahead_thread_ ABSL_GUARDED_BY(mu_);
+  BackgroundProposer proposer_;       // shares mu_
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<Record> records_ ABSL_GUARDED_BY(mu_);  // index = sequence - 1
-  // Hash of a record's PNG -> the first non-reference record with that hash
-  // (IndexImage compares the bytes, so a collision only stops pooling).
-  absl::flat_hash_map<size_t, size_t> first_showing_by_hash_ ABSL_GUARDED_BY(mu_);
-  std::deque<size_t> not_handed_out_ ABSL_GUARDED_BY(mu_);
-  int64_t responses_ ABSL_GUARDED_BY(mu_) = 0;  // presentations, in journal order
-  int64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  StimulusLedger ledger_ ABSL_GUARDED_BY(mu_);
   // Every accepted report by request_id.
   absl::flat_hash_map<std::string, StoredAck> acks_ ABSL_GUARDED_BY(mu_);
 };

@@ -21,6 +21,13 @@
 
 namespace stimloop {
 
+// StimulusEntry.origin (Stimulus.origin in the proto) of what the session
+// adds to the optimizer's proposals; an optimizer's own stimuli carry its
+// name.
+inline constexpr char kReferenceOrigin[] = "reference";    // a reference image
+inline constexpr char kRepeatOrigin[] = "repeat";          // a repeat (RepeatsConfig)
+inline constexpr char kValidationOrigin[] = "validation";  // a validation block's
+
 // One stimulus as it is journaled.
 struct StimulusEntry {
   std::string id;

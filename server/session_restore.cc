@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
 
   absl::MutexLock lock(&s.mu_);
   s.closed_ = journaled.closed;
-  s.generation_ = journaled.generation;
+  s.ledger_.RestoreGeneration(journaled.generation);
   if (journaled.generation > 0) {
     if (absl::Status loaded = LoadOptimizerState(*s.optimizer_, journaled.optimizer_state);
         !loaded.ok()) {
@@ -64,7 +64,6 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
 
   // Records, by sequence; the last generation's unhanded stimuli queue up in
   // hand-out order.
-  s.records_.resize(journaled.stimuli.size());
   std::vector<const JournaledStimulus*> queue;
   for (size_t i = 0; i < journaled.stimuli.size(); ++i) {
     const JournaledStimulus& stimulus = journaled.stimuli[i];
@@ -76,9 +75,6 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               e.sequence, ", generation ", e.generation,
                                               ") is out of order"));
     }
-    Record& record = s.records_[i];
-    record.entry = e;
-    record.handed_out = stimulus.handed_out;
     if (!stimulus.handed_out) {
       if (e.generation != journaled.generation) {
         return absl::DataLossError(absl::StrCat(where, "stimulus '", e.id, "' of generation ",
@@ -88,31 +84,29 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
       }
       queue.push_back(&stimulus);
     }
+    s.ledger_.RestoreStimulus(e, stimulus.handed_out);
   }
   std::stable_sort(queue.begin(), queue.end(),
                    [](const JournaledStimulus* a, const JournaledStimulus* b) {
                      return a->position < b->position;
                    });
   for (const JournaledStimulus* stimulus : queue) {
-    s.not_handed_out_.push_back(static_cast<size_t>(stimulus->entry.sequence - 1));
+    s.ledger_.RestoreQueued(static_cast<size_t>(stimulus->entry.sequence - 1));
   }
-  for (size_t i = 0; i < s.records_.size(); ++i) s.IndexImage(i);
 
   // Responses in journal order, exactly as Report applied them.
   int64_t non_skipped = 0;
   for (size_t k = 0; k < journaled.responses.size(); ++k) {
     const ResponseEntry& response = journaled.responses[k];
-    auto index = s.FindRecord(response.stimulus_id, absl::StrCat("responses[", k, "]"));
+    auto index = s.ledger_.Find(response.stimulus_id, absl::StrCat("responses[", k, "]"));
     if (!index.ok()) return absl::DataLossError(absl::StrCat(where, index.status().message()));
-    Record& record = s.records_[*index];
-    if (!record.handed_out) {
+    if (!s.ledger_.record(*index).handed_out) {
       return absl::DataLossError(absl::StrCat(where, "response ", k, " answers stimulus '",
                                               response.stimulus_id,
                                               "', which was never handed out"));
     }
     if (response.skipped) {
-      ++record.skipped;
-      ++s.skipped_;
+      s.ledger_.AddSkip(*index);
       continue;
     }
     if (response.rates.size() != static_cast<size_t>(s.config_.proto.num_neurons())) {
@@ -125,21 +119,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
                                               checked.message(),
                                               "; the session cannot resume from it"));
     }
-    record.AddPresentation(response.rates, s.objective_->Evaluate(response.rates));
-    if (non_skipped < journaled.responses_told && record.proposed_by_optimizer()) {
-      ++record.told_presentations;
-    }
+    s.ledger_.AddPresentation(*index, response.rates, s.objective_->Evaluate(response.rates),
+                              /*told=*/non_skipped < journaled.responses_told);
     ++non_skipped;
   }
-  s.responses_ = non_skipped;
   if (journaled.responses_told > non_skipped) {
     return absl::DataLossError(absl::StrCat(where, "generation ", journaled.generation,
                                             " was told ", journaled.responses_told,
                                             " responses, but only ", non_skipped,
                                             " are journaled"));
-  }
-  for (const Record& record : s.records_) {
-    if (record.handed_out && record.presentations == 0 && record.skipped == 0) ++s.pending_;
   }
   for (const JournaledAck& a : journaled.acks) {
     s.acks_.emplace(a.request_id, StoredAck{a.ack, a.content_digest});
@@ -151,21 +139,21 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   }
   // The uninterrupted session started the next generation's Ask right after
   // committing this one (see "Proposing ahead" in session.h).
-  if (s.generation_ > 0) s.StartProposalAhead();
+  if (s.ledger_.generation() > 0) s.StartProposalAhead();
   return session;
 }
 
 absl::Status Session::ResumeRefits(const JournaledSession& journaled) {
   // The training examples, exactly as Report appended them: every
   // non-skipped presentation in journal order, with the 8-bit image shown.
-  std::vector<torch::Tensor> images(records_.size());
+  std::vector<torch::Tensor> images(ledger_.size());
   for (const ResponseEntry& response : journaled.responses) {
     if (response.skipped) continue;
-    auto index = FindRecord(response.stimulus_id, "responses");
+    auto index = ledger_.Find(response.stimulus_id, "responses");
     if (!index.ok()) return index.status();
     torch::Tensor& image = images[*index];
     if (!image.defined()) {
-      auto decoded = DecodeImage(records_[*index].entry.png);
+      auto decoded = DecodeImage(ledger_.record(*index).entry.png);
       if (!decoded.ok()) {
         return absl::Status(decoded.status().code(),
                             absl::StrCat("stimulus '", response.stimulus_id,
@@ -173,7 +161,7 @@ absl::Status Session::ResumeRefits(const JournaledSession& journaled) {
       }
       image = *std::move(decoded);
     }
-    if (absl::Status s = refits_->Append(image, response.rates, ImageId(*index)); !s.ok()) {
+    if (absl::Status s = refits_->Append(image, response.rates, ledger_.ImageId(*index)); !s.ok()) {
       return s;
     }
   }

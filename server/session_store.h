@@ -29,6 +29,11 @@
 // are not blocked.
 //
 // Thread-safe: one connection, every call serialized by a mutex.
+//
+// Files: Open and the journal writes in session_store.cc, LoadSession in
+// session_store_load.cc, the schema and its migrations in store_schema.h,
+// column encodings in store_encoding.h; statements go through
+// base/sqlite_statement.h.
 #ifndef STIMLOOP_SERVER_SESSION_STORE_H_
 #define STIMLOOP_SERVER_SESSION_STORE_H_
 
@@ -45,6 +50,7 @@
 #include "absl/time/time.h"
 #include "server/session_journal.h"
 #include "server/session_restore.h"
+#include "server/store_schema.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -77,10 +83,9 @@ class SessionStore : public SessionJournal {
  public:
   static constexpr char kFileName[] = "stimloop.sqlite";
   static constexpr char kLockFileName[] = "stimloop.lock";
-  // PRAGMA application_id of a stimloop store: "STLP".
-  static constexpr int32_t kApplicationId = 0x53544C50;
-  // PRAGMA user_version this build writes; older files are migrated.
-  static constexpr int kSchemaVersion = 3;
+  // server/store_schema.h.
+  static constexpr int32_t kApplicationId = kStoreApplicationId;
+  static constexpr int kSchemaVersion = kStoreSchemaVersion;
 
   // Opens <data_dir>/stimloop.sqlite, creating it (and its schema) when
   // missing on a first start, and writes the data directory's marker.

@@ -62,7 +62,7 @@ google::protobuf::RepeatedPtrField<v1::Response> Rated(
   return out;
 }
 
-class SessionValidationTest : public ::testing::Test {
+class ValidationBlockTest : public ::testing::Test {
  protected:
   std::shared_ptr<Session> Create(const v1::SessionConfig& config) {
     auto session = manager_.Create(config);
@@ -86,7 +86,7 @@ class SessionValidationTest : public ::testing::Test {
   SessionManager manager_{&journal_, 4};
 };
 
-TEST_F(SessionValidationTest, BlockReShowsTheLeadingImagesInRoundsAndSettlesTheBest) {
+TEST_F(ValidationBlockTest, BlockReShowsTheLeadingImagesInRoundsAndSettlesTheBest) {
   auto session = Create(Config("random"));
   const v1::StimulusBatch g1 = FirstGeneration(*session);
   const std::string& first = g1.stimuli(5).png();   // measured 5
@@ -137,7 +137,7 @@ TEST_F(SessionValidationTest, BlockReShowsTheLeadingImagesInRoundsAndSettlesTheB
   EXPECT_EQ(g3.stimuli(0).origin(), "random");
 }
 
-TEST_F(SessionValidationTest, RoundOrderComesFromTheSeed) {
+TEST_F(ValidationBlockTest, RoundOrderComesFromTheSeed) {
   auto order = [&](uint64_t seed) {
     auto session = Create(Config("random", seed));
     FirstGeneration(*session);
@@ -157,7 +157,7 @@ TEST_F(SessionValidationTest, RoundOrderComesFromTheSeed) {
   EXPECT_NE(std::vector<int>(a.begin(), a.begin() + 4), std::vector<int>(a.begin() + 4, a.begin() + 8));
 }
 
-TEST_F(SessionValidationTest, BestGuessJoinsTheBlock) {
+TEST_F(ValidationBlockTest, BestGuessJoinsTheBlock) {
   auto session = Create(Config("cmaes"));  // its guess: the distribution mean
   const v1::StimulusBatch g1 = FirstGeneration(*session);
   v1::StimulusBatch block;
@@ -172,7 +172,7 @@ TEST_F(SessionValidationTest, BestGuessJoinsTheBlock) {
                                                described.optimizer_best_png()}));
 }
 
-TEST_F(SessionValidationTest, BadRequestsNameTheFieldAndChangeNothing) {
+TEST_F(ValidationBlockTest, BadRequestsNameTheFieldAndChangeNothing) {
   auto session = Create(Config("random"));
   FirstGeneration(*session);
   struct Case {
@@ -204,7 +204,7 @@ TEST_F(SessionValidationTest, BadRequestsNameTheFieldAndChangeNothing) {
   EXPECT_EQ(described.counts().stimuli(), 6);
 }
 
-TEST_F(SessionValidationTest, BlockWaitsForABoundaryAMeasurementAndAGuess) {
+TEST_F(ValidationBlockTest, BlockWaitsForABoundaryAMeasurementAndAGuess) {
   auto expect_precondition = [](const absl::Status& s, const std::string& message) {
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
     EXPECT_EQ(std::string(s.message()), message);
@@ -231,7 +231,7 @@ TEST_F(SessionValidationTest, BlockWaitsForABoundaryAMeasurementAndAGuess) {
                       "session_id: '" + session->id() + "' is closed");
 }
 
-TEST_F(SessionValidationTest, FewerCandidatesWhenFewerImagesWereMeasured) {
+TEST_F(ValidationBlockTest, FewerCandidatesWhenFewerImagesWereMeasured) {
   auto session = Create(Config("random"));
   v1::StimulusBatch g1;
   ASSERT_TRUE(session->Next(0, &g1).ok());
@@ -247,7 +247,7 @@ TEST_F(SessionValidationTest, FewerCandidatesWhenFewerImagesWereMeasured) {
   for (const v1::Stimulus& s : block.stimuli()) EXPECT_EQ(s.png(), g1.stimuli(2).png());
 }
 
-TEST_F(SessionValidationTest, APreparedAskTheBlockSupersedesLeavesNoTrace) {
+TEST_F(ValidationBlockTest, APreparedAskTheBlockSupersedesLeavesNoTrace) {
   // gradient_ascent drawing from its prior all along (images that depend on
   // its generator only), its next generation asked in the background.
   v1::SessionConfig config = TinyModelConfig(9);
