@@ -6,39 +6,44 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "base/thread_priority.h"
 
 namespace stimloop {
+namespace {
 
-BackgroundProposer::BackgroundProposer(absl::Mutex* mu, std::string session_id)
-    : mu_(mu), session_id_(std::move(session_id)) {}
+WorkPool* PoolOrOwn(WorkPool* pool, std::unique_ptr<WorkPool>* own) {
+  if (pool != nullptr) return pool;
+  *own = std::make_unique<WorkPool>(1);
+  return own->get();
+}
+
+}  // namespace
+
+BackgroundProposer::BackgroundProposer(absl::Mutex* mu, std::string session_id, WorkPool* pool)
+    : mu_(mu), session_id_(std::move(session_id)), strand_(PoolOrOwn(pool, &own_pool_)) {}
 
 BackgroundProposer::~BackgroundProposer() { Join(); }
 
 void BackgroundProposer::Start(Optimizer* optimizer, RefitScheduler* refits, int64_t generation,
                                int count, int64_t first_id) {
-  // The previous thread released the lock for the last time: it is
-  // finishing or done.
-  if (thread_.joinable()) thread_.join();
   running_ = true;
-  thread_ = std::thread(&BackgroundProposer::Run, this, optimizer, refits, generation, count,
-                        first_id);
+  strand_.Post([this, optimizer, refits, generation, count, first_id] {
+    Run(optimizer, refits, generation, count, first_id);
+  });
 }
 
+bool BackgroundProposer::RunQueuedInline() { return strand_.RunOneInline(); }
+
 void BackgroundProposer::Join() {
-  std::thread thread;
-  {
-    absl::MutexLock lock(mu_);
-    thread = std::move(thread_);
-  }
-  if (thread.joinable()) thread.join();
+  strand_.Cancel();
+  strand_.WaitIdle();
+  absl::MutexLock lock(mu_);
+  running_ = false;  // a dropped preparation never ran
 }
 
 void BackgroundProposer::Run(Optimizer* optimizer, RefitScheduler* refits, int64_t generation,
                              int count, int64_t first_id) {
   // Runs without the owner's lock: while running_, nothing else touches the
-  // optimizer. Yields the CPU to the threads that answer the rig.
-  LowerThisThreadPriority();
+  // optimizer.
   if (refits != nullptr) refits->BeforeAsk(generation);
   absl::Status prepared;
   try {

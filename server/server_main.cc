@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -40,6 +41,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/work_pool.h"
 #include "server/asset_paths.h"
 #include "server/session.h"
 #include "server/session_journal.h"
@@ -59,6 +61,9 @@ ABSL_FLAG(int, torch_threads, 1,
           "LibTorch intra-op threads (and OpenBLAS's) for refits and image generation; keep "
           "it below the number of cores so RPC threads stay responsive.");
 ABSL_FLAG(int, max_open_sessions, 64, "Open sessions allowed at once.");
+ABSL_FLAG(int, workers, 0,
+          "Background threads shared by every session's refits and proposals, which take "
+          "turns on them; 0: one per core.");
 ABSL_FLAG(bool, new_store, false,
           "Begin a new, empty session store where <data_dir>/stimloop.marker shows that a "
           "store existed but stimloop.sqlite is missing or empty (lost). Refused when the "
@@ -97,7 +102,7 @@ bool InstallSignalHandlers() {
 // cannot be rebuilt is reported, logged as an event and left out; the others
 // still resume. Returns how many resumed.
 int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& sessions,
-                       const stimloop::AssetsDir& assets) {
+                       const stimloop::AssetsDir& assets, stimloop::WorkPool* pool) {
   auto ids = store.OpenSessionIds();
   if (!ids.ok()) {
     std::cerr << "stimloop-server: cannot list open sessions: " << ids.status() << "\n";
@@ -108,7 +113,7 @@ int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& 
     absl::Status status;
     auto journaled = store.LoadSession(id);
     if (journaled.ok()) {
-      auto session = stimloop::Session::Restore(*journaled, &store, assets);
+      auto session = stimloop::Session::Restore(*journaled, &store, assets, pool);
       if (session.ok()) {
         const std::shared_ptr<stimloop::Session> shared = *std::move(session);
         status = sessions.Adopt(shared);
@@ -189,20 +194,26 @@ int Run() {
     return 1;
   }
   const stimloop::AssetsDir assets(AssetsRoot());
-  stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions), assets);
-  const int resumed = ResumeOpenSessions(**store, sessions, assets);
+  // Every session's refits and background proposals share these threads.
+  int workers = absl::GetFlag(FLAGS_workers);
+  if (workers <= 0) workers = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  stimloop::WorkPool pool(workers);
+  stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions), assets,
+                                    &pool);
+  const int resumed = ResumeOpenSessions(**store, sessions, assets, &pool);
   // Sessions that were not resumed (closed ones) are read from the store the
   // first time a request names them, so they stay inspectable over gRPC.
-  sessions.SetLoader([store = store->get(), &assets](const std::string& id)
+  sessions.SetLoader([store = store->get(), &assets, &pool](const std::string& id)
                          -> absl::StatusOr<std::shared_ptr<stimloop::Session>> {
     auto journaled = store->LoadSession(id);
     if (!journaled.ok()) return journaled.status();
-    auto session = stimloop::Session::Restore(*journaled, store, assets);
+    auto session = stimloop::Session::Restore(*journaled, store, assets, &pool);
     if (!session.ok()) return session.status();
     return std::shared_ptr<stimloop::Session>(*std::move(session));
   });
   std::cout << "stimloop-server: session store " << (*store)->path() << ", resumed " << resumed
-            << " open session(s); assets folder " << assets.root() << std::endl;
+            << " open session(s); assets folder " << assets.root() << "; " << pool.threads()
+            << " background worker(s)" << std::endl;
   stimloop::StimLoopService service(&sessions);
 
   grpc::EnableDefaultHealthCheckService(true);

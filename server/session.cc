@@ -18,8 +18,8 @@ namespace stimloop {
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, ResolvedConfig config,
                                                          absl::Time created,
-                                                         SessionJournal* journal) {
-  auto session = Build(std::move(id), std::move(config), created, journal);
+                                                         SessionJournal* journal, WorkPool* pool) {
+  auto session = Build(std::move(id), std::move(config), created, journal, pool);
   if (!session.ok()) return session.status();
   // After Build, so that an unknown name or bad value is reported as such.
   if (absl::Status s = CheckNoUnusedFields((*session)->config_); !s.ok()) return s;
@@ -32,9 +32,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::string id, Resolve
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, ResolvedConfig config,
                                                         absl::Time created,
-                                                        SessionJournal* journal) {
+                                                        SessionJournal* journal, WorkPool* pool) {
   std::unique_ptr<Session> session(
-      new Session(std::move(id), std::move(config), created, journal));
+      new Session(std::move(id), std::move(config), created, journal, pool));
   const ResolvedConfig& c = session->config_;
 
   auto image_space = MakeImageSpace(c.image_space, c.shape);
@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
     models_spec.width = c.shape.width;
     models_spec.num_neurons = c.proto.num_neurons();
     models_spec.seed = c.proto.seed();
+    models_spec.pool = pool;
     // Each finished version is journaled (metrics, checkpoint) before any
     // stimulus can name it; a failed write is reported, the fit still counts.
     const std::string session_id = session->id_;
@@ -92,12 +93,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Build(std::string id, Resolved
 }
 
 Session::Session(std::string id, ResolvedConfig config, absl::Time created,
-                 SessionJournal* journal)
+                 SessionJournal* journal, WorkPool* pool)
     : id_(std::move(id)),
       config_(std::move(config)),
       created_(created),
       journal_(journal),
-      proposer_(&mu_, id_),
+      proposer_(&mu_, id_, pool),
       ledger_(id_, config_.proto.repeats()) {}
 
 Session::~Session() {
@@ -121,9 +122,7 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
     if (closed_) return ClosedError();
     if (ledger_.waiting() > 0) break;
     if (proposer_.running()) {
-      // Releases the lock while the background Ask runs; another call may
-      // have proposed (or the session closed) meanwhile, hence the loop.
-      mu_.Await(absl::Condition(this, &Session::AheadIdleOrStimuliLeft));
+      AwaitProposer();
       continue;
     }
     if (absl::Status s = ProposeGeneration(); !s.ok()) return s;
@@ -215,6 +214,13 @@ void Session::CommitGeneration(int64_t generation, std::vector<StimulusEntry> en
   if (refits_ != nullptr) refits_->AfterAsk(generation);
   ledger_.AddGeneration(generation, std::move(entries));
   StartProposalAhead();
+}
+
+void Session::AwaitProposer() {
+  mu_.Unlock();
+  const bool ran = proposer_.RunQueuedInline();
+  mu_.Lock();
+  if (!ran) mu_.Await(absl::Condition(this, &Session::AheadIdleOrStimuliLeft));
 }
 
 void Session::StartProposalAhead() {

@@ -84,11 +84,15 @@ class Session {
   // Builds a session from a validated config: image space, objective,
   // optimizer and reference images. Errors name the config field
   // ("config.optimizer.params.x: ..."), also for a field the session would
-  // not use (CheckNoUnusedFields). `journal` must outlive the session.
+  // not use (CheckNoUnusedFields). `journal` must outlive the session. The
+  // session's refits and background proposals run on `pool`
+  // (base/work_pool.h; null: threads of the session's own), which must
+  // outlive it.
   static absl::StatusOr<std::unique_ptr<Session>> Create(std::string id,
                                                          ResolvedConfig config,
                                                          absl::Time created,
-                                                         SessionJournal* journal);
+                                                         SessionJournal* journal,
+                                                         WorkPool* pool = nullptr);
 
   // Rebuilds a session from what the journal holds (see
   // server/session_restore.h), so that it goes on exactly as the session that
@@ -100,10 +104,11 @@ class Session {
   // session is refused here rather than jammed at its next generation.
   // `journal` must outlive the session. The config's server-side paths are
   // resolved in `assets` (server/asset_paths.h; by default none: a session
-  // that names a file does not restore).
+  // that names a file does not restore). `pool` as for Create.
   static absl::StatusOr<std::unique_ptr<Session>> Restore(const JournaledSession& journaled,
                                                           SessionJournal* journal,
-                                                          const AssetsDir& assets = AssetsDir());
+                                                          const AssetsDir& assets = AssetsDir(),
+                                                          WorkPool* pool = nullptr);
 
   // Hands out up to `max_count` stimuli (0: the rest of the current
   // generation), at most kMaxBatchPngBytes of PNG but at least one; a batch
@@ -166,13 +171,14 @@ class Session {
     std::string content_digest;  // ReportDigest, server/report_digest.h
   };
 
-  Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal);
+  Session(std::string id, ResolvedConfig config, absl::Time created, SessionJournal* journal,
+          WorkPool* pool);
 
   // Everything Create does but journaling: image space, objective,
   // optimizer (fresh, from the seed) and reference images.
   static absl::StatusOr<std::unique_ptr<Session>> Build(std::string id, ResolvedConfig config,
                                                         absl::Time created,
-                                                        SessionJournal* journal);
+                                                        SessionJournal* journal, WorkPool* pool);
 
   // Tells the optimizer what changed, asks it for a generation, builds the
   // entries (references and repeats interleaved), journals and commits them.
@@ -207,6 +213,11 @@ class Session {
   // Starts the next generation's PrepareAsk (propose_ahead_ only; called
   // once per committed or restored generation).
   void StartProposalAhead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // REQUIRES: proposer_.running(). Runs the background proposal on this
+  // thread when it is still queued behind other sessions' work (the rig is
+  // waiting for it now), else releases mu_ until it ends, stimuli appear or
+  // the session closes. Callers look again: anything may have changed.
+  void AwaitProposer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AheadIdleOrStimuliLeft() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !proposer_.running() || ledger_.waiting() > 0 || closed_;
   }

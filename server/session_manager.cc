@@ -18,8 +18,11 @@ absl::Status NoSession(absl::string_view session_id) {
 }  // namespace
 
 SessionManager::SessionManager(SessionJournal* journal, int max_open_sessions,
-                               AssetsDir assets)
-    : journal_(journal), max_open_sessions_(max_open_sessions), assets_(std::move(assets)) {}
+                               AssetsDir assets, WorkPool* pool)
+    : journal_(journal),
+      max_open_sessions_(max_open_sessions),
+      assets_(std::move(assets)),
+      pool_(pool) {}
 
 std::string SessionManager::NewId() {
   // Session ids only need to be unique, not reproducible: they are not part
@@ -51,7 +54,7 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
     sessions_.emplace(id, nullptr);  // reserve the id while the session is built
     order_.push_back(id);
   }
-  auto session = Session::Create(id, *std::move(resolved), absl::Now(), journal_);
+  auto session = Session::Create(id, *std::move(resolved), absl::Now(), journal_, pool_);
   absl::MutexLock lock(&mu_);
   if (!session.ok()) {
     sessions_.erase(id);

@@ -23,8 +23,12 @@ class SessionManager {
   // `journal` must outlive the manager. At most `max_open_sessions` sessions
   // may be open at once (RESOURCE_EXHAUSTED beyond). Requests may name
   // server-side files only inside `assets` (server/asset_paths.h; by
-  // default no folder: every such path is refused).
-  SessionManager(SessionJournal* journal, int max_open_sessions, AssetsDir assets = AssetsDir());
+  // default no folder: every such path is refused). The sessions' refits
+  // and background proposals run on `pool` (base/work_pool.h; null: each
+  // session on threads of its own), which must outlive the manager and its
+  // sessions.
+  SessionManager(SessionJournal* journal, int max_open_sessions, AssetsDir assets = AssetsDir(),
+                 WorkPool* pool = nullptr);
 
   // Validates the config, confines its paths to the assets folder and
   // starts a session with a new unique id.
@@ -54,6 +58,7 @@ class SessionManager {
   SessionJournal* const journal_;
   const int max_open_sessions_;
   const AssetsDir assets_;
+  WorkPool* const pool_;
   Loader loader_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);

@@ -33,7 +33,8 @@ static_assert(kJournaledModelVersions >= kMaxRefitLag + 1,
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession& journaled,
                                                           SessionJournal* journal,
-                                                          const AssetsDir& assets) {
+                                                          const AssetsDir& assets,
+                                                          WorkPool* pool) {
   // Sessions journaled before the fixed-lag refit pipeline may name its
   // removed parameters; they restore under the pipeline of today.
   v1::SessionConfig stored = journaled.config;
@@ -45,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
   auto config = ResolveConfig(stored);
   if (!config.ok()) return config.status();
   if (absl::Status s = ConfineAssetPaths(assets, &*config); !s.ok()) return s;
-  auto built = Build(journaled.id, *std::move(config), journaled.created, journal);
+  auto built = Build(journaled.id, *std::move(config), journaled.created, journal, pool);
   if (!built.ok()) return built.status();
   std::unique_ptr<Session> session = *std::move(built);
   Session& s = *session;

@@ -74,7 +74,7 @@ absl::Status Session::Validate(const v1::ValidationBlock& block, int max_count,
   for (;;) {
     if (absl::Status s = CheckValidationBoundary(); !s.ok()) return s;
     if (!proposer_.running()) break;
-    mu_.Await(absl::Condition(this, &Session::AheadIdleOrStimuliLeft));
+    AwaitProposer();
   }
   const std::vector<size_t> sources = ledger_.ValidationSources(plan->candidates);
   if (sources.empty() && guess_png.empty()) {

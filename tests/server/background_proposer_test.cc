@@ -53,7 +53,7 @@ bool AwaitIdle(absl::Mutex* mu, const BackgroundProposer& proposer) {
 TEST(BackgroundProposerTest, PreparesOnItsThreadAndClearsRunningWhenDone) {
   absl::Mutex mu;
   PreparingOptimizer optimizer;
-  BackgroundProposer proposer(&mu, "s");
+  BackgroundProposer proposer(&mu, "s", nullptr);
   {
     absl::MutexLock lock(&mu);
     EXPECT_FALSE(proposer.running());
@@ -78,7 +78,7 @@ TEST(BackgroundProposerTest, AThrowingOptimizerNeitherTerminatesNorJams) {
   PreparingOptimizer optimizer;
   optimizer.throws = true;
   optimizer.release.Notify();
-  BackgroundProposer proposer(&mu, "s");
+  BackgroundProposer proposer(&mu, "s", nullptr);
   {
     absl::MutexLock lock(&mu);
     proposer.Start(&optimizer, nullptr, 1, 4, 1);
@@ -91,14 +91,50 @@ TEST(BackgroundProposerTest, AThrowingOptimizerNeitherTerminatesNorJams) {
     absl::MutexLock lock(&mu);
     proposer.Start(&second, nullptr, 2, 4, 5);
   }
-  proposer.Join();
+  ASSERT_TRUE(AwaitIdle(&mu, proposer));
   EXPECT_EQ(second.prepared_first_id, 5);
+}
+
+// A preparation still queued behind other work runs on a thread that asks
+// for it (RunQueuedInline), and Join drops one nobody took.
+TEST(BackgroundProposerTest, AQueuedPreparationRunsInlineOrIsDroppedByJoin) {
+  WorkPool pool(1);
+  Strand other(&pool);
+  absl::Notification hold;
+  other.Post([&] { hold.WaitForNotification(); });
+  absl::Mutex mu;
+  PreparingOptimizer inline_one;
+  inline_one.release.Notify();
+  BackgroundProposer proposer(&mu, "s", &pool);
+  {
+    absl::MutexLock lock(&mu);
+    proposer.Start(&inline_one, nullptr, 1, 4, 1);
+  }
+  ASSERT_TRUE(proposer.RunQueuedInline());
+  EXPECT_EQ(inline_one.prepared_first_id, 1);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(proposer.running());
+  }
+  PreparingOptimizer dropped;
+  dropped.release.Notify();
+  {
+    absl::MutexLock lock(&mu);
+    proposer.Start(&dropped, nullptr, 2, 4, 5);
+  }
+  proposer.Join();
+  EXPECT_EQ(dropped.prepared_count, 0) << "the pool's thread was held: nothing took it";
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(proposer.running());
+  }
+  hold.Notify();
 }
 
 TEST(BackgroundProposerTest, JoinWaitsForTheWorkToEnd) {
   absl::Mutex mu;
   PreparingOptimizer optimizer;
-  BackgroundProposer proposer(&mu, "s");
+  BackgroundProposer proposer(&mu, "s", nullptr);
   {
     absl::MutexLock lock(&mu);
     proposer.Start(&optimizer, nullptr, 1, 3, 1);

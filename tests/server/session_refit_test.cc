@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+#include "base/work_pool.h"
 #include "models/session_models.h"
 #include "server/session.h"
 #include "server/session_manager.h"
@@ -233,6 +235,51 @@ TEST(SessionRefitTest, NextGenerationIsAskedWhileTheCurrentOneIsShown) {
     manager.reset();
     EXPECT_FALSE(fit.timed_out) << "the held refit was not cancelled";
   }
+}
+
+// Sessions whose refits and background proposals take turns on one shared
+// thread propose exactly what each proposes on threads of its own: which
+// model proposes a generation is fixed by the data, not by the pool.
+TEST(SessionRefitTest, SessionsSharingOnePoolThreadProposeWhatTheyProposeAlone) {
+  HeldFit fit;
+  fit.Release();
+  ScopedFitFunctionForTesting scoped(fit.Function());
+  constexpr int kSessions = 3, kGenerations = 5;
+  auto run = [&](WorkPool* pool) {
+    InMemoryJournal journal;
+    SessionManager manager(&journal, kSessions, AssetsDir(), pool);
+    std::vector<std::shared_ptr<Session>> sessions;
+    for (int i = 0; i < kSessions; ++i) {
+      v1::SessionConfig config = Config(i == 1 ? "adaptive_sampling" : "gradient_ascent");
+      config.set_seed(10 + i);
+      auto session = manager.Create(config);
+      EXPECT_TRUE(session.ok()) << session.status();
+      if (!session.ok()) return std::vector<std::string>{};
+      sessions.push_back(*session);
+    }
+    // Interleaved, generation by generation, as rigs of one lab would be.
+    std::vector<std::string> shown;
+    for (int g = 1; g <= kGenerations; ++g) {
+      for (int i = 0; i < kSessions; ++i) {
+        v1::StimulusBatch batch;
+        EXPECT_TRUE(sessions[i]->Next(0, &batch).ok());
+        for (const v1::Stimulus& s : batch.stimuli()) {
+          shown.push_back(absl::StrCat(i, " ", s.model_version(), " ", s.png()));
+        }
+        ReportAll(*sessions[i], batch, "r" + std::to_string(g));
+      }
+    }
+    return shown;
+  };
+  const std::vector<std::string> alone = run(nullptr);
+  WorkPool pool(1);
+  const std::vector<std::string> shared = run(&pool);
+  ASSERT_EQ(alone.size(), static_cast<size_t>(kSessions * kGenerations * 4));
+  EXPECT_TRUE(alone == shared) << "the shared pool changed what was proposed";
+  int from_a_model = 0;
+  for (const std::string& s : shared) from_a_model += s[2] != '0';
+  EXPECT_GT(from_a_model, 0) << "no generation came from a model";
+  EXPECT_GT(pool.tasks_run(), 0);
 }
 
 TEST(SessionRefitTest, BadSurrogateParamsNameTheField) {
