@@ -184,6 +184,10 @@ absl::Status CheckAndMigrateSchema(sqlite3* db, const std::string& path, bool ch
         path, static_cast<uint32_t>(*application_id), *objects,
         static_cast<uint32_t>(kStoreApplicationId)));
   }
+  if (*version < 0) {  // found by fuzz/store_fuzzer: it indexed kMigrations
+    return absl::DataLossError(absl::StrCat("'", path, "' has schema version ", *version,
+                                            ", which no stimloop writes: the file is damaged"));
+  }
   if (*version > kStoreSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "'", path, "' has schema version ", *version, ", newer than this build reads (",

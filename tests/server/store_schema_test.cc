@@ -56,6 +56,18 @@ TEST(StoreSchemaTest, ANewerSchemaIsRefused) {
       << s;
 }
 
+TEST(StoreSchemaTest, ANegativeSchemaVersionIsDataLossUntouched) {
+  const std::string path = FreshStoreTestDir("schema-negative") + "/s.sqlite";
+  ASSERT_TRUE(OpenAndMigrate(path).ok());
+  ExecSql(path, "PRAGMA user_version = -14");
+  const std::string objects = Sql(path, "SELECT count(*) FROM sqlite_schema");
+  const absl::Status s = OpenAndMigrate(path);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(std::string(s.message()).find("schema version -14"), std::string::npos) << s;
+  EXPECT_EQ(Sql(path, "PRAGMA user_version"), "-14");
+  EXPECT_EQ(Sql(path, "SELECT count(*) FROM sqlite_schema"), objects);
+}
+
 TEST(StoreSchemaTest, AFileThatIsNotSqliteIsDataLoss) {
   const std::string path = FreshStoreTestDir("schema-garbage") + "/s.sqlite";
   {
