@@ -30,7 +30,7 @@ done
 bench="$build_dir/bench"
 server_binary="${server_binary:-$build_dir/server/stimloop-server}"
 for program in sample_efficiency ascent_ceiling loop_latency refit_latency surrogate_fit \
-               frontend_time store_bench; do
+               frontend_time many_sessions store_bench; do
   if [[ ! -x "$bench/$program" ]]; then
     echo "run_all.sh: $bench/$program is missing; build first (scripts/build.sh)" >&2
     exit 2
@@ -126,9 +126,12 @@ fi
 
 # --- Many sessions -------------------------------------------------------------
 section "Many sessions"
-echo
-echo "# not measured yet: no bench program runs N model-based sessions at once"
-echo "# (issue 25 point 4); SQLite against PostgreSQL with 16 sessions is issue 28 point 5"
+if ((quick)); then
+  run "$bench/many_sessions" --sessions=1,4 --generations=3 --display_ms=50 \
+      --data_dir="$scratch/many"
+else
+  run "$bench/many_sessions" --sessions=1,4,8,16 --generations=8 --data_dir="$scratch/many"
+fi
 
 # --- Session store -------------------------------------------------------------
 section "Session store"
@@ -144,8 +147,8 @@ echo
 echo "# not run here: scripts/fuzz.sh (clang + ASan + UBSan build in build-fuzz/)"
 section "Memory"
 echo
-echo "# the server's peak resident memory is the VmHWM line of loop_latency above;"
-echo "# model-based sessions, one or many: not measured yet (issue 25 point 4)"
+echo "# the server's peak resident memory is the VmHWM line of loop_latency above"
+echo "# (one genetic session) and the RSS column of many_sessions (model-based ones)"
 
 echo
 echo "# run_all.sh $( ((quick)) && echo --quick ) took $((SECONDS - start_all)) s"
