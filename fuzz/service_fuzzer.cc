@@ -193,13 +193,17 @@ class Harness {
     // Sessions of one input only: a fresh manager each time, so that the
     // open-session limit and memory do not carry over between inputs.
     service_.reset();
-    sessions_ = std::make_unique<SessionManager>(store_.get(), 4);
+    sessions_ = std::make_unique<SessionManager>(store_.get(), 4, AssetsDir(), &pool_);
     service_ = std::make_unique<StimLoopService>(sessions_.get());
     return *service_;
   }
 
  private:
   int inputs_ = 0;
+  // Shared by every session, as in the server: threads live for the whole
+  // run (threads made and ended per session leak LibTorch's and libgomp's
+  // per-thread allocations, which are not stimloop's to free).
+  WorkPool pool_{2};
   std::unique_ptr<SessionStore> store_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<StimLoopService> service_;

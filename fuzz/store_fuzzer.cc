@@ -72,13 +72,19 @@ void AnswerGeneration(Session& session, const std::string& request_id) {
   if (!session.Report(request_id, responses, &ack).ok()) abort();
 }
 
+// Shared by every restored session, as in the server (no thread per session).
+WorkPool& SharedPool() {
+  static auto* pool = new WorkPool(1);
+  return *pool;
+}
+
 BaseStore MakeBaseStore() {
   const std::string dir = FreshFuzzDir("store-base");
   BaseStore base;
   {
     auto store = SessionStore::Open(dir);
     if (!store.ok()) abort();  // the harness's own set-up, not a finding
-    SessionManager sessions(store->get(), 4);
+    SessionManager sessions(store->get(), 4, AssetsDir(), &SharedPool());
     for (const char* optimizer : {"random", "genetic", "cmaes"}) {
       auto session = sessions.Create(TinyConfig(optimizer, base.session_ids.size() + 1));
       if (!session.ok()) abort();
@@ -139,7 +145,7 @@ void Exercise(SessionStore& store, const std::vector<std::string>& known_ids) {
   for (const std::string& id : ids) {
     auto journaled = store.LoadSession(id);
     if (!journaled.ok()) continue;
-    auto session = Session::Restore(*journaled, &store, AssetsDir());
+    auto session = Session::Restore(*journaled, &store, AssetsDir(), &SharedPool());
     if (!session.ok()) continue;
     v1::Session described;
     (*session)->Describe(/*with_images=*/true, &described);
