@@ -20,9 +20,10 @@
 //
 // Proposing ahead (optimizers with a slow Ask, Optimizer::PrepareAsk: the
 // model-based ones). As soon as generation g is committed, the optimizer
-// prepares generation g+1's Ask on a background thread (after the
-// scheduler's BeforeAsk(g+1), so with exactly the model version the data
-// assigns to it, models/refit_scheduler.h); Next at the boundary tells the
+// prepares generation g+1's Ask in the background, on the server's WorkPool
+// (base/work_pool.h), after the scheduler's BeforeAsk(g+1), so with exactly
+// the model version the data assigns to it (models/refit_scheduler.h); Next
+// at the boundary tells the
 // optimizer what changed and asks, which takes what was prepared: the rig
 // waits only when the assigned fit plus the preparation end after the rig
 // has shown generation g. PrepareAsk never changes the optimizer's state,
@@ -33,7 +34,8 @@
 // Thread-safe: every public method takes the session's lock. A failed call
 // leaves the session as it was. While a background PrepareAsk runs, it alone
 // uses the optimizer: Next at a boundary waits for it without holding the
-// lock.
+// lock, and runs the preparation itself when it is still queued behind
+// other sessions' work.
 // Describe computes the best guess of the model-based optimizers (seconds:
 // gradient ascent) without the lock, as their BestGuess is thread-safe.
 //
