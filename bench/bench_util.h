@@ -1,17 +1,25 @@
 // Small helpers shared by the benchmarks: summaries of samples, parallel
-// runs of jobs.
+// runs of jobs, a process's peak memory and CPU time.
 #ifndef STIMLOOP_BENCH_BENCH_UTIL_H_
 #define STIMLOOP_BENCH_BENCH_UTIL_H_
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace stimloop {
 
@@ -60,6 +68,32 @@ void RunJobs(std::vector<Job>& jobs, int threads, const Run& run) {
     const absl::Status s = run(jobs[i]);
     if (!s.ok()) jobs[i].error = std::string(s.message());
   });
+}
+
+// Peak resident memory (VmHWM) of process `pid` in MiB; -1 when unknown.
+inline double PeakResidentMiB(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
+
+// User + system CPU seconds process `pid` has used so far; -1 when unknown.
+inline double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  const std::string stat((std::istreambuf_iterator<char>(in)), {});
+  const size_t name_end = stat.rfind(')');  // the name may hold spaces
+  if (name_end == std::string::npos) return -1;
+  const std::vector<std::string> fields = absl::StrSplit(stat.substr(name_end + 2), ' ');
+  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+  double utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace stimloop

@@ -4,7 +4,6 @@
 //
 //   loop_latency --generations=100 --optimizer=genetic --image_space=spectral
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -30,16 +29,6 @@ ABSL_FLAG(std::string, data_dir, "/tmp/stimloop-bench-latency", "Server data dir
 
 namespace stimloop {
 namespace {
-
-// VmHWM of a process in MiB, or -1.
-double PeakResidentMiB(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return -1;
-}
 
 int Fail(const absl::Status& s) {
   std::cerr << "loop_latency: " << s << "\n";

@@ -18,12 +18,9 @@
 //   the server's peak RSS (VmHWM) and its CPU use (user + system seconds
 //     over the wall time of the run, in cores).
 //
-//   many_sessions --sessions=1,4,8,16 --generations=6 --runs=5
-#include <unistd.h>
-
+//   many_sessions --sessions=1,4,8,16 --generations=8 --runs=5
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <string>
@@ -33,7 +30,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -179,35 +175,6 @@ std::vector<double> Lags(inspect::StoreReader& store, const RigLog& log) {
   return lags;
 }
 
-// utime + stime of `pid` in seconds; VmHWM in MiB.
-double CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(in)), {});
-  const size_t close = content.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> fields = absl::StrSplit(content.substr(close + 2), ' ');
-  // Fields after the name start at 3 (state); utime is 14, stime 15.
-  double utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
-      !absl::SimpleAtod(fields[12], &stime)) {
-    return 0;
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double PeakRssMib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "VmHWM:")) {
-      double kb = 0;
-      std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (parts.size() >= 2 && absl::SimpleAtod(parts[1], &kb)) return kb / 1024;
-    }
-  }
-  return 0;
-}
-
 int Fail(const absl::Status& s) {
   std::cerr << "many_sessions: " << s << "\n";
   return 1;
@@ -256,7 +223,7 @@ int Main() {
       for (std::thread& t : rigs) t.join();
       const double wall_s = absl::ToDoubleSeconds(absl::Now() - start);
       const double cpu_s = CpuSeconds((*server)->pid());
-      const double rss_mib = PeakRssMib((*server)->pid());
+      const double rss_mib = PeakResidentMiB((*server)->pid());
       auto stopped = (*server)->Stop();
       if (!stopped.ok()) return Fail(stopped.status());
       std::vector<double> calls, boundaries, lags;
