@@ -6,11 +6,10 @@
 // keeps its own pool, sized to the cores and untouched by
 // at::set_num_threads. Left alone, every sgemm of a refit or an Ask fans out
 // to that pool, its threads spin while they wait, and a refit and a
-// background Ask running at once queue for the one pool (measured under the
-// earlier asynchronous refit mode: the rig waited at 8 of 12 generation
-// boundaries with the pool left alone and at none with it bounded;
-// BENCHMARKS.md). So the same bound is applied to OpenBLAS, found at run
-// time (dlsym) so that a build against another BLAS still links and runs.
+// background Ask running at once queue for the one pool (docs/experiments.md
+// has the measurement). So the same bound is applied to OpenBLAS, found at
+// run time (dlsym) so that a build against another BLAS still links and
+// runs.
 #ifndef STIMLOOP_SERVER_TORCH_THREADS_H_
 #define STIMLOOP_SERVER_TORCH_THREADS_H_
 
