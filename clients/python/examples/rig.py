@@ -80,8 +80,7 @@ def main(argv):
         session = client.resume_session(args.session)
     else:
         session = client.create_session(
-            height=64, width=64, channels=1, num_neurons=1,
-            optimizer="genetic", image_space="spectral", seed=1,
+            height=64, width=64, channels=1, num_neurons=1, seed=1,  # the default strategy
             metadata={"subject": "example", "rig": "rig.py"})
     print("session", session.id, flush=True)
 

@@ -239,11 +239,11 @@ class Client:
         self._stub = pb_grpc.StimLoopStub(channel)
 
     def create_session(self, height=64, width=64, channels=1, num_neurons=1,
-                       optimizer="genetic", image_space="spectral", seed=0,
+                       optimizer=None, image_space=None, seed=0,
                        generation_size=0, optimizer_params=None, image_space_params=None,
                        objective=None, metadata=None, surrogate_params=None,
-                       reference_dir="", references_per_generation=0, repeats_per_generation=0,
-                       config=None):
+                       reference_dir="", references_per_generation=0,
+                       repeats_per_generation=None, config=None):
         """Starts a session; returns a Session.
 
         Either the keyword arguments, or `config`: a dict in the shape of
@@ -252,6 +252,9 @@ class Client:
         "optimizer": {"name": "cmaes", "params": {...}}, ...}) or a
         SessionConfig message; then the keyword arguments are ignored.
 
+        optimizer, image_space, repeats_per_generation: None leaves them to
+        the server: with no optimizer named it runs its default strategy
+        (the portfolio in the spectral space, re-showing leading images).
         objective: None (neuron 0), a dict in the shape of stimloop.v1.Objective
         (e.g. {"population_control": {"target": 0}}), or an int (that neuron).
         generation_size 0 means the server's default, 40.
@@ -265,15 +268,18 @@ class Client:
                                       seed=seed)
             config.image.height, config.image.width, config.image.channels = (
                 height, width, channels)
-            config.optimizer.name = optimizer
+            if optimizer is not None:
+                config.optimizer.name = optimizer
             config.optimizer.params.update(optimizer_params or {})
-            config.image_space.name = image_space
+            if image_space is not None:
+                config.image_space.name = image_space
             config.image_space.params.update(image_space_params or {})
             config.surrogate.params.update(surrogate_params or {})
             config.metadata.update(metadata or {})
             config.reference_images.dir = reference_dir
             config.reference_images.per_generation = references_per_generation
-            config.repeats.per_generation = repeats_per_generation
+            if repeats_per_generation is not None:
+                config.repeats.per_generation = repeats_per_generation
             if isinstance(objective, int):
                 config.objective.single_neuron.index = objective
             elif objective is not None:

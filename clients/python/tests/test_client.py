@@ -112,6 +112,15 @@ class ClientTest(unittest.TestCase):
         best_image = stimloop.decode_png(info.best_measured.stimulus.png)
         self.assertAlmostEqual(rate_of(best_image), seen[best_id])
 
+    def test_keywords_without_an_optimizer_run_the_default_strategy(self):
+        session = self.client.create_session(height=32, width=32, num_neurons=1, seed=1,
+                                             generation_size=8)
+        config = session.info().config
+        self.assertEqual(config.optimizer.name, "portfolio")
+        self.assertEqual(config.image_space.name, "spectral")
+        self.assertGreater(config.repeats.per_generation, 0)
+        self.assertEqual(len(session.next_stimuli()), 8)
+
     def test_repeats_reshow_the_best_images(self):
         session = self.new_session(optimizer="random", repeats_per_generation=2)
         first = session.next_stimuli()
