@@ -1,6 +1,7 @@
 #include "models/refit_scheduler.h"
 
 #include <algorithm>
+#include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -257,7 +258,12 @@ void RefitScheduler::RunNextFit() {
     version = versions_ + 1;
     ++fits_started_;
   }
-  absl::StatusOr<FitOutcome> outcome = fit_(Snapshot(n), version, cancel_);
+  absl::StatusOr<FitOutcome> outcome = absl::InternalError("refit: not run");
+  try {
+    outcome = fit_(Snapshot(n), version, cancel_);
+  } catch (const std::exception& e) {  // e.g. LibTorch out of memory: a failed fit, no crash
+    outcome = absl::InternalError(absl::StrCat("refit: the fit threw: ", e.what()));
+  }
   if (outcome.ok() && (outcome->model == nullptr || outcome->model->version() != version)) {
     outcome = absl::InternalError(absl::StrCat(
         "refit: the fit function returned ", outcome->model == nullptr ? "no model" : "a model",

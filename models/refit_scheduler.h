@@ -103,7 +103,8 @@ struct FitOutcome {
 };
 
 // Fits a model version on `data`. Must return promptly (CANCELLED or any
-// error) once `cancel` becomes true. Called on the worker thread only.
+// error) once `cancel` becomes true. An exception it throws counts as a
+// failed fit (INTERNAL with its message). Called by one thread at a time.
 using FitFunction = std::function<absl::StatusOr<FitOutcome>(
     const RefitData& data, int64_t version, const std::atomic<bool>& cancel)>;
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -473,6 +474,30 @@ TEST(RefitSchedulerTest, SchedulersShareOnePool) {
   EXPECT_EQ(b.Latest()->version(), 3);
   EXPECT_EQ(std::static_pointer_cast<const ConstantModel>(a.Latest())->examples(), 6);
   EXPECT_EQ(std::static_pointer_cast<const ConstantModel>(b.Latest())->examples(), 3);
+}
+
+TEST(RefitSchedulerTest, AFitThatThrowsIsAFailedFitNotACrash) {
+  int calls = 0;
+  RefitScheduler s(
+      {},
+      [&](const RefitData& data, int64_t version,
+          const std::atomic<bool>&) -> absl::StatusOr<FitOutcome> {
+        if (++calls == 1) throw std::runtime_error("out of memory");
+        FitOutcome out;
+        out.model = std::make_shared<ConstantModel>(version, data.images.size(0));
+        return out;
+      },
+      nullptr);
+  AppendExamples(s, 2);
+  ASSERT_TRUE(s.AfterAsk(1));
+  s.WaitIdle();
+  EXPECT_EQ(s.last_error().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(std::string(s.last_error().message()).find("out of memory"), std::string::npos);
+  AppendExamples(s, 2);
+  ASSERT_TRUE(s.AfterAsk(2));
+  s.BeforeAsk(3);
+  ASSERT_NE(s.Latest(), nullptr);
+  EXPECT_EQ(s.Latest()->version(), 1) << "the throw took no version number";
 }
 
 TEST(RefitSchedulerTest, AFailedFitTakesNoVersionAndLaterRequestsGoOn) {
