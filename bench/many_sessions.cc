@@ -19,6 +19,9 @@
 //     over the wall time of the run, in cores).
 //
 //   many_sessions --sessions=1,4,8,16 --generations=8 --runs=5
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -29,7 +32,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -137,17 +139,11 @@ absl::Status RunRig(const std::string& address, int index, RigLog* log) {
 
 // The value of "num_trials" in a model version's metrics JSON; -1 if none.
 int64_t NumTrials(const std::string& metrics_json) {
-  const std::string key = "\"num_trials\":";
-  const size_t at = metrics_json.find(key);
-  if (at == std::string::npos) return -1;
-  const size_t begin = at + key.size();
-  const size_t end = metrics_json.find_first_of(",}", begin);
-  double value = -1;
-  if (!absl::SimpleAtod(absl::StripAsciiWhitespace(metrics_json.substr(begin, end - begin)),
-                        &value)) {
-    return -1;
-  }
-  return static_cast<int64_t>(value);
+  google::protobuf::Struct metrics;
+  if (!google::protobuf::util::JsonStringToMessage(metrics_json, &metrics).ok()) return -1;
+  auto it = metrics.fields().find("num_trials");
+  if (it == metrics.fields().end() || !it->second.has_number_value()) return -1;
+  return static_cast<int64_t>(it->second.number_value());
 }
 
 // Model lags (generations) of one session's model-proposed generations.
