@@ -455,6 +455,12 @@ int Main() {
     }
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
+  // The whole process over every session: the cost of one optimizer when
+  // the run has one (--optimizers=portfolio), a mix otherwise.
+  const double responses = static_cast<double>(jobs.size()) *
+                           static_cast<double>(*std::max_element(budgets.begin(), budgets.end()));
+  std::cout << absl::StrFormat("# %.0f CPU s, %.1f CPU s per 1000 responses per session\n",
+                               CpuSeconds(getpid()), 1000.0 * CpuSeconds(getpid()) / responses);
   if (dump.is_open()) {
     dump << "cell,seed,budget,rank,generation,model_version,predicted,presentations,mean,"
             "true_fraction,objectives\n";

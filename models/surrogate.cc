@@ -14,6 +14,12 @@ namespace {
 
 constexpr char kFormat[] = "stimloop.surrogate.v1";
 
+// g of models/surrogate.h: drives -> rates.
+torch::Tensor Rates(const torch::Tensor& z, RateNonlinearity output) {
+  if (output == RateNonlinearity::kExp) return torch::exp(z.clamp_max(20));
+  return torch::softplus(z);
+}
+
 int64_t ReadInt(torch::serialize::InputArchive& archive, const std::string& key) {
   torch::Tensor t;
   archive.read(key, t);
@@ -44,6 +50,10 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> ReadArchive(
           absl::StrCat(where, ": unknown readout mask ", kind, " (0 free, 1 Gaussian)"));
     }
     options.readout = static_cast<ReadoutMask>(kind);
+  }
+  torch::Tensor normalization;  // absent in checkpoints from before the pool
+  if (archive.try_read("normalization", normalization)) {
+    options.normalization = normalization.item<int64_t>() != 0;
   }
   const int64_t version = ReadInt(archive, "version");
   const int64_t members = ReadInt(archive, "num_members");
@@ -84,6 +94,7 @@ void WriteArchive(const Surrogate& model, torch::serialize::OutputArchive& archi
   put("num_neurons", o.num_neurons);
   put("output", static_cast<int64_t>(o.output));
   put("readout", static_cast<int64_t>(o.readout));
+  put("normalization", o.normalization ? 1 : 0);
   for (int64_t m = 0; m < model.num_members(); ++m) {
     torch::serialize::OutputArchive sub;
     model.members()[m]->save(sub);
@@ -105,6 +116,11 @@ SurrogateHeadImpl::SurrogateHeadImpl(const SurrogateHeadOptions& options) : opti
   readout_ = register_module(
       "readout", FactorizedReadout(f.channels + options.core_channels, f.height, f.width,
                                    options.num_neurons, options.readout));
+  if (options.normalization) {
+    pool_ = register_module("pool", FactorizedReadout(f.channels + options.core_channels, f.height,
+                                                      f.width, options.num_neurons,
+                                                      ReadoutMask::kFree));
+  }
   feature_mean_ = register_buffer("feature_mean", torch::zeros({1, f.channels, 1, 1}));
   feature_scale_ = register_buffer("feature_scale", torch::ones({1, f.channels, 1, 1}));
 }
@@ -114,9 +130,8 @@ torch::Tensor SurrogateHeadImpl::forward(const torch::Tensor& features) const {
   if (options_.core_channels > 0) {
     x = torch::cat({x, torch::elu(torch::conv2d(x, core_->weight, core_->bias))}, 1);
   }
-  const torch::Tensor z = readout_->forward(x);
-  if (options_.output == RateNonlinearity::kExp) return torch::exp(z.clamp_max(20));
-  return torch::softplus(z);
+  const torch::Tensor rates = Rates(readout_->forward(x), options_.output);
+  return pool_ ? rates / (1 + torch::softplus(pool_->forward(x))) : rates;
 }
 
 torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& standardized,
@@ -131,12 +146,12 @@ torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& stand
   // u[b, p, j] = sum_f w[j, f] x[b, p, f] + sum_k w[j, F + k] core[b, p, k].
   const torch::Tensor& weights = readout_->weights();  // [n, F + K]
   const int64_t n = options_.num_neurons, k = options_.core_channels;
-  torch::Tensor u;  // [b, p, j]
+  torch::Tensor u, core;  // [b, p, j], [b, p, K]
   if (k > 0) {
     const torch::Tensor both = torch::matmul(
         standardized, torch::cat({core_->weight.flatten(1), weights.narrow(1, 0, f.channels)}, 0)
                           .t());  // [b, p, K + n]
-    const torch::Tensor core = torch::elu(both.narrow(2, 0, k) + core_->bias);
+    core = torch::elu(both.narrow(2, 0, k) + core_->bias);
     u = both.narrow(2, k, n) + torch::matmul(core, weights.narrow(1, f.channels, k).t());
   } else {
     u = torch::matmul(standardized, weights.t());
@@ -144,9 +159,14 @@ torch::Tensor SurrogateHeadImpl::ForwardPositionMajor(const torch::Tensor& stand
   const torch::Tensor mask = position_noise.defined()
                                  ? readout_->SampledMask(position_noise).flatten(2).transpose(1, 2)
                                  : readout_->mask().flatten(1).t();  // [b, p, j] or [p, j]
-  const torch::Tensor z = (u * mask).sum(1) + readout_->bias();
-  if (options_.output == RateNonlinearity::kExp) return torch::exp(z.clamp_max(20));
-  return torch::softplus(z);
+  const torch::Tensor rates = Rates((u * mask).sum(1) + readout_->bias(), options_.output);
+  if (!pool_) return rates;
+  // The pool: the same sums with its own weights and (free) mask.
+  const torch::Tensor& pool_weights = pool_->weights();
+  torch::Tensor v = torch::matmul(standardized, pool_weights.narrow(1, 0, f.channels).t());
+  if (k > 0) v = v + torch::matmul(core, pool_weights.narrow(1, f.channels, k).t());
+  const torch::Tensor q = (v * pool_->mask().flatten(1).t()).sum(1) + pool_->bias();
+  return rates / (1 + torch::softplus(q));
 }
 
 torch::Tensor StandardizedPositionMajor(const torch::Tensor& features, const torch::Tensor& mean,
@@ -175,10 +195,13 @@ void SurrogateHeadImpl::Reset(const torch::Tensor& feature_mean,
                                  ? rates.log()
                                  : rates + torch::log(-torch::expm1(-rates));
   readout_->ResetParameters(0.01, bias, generator, centers);
+  // softplus(-4) = 0.018: the pool starts as a divisor of about 1.
+  if (pool_) pool_->ResetParameters(0.01, torch::full_like(bias, -4.0), generator);
 }
 
 torch::Tensor SurrogateHeadImpl::Regularization(double l1_mask, double l1_features) const {
-  return readout_->Regularization(l1_mask, l1_features);
+  const torch::Tensor penalty = readout_->Regularization(l1_mask, l1_features);
+  return pool_ ? penalty + pool_->Regularization(l1_mask, l1_features) : penalty;
 }
 
 std::vector<torch::Tensor> SurrogateHeadImpl::CoreParameters() const {
@@ -198,7 +221,8 @@ Surrogate::Surrogate(int64_t version, std::shared_ptr<const FrontEnd> front_end,
                     o.num_neurons == members_.front()->options().num_neurons &&
                     o.core_channels == members_.front()->options().core_channels &&
                     o.output == members_.front()->options().output &&
-                    o.readout == members_.front()->options().readout,
+                    o.readout == members_.front()->options().readout &&
+                    o.normalization == members_.front()->options().normalization,
                 "Surrogate: member does not match the front end or the other members");
     head->eval();
     for (torch::Tensor& p : head->parameters()) {
@@ -220,23 +244,34 @@ void Surrogate::StackMembers() {
   }
   const int64_t channels = first->options().features.channels;
   const int64_t core_channels = first->options().core_channels;
-  std::vector<torch::Tensor> masks, feature_weights, core_weights, biases, kernels, core_biases;
-  for (const SurrogateHead& head : members_) {
-    const FactorizedReadout& readout = head->readout();
-    masks.push_back(readout->mask().flatten(1));                      // [n, h*w]
-    feature_weights.push_back(readout->weights().narrow(1, 0, channels));  // [n, F]
-    biases.push_back(readout->bias().unsqueeze(0));                    // [1, n]
-    if (core_channels > 0) {
-      core_weights.push_back(readout->weights().narrow(1, channels, core_channels));
+  // One readout of every member, stacked.
+  auto stack = [&](auto readout_of, torch::Tensor* masks, torch::Tensor* feature_weights,
+                   torch::Tensor* core_weights, torch::Tensor* biases) {
+    std::vector<torch::Tensor> m, fw, cw, b;
+    for (const SurrogateHead& head : members_) {
+      const FactorizedReadout& readout = readout_of(head);
+      m.push_back(readout->mask().flatten(1));                    // [n, h*w]
+      fw.push_back(readout->weights().narrow(1, 0, channels));   // [n, F]
+      b.push_back(readout->bias().unsqueeze(0));                  // [1, n]
+      if (core_channels > 0) cw.push_back(readout->weights().narrow(1, channels, core_channels));
+    }
+    *masks = torch::stack(m, 0);
+    *feature_weights = torch::stack(fw, 0);
+    *biases = torch::stack(b, 0);
+    if (core_channels > 0) *core_weights = torch::stack(cw, 0);
+  };
+  stack([](const SurrogateHead& h) -> const FactorizedReadout& { return h->readout(); }, &masks_,
+        &feature_weights_, &core_weights_, &biases_);
+  if (first->options().normalization) {
+    stack([](const SurrogateHead& h) -> const FactorizedReadout& { return h->pool(); },
+          &pool_masks_, &pool_feature_weights_, &pool_core_weights_, &pool_biases_);
+  }
+  if (core_channels > 0) {
+    std::vector<torch::Tensor> kernels, core_biases;
+    for (const SurrogateHead& head : members_) {
       kernels.push_back(head->core()->weight);  // [K, F, 1, 1]
       core_biases.push_back(head->core()->bias);
     }
-  }
-  masks_ = torch::stack(masks, 0);
-  feature_weights_ = torch::stack(feature_weights, 0);
-  biases_ = torch::stack(biases, 0);
-  if (core_channels > 0) {
-    core_weights_ = torch::stack(core_weights, 0);
     core_kernels_ = torch::cat(kernels, 0);
     core_biases_ = torch::cat(core_biases, 0);
   }
@@ -254,20 +289,28 @@ torch::Tensor Surrogate::PredictMembersFromFeatures(const torch::Tensor& feature
   // Index letters: b image, f feature channel, p feature position, m member,
   // j neuron, k core channel. SurrogateHeadImpl::forward, for all m at once.
   const torch::Tensor x = (features - feature_mean_) / feature_scale_;  // [b, f, h, w]
-  const torch::Tensor pooled = torch::einsum("bfp,mjp->mbfj", {x.flatten(2), masks_});
-  torch::Tensor z = torch::einsum("mbfj,mjf->mbj", {pooled, feature_weights_}) + biases_;
+  torch::Tensor by_member;  // the members' core outputs [b, m, k, p]
   if (core_kernels_.defined()) {
     const int64_t members = masks_.size(0);
     const torch::Tensor core = torch::elu(torch::conv2d(x, core_kernels_, core_biases_));
-    const torch::Tensor by_member =
-        core.flatten(2).unflatten(1, {members, core_kernels_.size(0) / members});  // [b,m,k,p]
-    const torch::Tensor pooled_core = torch::einsum("bmkp,mjp->mbkj", {by_member, masks_});
-    z = z + torch::einsum("mbkj,mjk->mbj", {pooled_core, core_weights_});
+    by_member = core.flatten(2).unflatten(1, {members, core_kernels_.size(0) / members});
   }
-  if (members_.front()->options().output == RateNonlinearity::kExp) {
-    return torch::exp(z.clamp_max(20));
-  }
-  return torch::softplus(z);
+  // One stacked readout's drive [m, b, j].
+  auto drive = [&](const torch::Tensor& masks, const torch::Tensor& feature_weights,
+                   const torch::Tensor& core_weights, const torch::Tensor& biases) {
+    const torch::Tensor pooled = torch::einsum("bfp,mjp->mbfj", {x.flatten(2), masks});
+    torch::Tensor z = torch::einsum("mbfj,mjf->mbj", {pooled, feature_weights}) + biases;
+    if (by_member.defined()) {
+      const torch::Tensor pooled_core = torch::einsum("bmkp,mjp->mbkj", {by_member, masks});
+      z = z + torch::einsum("mbkj,mjk->mbj", {pooled_core, core_weights});
+    }
+    return z;
+  };
+  const torch::Tensor rates = Rates(drive(masks_, feature_weights_, core_weights_, biases_),
+                                    members_.front()->options().output);
+  if (!pool_masks_.defined()) return rates;
+  return rates / (1 + torch::softplus(drive(pool_masks_, pool_feature_weights_,
+                                            pool_core_weights_, pool_biases_)));
 }
 
 torch::Tensor Surrogate::PredictMembers(const torch::Tensor& images) const {

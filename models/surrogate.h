@@ -2,10 +2,17 @@
 // trainable heads (core -> factorized readout, free or Gaussian mask ->
 // non-negative rate).
 //
-//   member m:  rates = g( readout_m( [x, elu(conv1x1_m(x))] ) ),
+//   member m:  rates = g( readout_m(f) ) / (1 + softplus( pool_m(f) )),
+//              f = [x, elu(conv1x1_m(x))],
 //              x = (front_end(images) - feature_mean) / feature_scale
 //
-// g is softplus (default) or exp. feature_mean / feature_scale are per
+// The divisor is there only with `normalization` (SurrogateSpec): pool_m is
+// a second factorized readout, always with a free mask, whose output
+// divides the rate (divisive normalization, Heeger 1992; Carandini & Heeger
+// 2012; learned as in Burg et al. 2021): suppression by what the cell's
+// surround or its other features see, which the readout's weighted sum
+// cannot express. It starts near 1 (pool bias -4) so that a fit begins as
+// the model without it. g is softplus (default) or exp. feature_mean / feature_scale are per
 // channel statistics of the training features (buffers, fixed per fit), so
 // any front end's features arrive standardized. core_channels = 0 drops the
 // 1x1 core and its skip: the readout then sees x alone.
@@ -45,6 +52,7 @@ struct SurrogateHeadOptions {
   int64_t num_neurons = 1;
   RateNonlinearity output = RateNonlinearity::kSoftplus;
   ReadoutMask readout = ReadoutMask::kFree;
+  bool normalization = false;  // the divisive pool above
 };
 
 // One ensemble member's trainable part.
@@ -76,13 +84,16 @@ class SurrogateHeadImpl : public torch::nn::Module {
              const torch::Tensor& initial_rates, at::Generator& generator,
              const torch::Tensor& centers = {});
 
-  // The readout's L1 penalty (FactorizedReadoutImpl::Regularization).
+  // The readouts' L1 penalty (FactorizedReadoutImpl::Regularization), the
+  // pool's included.
   torch::Tensor Regularization(double l1_mask, double l1_features) const;
   // Parameters of the 1x1 core (for weight decay); empty when core_channels = 0.
   std::vector<torch::Tensor> CoreParameters() const;
 
   const SurrogateHeadOptions& options() const { return options_; }
   const FactorizedReadout& readout() const { return readout_; }
+  // The normalization pool (nullptr without normalization).
+  const FactorizedReadout& pool() const { return pool_; }
   // The 1x1 core (nullptr when core_channels = 0) and the feature statistics.
   const torch::nn::Conv2d& core() const { return core_; }
   const torch::Tensor& feature_mean() const { return feature_mean_; }
@@ -92,6 +103,7 @@ class SurrogateHeadImpl : public torch::nn::Module {
   SurrogateHeadOptions options_;
   torch::nn::Conv2d core_{nullptr};
   FactorizedReadout readout_{nullptr};
+  FactorizedReadout pool_{nullptr};
   torch::Tensor feature_mean_, feature_scale_;  // buffers [1, F, 1, 1]
 };
 TORCH_MODULE(SurrogateHead);
@@ -138,6 +150,8 @@ class Surrogate : public ResponseModel {
   // masks [M, n, h*w], feature_weights [M, n, F], core_weights [M, n, K],
   // biases [M, 1, n], core_kernels [M*K, F, 1, 1], core_biases [M*K].
   torch::Tensor masks_, feature_weights_, core_weights_, biases_, core_kernels_, core_biases_;
+  // The same for the normalization pools (defined with normalization).
+  torch::Tensor pool_masks_, pool_feature_weights_, pool_core_weights_, pool_biases_;
   // The members' shared feature statistics; defined only when every member
   // has the same ones (then the stacked path is used).
   torch::Tensor feature_mean_, feature_scale_;

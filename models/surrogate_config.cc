@@ -22,6 +22,7 @@ void ReadSurrogateParams(ParamReader& r, SurrogateSpec* spec) {
   s.output = static_cast<RateNonlinearity>(r.GetInt("output", 0, 0, 1));
   s.readout = static_cast<ReadoutMask>(r.GetInt("readout", 0, 0, 1));
   s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);
+  s.normalization = r.GetInt("normalization", s.normalization ? 1 : 0, 0, 1) != 0;
   s.min_trials = r.GetInt("min_trials", s.min_trials, 8, 1000000000);
   s.model_class = static_cast<SurrogateClass>(r.GetInt("model_class", 0, 0, 1));
   s.parametric_starts = r.GetInt("parametric_starts", s.parametric_starts, 1, 256);

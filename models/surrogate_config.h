@@ -28,6 +28,9 @@
 //   core_channels       16       [0, 256]       hidden channels of the trainable
 //                                               1x1 core (0: readout sees the
 //                                               front end's features directly)
+//   normalization       0        {0, 1}         1: the rate is divided by a learned
+//                                               pool of the same features (divisive
+//                                               normalization, models/surrogate.h)
 //   min_trials          50       [8, 1e9]       FitSurrogate refuses fewer trials
 //   model_class         0        {0, 1}         0 the flexible model (front end,
 //                                               core, readout: models/surrogate.h);
@@ -100,6 +103,7 @@ struct SurrogateSpec {
   RateNonlinearity output = RateNonlinearity::kSoftplus;
   ReadoutMask readout = ReadoutMask::kFree;
   int64_t core_channels = 16;
+  bool normalization = false;
   int64_t min_trials = 50;
   SurrogateClass model_class = SurrogateClass::kFlexible;
   int64_t parametric_starts = 8;

@@ -105,6 +105,7 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   options.num_neurons = num_neurons;
   options.output = spec.output;
   options.readout = spec.readout;
+  options.normalization = spec.normalization;
   if (features.size(1) != options.features.channels ||
       features.size(2) != options.features.height || features.size(3) != options.features.width) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -593,17 +593,24 @@ TEST(SurrogateFitTest, BadDataIsRejectedNamingTheField) {
 // nonlinearities and both masks, and differentiable in the images the same
 // way.
 TEST(SurrogateFitTest, StackedEnsembleEqualsEveryMembersForward) {
-  for (const auto& [core_channels, output, readout] :
-       std::vector<std::tuple<double, double, double>>{
-           {16, 0, 0}, {0, 0, 0}, {4, 1, 0}, {16, 0, 1}, {0, 0, 1}}) {
+  for (const auto& [core_channels, output, readout, normalization] :
+       std::vector<std::tuple<double, double, double, double>>{{16, 0, 0, 0},
+                                                               {0, 0, 0, 0},
+                                                               {4, 1, 0, 0},
+                                                               {16, 0, 1, 0},
+                                                               {0, 0, 1, 0},
+                                                               {16, 0, 0, 1},
+                                                               {0, 1, 1, 1}}) {
     SCOPED_TRACE(::testing::Message() << "core_channels " << core_channels << ", output " << output
-                                      << ", readout " << readout);
+                                      << ", readout " << readout << ", normalization "
+                                      << normalization);
     SurrogateSpec spec = Spec({{"ensemble_size", 3},
                                {"max_epochs", 4},
                                {"gabor_stride", 2},
                                {"core_channels", core_channels},
                                {"output", output},
-                               {"readout", readout}});
+                               {"readout", readout},
+                               {"normalization", normalization}});
     const auto front_end = SmallGabor(spec);
     auto model = FitSurrogate(SmallTrials(80, 2, 5), spec, front_end, 1, 1, nullptr, nullptr);
     ASSERT_TRUE(model.ok()) << model.status();
@@ -631,16 +638,19 @@ TEST(SurrogateFitTest, StackedEnsembleEqualsEveryMembersForward) {
 // The trainer's layout: a head fed standardized position-major features
 // gives forward's rates and the same gradients in every parameter (what Adam
 // steps on), with and without the core, for 3 neurons, both outputs and both
-// masks.
+// masks, with and without the normalization pool.
 TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
-  for (const auto& [core_channels, output, readout] :
-       std::vector<std::tuple<int64_t, RateNonlinearity, ReadoutMask>>{
-           {16, RateNonlinearity::kSoftplus, ReadoutMask::kFree},
-           {0, RateNonlinearity::kSoftplus, ReadoutMask::kFree},
-           {4, RateNonlinearity::kExp, ReadoutMask::kFree},
-           {16, RateNonlinearity::kSoftplus, ReadoutMask::kGaussian}}) {
+  for (const auto& [core_channels, output, readout, normalization] :
+       std::vector<std::tuple<int64_t, RateNonlinearity, ReadoutMask, bool>>{
+           {16, RateNonlinearity::kSoftplus, ReadoutMask::kFree, false},
+           {0, RateNonlinearity::kSoftplus, ReadoutMask::kFree, false},
+           {4, RateNonlinearity::kExp, ReadoutMask::kFree, false},
+           {16, RateNonlinearity::kSoftplus, ReadoutMask::kGaussian, false},
+           {16, RateNonlinearity::kSoftplus, ReadoutMask::kFree, true},
+           {0, RateNonlinearity::kExp, ReadoutMask::kGaussian, true}}) {
     SCOPED_TRACE(::testing::Message()
-                 << "core_channels " << core_channels << ", readout " << static_cast<int>(readout));
+                 << "core_channels " << core_channels << ", readout " << static_cast<int>(readout)
+                 << ", normalization " << normalization);
     const SurrogateSpec spec = Spec({{"gabor_stride", 2}});
     const auto front_end = SmallGabor(spec);
     const torch::Tensor features = front_end->Forward(Probe());
@@ -652,6 +662,7 @@ TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
     options.num_neurons = 3;
     options.output = output;
     options.readout = readout;
+    options.normalization = normalization;
     SurrogateHead head(options);
     head->Reset(mean, scale, torch::full({3}, 2.0), generator);
     {
@@ -695,10 +706,15 @@ TEST(SurrogateHeadTest, PositionMajorForwardEqualsForward) {
 }
 
 TEST(SurrogateCheckpointTest, RoundTripGivesIdenticalPredictions) {
-  for (const ReadoutMask readout : {ReadoutMask::kFree, ReadoutMask::kGaussian}) {
-    SCOPED_TRACE(::testing::Message() << "readout " << static_cast<int>(readout));
+  for (const auto& [readout, normalization] :
+       std::vector<std::pair<ReadoutMask, bool>>{{ReadoutMask::kFree, false},
+                                                 {ReadoutMask::kGaussian, false},
+                                                 {ReadoutMask::kFree, true}}) {
+    SCOPED_TRACE(::testing::Message() << "readout " << static_cast<int>(readout)
+                                      << ", normalization " << normalization);
     SurrogateSpec spec = SmallSpec();
     spec.readout = readout;
+    spec.normalization = normalization;
     const auto front_end = SmallGabor(spec);
     auto model = FitSurrogate(SmallTrials(80, 1, 7), spec, front_end, 4, 1, nullptr, nullptr);
     ASSERT_TRUE(model.ok()) << model.status();
