@@ -59,6 +59,17 @@ absl::Status PgSessionStore::InTransaction(absl::string_view what,
   return conn_->Commit(context);
 }
 
+absl::Status PgSessionStore::InSessionTransaction(const std::string& session_id,
+                                                  absl::string_view what,
+                                                  absl::FunctionRef<absl::Status()> body) {
+  absl::Status status = InTransaction(what, body);
+  // The caller's copy of the session may now differ from the store (a
+  // commit whose outcome is unknown, a write the fence refused): it is
+  // reloaded before it serves again (SessionManager::Find asks Holds).
+  if (!status.ok()) held_.erase(session_id);
+  return status;
+}
+
 absl::Status PgSessionStore::InsertEvent(const std::string& session_id, absl::string_view kind,
                                          absl::string_view detail, absl::Time time) {
   PgParams p;
@@ -125,7 +136,7 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
                                                 const std::string& optimizer_state,
                                                 int64_t responses_told) {
   absl::MutexLock lock(&mu_);
-  return InTransaction("insert into generations", [&]() -> absl::Status {
+  return InSessionTransaction(session_id, "insert into generations", [&]() -> absl::Status {
     if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
     PgParams g;
     g.Text(session_id)
@@ -179,7 +190,7 @@ absl::Status PgSessionStore::StimuliHandedOut(const std::string& session_id,
                                               absl::Span<const std::string> stimulus_ids) {
   const int64_t now = Nanos(absl::Now());
   absl::MutexLock lock(&mu_);
-  return InTransaction("update stimuli", [&]() -> absl::Status {
+  return InSessionTransaction(session_id, "update stimuli", [&]() -> absl::Status {
     if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
     for (const std::string& id : stimulus_ids) {
       PgParams p;
@@ -205,7 +216,7 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
                                                absl::Time received) {
   const std::string ack_bytes = ack.SerializeAsString();
   absl::MutexLock lock(&mu_);
-  return InTransaction("insert into reports", [&]() -> absl::Status {
+  return InSessionTransaction(session_id, "insert into reports", [&]() -> absl::Status {
     if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
     PgParams p;
     p.Text(session_id)
@@ -250,7 +261,7 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
 
 absl::Status PgSessionStore::SessionClosed(const std::string& session_id, absl::Time closed) {
   absl::MutexLock lock(&mu_);
-  absl::Status status = InTransaction("update sessions", [&]() -> absl::Status {
+  absl::Status status = InSessionTransaction(session_id, "update sessions", [&]() -> absl::Status {
     if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
     PgParams p;
     p.Int(Nanos(closed)).Text(session_id);
@@ -281,7 +292,7 @@ absl::Status PgSessionStore::RecordModelVersion(const std::string& session_id, i
                                                 absl::string_view checkpoint,
                                                 absl::Time created) {
   absl::MutexLock lock(&mu_);
-  return InTransaction("insert into model_versions", [&]() -> absl::Status {
+  return InSessionTransaction(session_id, "insert into model_versions", [&]() -> absl::Status {
     PgParams p;
     p.Text(session_id)
         .Int(version)

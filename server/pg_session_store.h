@@ -12,7 +12,11 @@
 // first checks, in its transaction, that this replica's lease on it stands
 // (the fence). A write for a session this replica does not own fails with
 // OwnedElsewhereError (another live owner) or UNAVAILABLE (the lease was
-// lost and has since expired: retry, the session is reloaded).
+// lost and has since expired: retry, the session is reloaded). After any
+// failed write of a session (e.g. a lost connection, where the commit's
+// outcome is unknown) Holds is false for it until it is claimed again, so
+// the server reloads it from the store instead of going on from a copy
+// that may differ.
 //
 // Thread-safe: one connection, every call serialized by a mutex. A lost
 // connection is re-established on the next call; a transaction it cut
@@ -103,6 +107,12 @@ class PgSessionStore : public DurableStore, public SessionLeases {
 
   // Runs `body` inside BEGIN ... COMMIT (ROLLBACK on error).
   absl::Status InTransaction(absl::string_view what, absl::FunctionRef<absl::Status()> body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // InTransaction for a write of `session_id`; on error, this replica no
+  // longer counts as holding it (Holds), so that the session is reloaded
+  // from the store before it serves again.
+  absl::Status InSessionTransaction(const std::string& session_id, absl::string_view what,
+                                    absl::FunctionRef<absl::Status()> body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The fence: OK when this replica owns the lease of `session_id`
   // (extending it), else the error every write of it gets.

@@ -167,6 +167,27 @@ TEST_F(PgLeasesTest, RenewReportsLostSessionsAndReleaseFreesThem) {
   EXPECT_EQ(*claimed, SessionLeases::Claimed::kNew);
 }
 
+// After a failed write the in-memory copy may differ from the store: the
+// replica stops counting the session as held until it claims (and the
+// server reloads) it again.
+TEST_F(PgLeasesTest, FailedWriteMakesTheSessionReloadBeforeItServesAgain) {
+  auto a = Replica("replica-a", "10.0.0.1:50051");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(a->SessionCreated("s", Config(), absl::Now()).ok());
+  ASSERT_TRUE(a->GenerationProposed("s", 1, Generation(1), "state 1", 0).ok());
+  const std::vector<ResponseEntry> responses = {{"s-1", {1.0}, false}};
+  v1::ReportResponsesAck ack;
+  ASSERT_TRUE(a->ResponsesReported("s", "r", "digest", responses, ack, absl::Now()).ok());
+  EXPECT_TRUE(a->Holds("s"));
+  const absl::Status again = a->ResponsesReported("s", "r", "digest", responses, ack, absl::Now());
+  EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
+  EXPECT_FALSE(a->Holds("s"));
+  auto claimed = a->Claim("s");
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_EQ(*claimed, SessionLeases::Claimed::kHeld);
+  EXPECT_TRUE(a->Holds("s"));
+}
+
 TEST_F(PgLeasesTest, ClosedSessionNeedsNoOwner) {
   auto a = Replica("replica-a", "10.0.0.1:50051");
   auto b = Replica("replica-b", "10.0.0.2:50051");
