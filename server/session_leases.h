@@ -14,42 +14,20 @@
 //   "session_id: session 'ab12cd34' is owned by replica 'host-4711-9f3a' at
 //    10.0.0.7:50051; send its requests there"
 // The address is the owner's --advertise_address; clients go there
-// (OwnerAddressFromError parses it back).
+// (base/session_owner.h writes and parses the message).
 #ifndef STIMLOOP_SERVER_SESSION_LEASES_H_
 #define STIMLOOP_SERVER_SESSION_LEASES_H_
 
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/session_owner.h"
 
 namespace stimloop {
-
-// The error for a session owned by the live replica `owner` at `address`.
-inline absl::Status OwnedElsewhereError(absl::string_view session_id, absl::string_view owner,
-                                        absl::string_view address) {
-  return absl::FailedPreconditionError(absl::StrCat("session_id: session '", session_id,
-                                                    "' is owned by replica '", owner, "' at ",
-                                                    address, "; send its requests there"));
-}
-
-// The owner's address in an OwnedElsewhereError's message; nullopt for any
-// other message.
-inline std::optional<std::string> OwnerAddressFromError(absl::string_view message) {
-  constexpr absl::string_view kAt = "' at ";
-  constexpr absl::string_view kEnd = "; send its requests there";
-  if (message.find("' is owned by replica '") == absl::string_view::npos) return std::nullopt;
-  const size_t end = message.rfind(kEnd);
-  if (end == absl::string_view::npos) return std::nullopt;
-  const size_t at = message.rfind(kAt, end);
-  if (at == absl::string_view::npos) return std::nullopt;
-  return std::string(message.substr(at + kAt.size(), end - at - kAt.size()));
-}
 
 class SessionLeases {
  public:

@@ -223,5 +223,54 @@ TEST(ReplicaTest, ModelBasedSessionContinuesExactlyOnAnotherReplicaAfterSigkill)
   EXPECT_GE(failover.model_versions.back(), kGenerations - 2);
 }
 
+// RigClient with both replicas' addresses follows the session: a client of
+// the wrong replica is sent to the owner, and after the owner's SIGKILL the
+// rig's calls move to the live replica (which takes the session over) with
+// no error reaching the rig and no acknowledged response lost.
+TEST(ReplicaTest, RigClientFollowsTheOwnerAndFailsOver) {
+  STIMLOOP_START_POSTGRES_OR_SKIP(cluster);
+  auto uri = cluster->CreateDatabase("follow");
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  const std::string dir = FreshTempDir("replica-follow");
+  auto a = StartReplica(dir, "replica-a", *uri);
+  auto b = StartReplica(dir, "replica-b", *uri);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+
+  RigClientOptions options;
+  options.address = a->address();
+  options.replicas = {b->address()};
+  options.retry_backoff = absl::Milliseconds(50);
+  auto rig = RigClient::Connect(options);
+  ASSERT_TRUE(rig.ok()) << rig.status();
+  auto session = (*rig)->CreateSession(SmallConfig(20261207));
+  ASSERT_TRUE(session.ok()) << session.status();
+  const std::string id = session->id();
+
+  // A client that starts at B is sent to A, the owner.
+  RigClientOptions other = options;
+  other.address = b->address();
+  other.replicas = {a->address()};
+  auto viewer = RigClient::Connect(other);
+  ASSERT_TRUE(viewer.ok()) << viewer.status();
+  auto seen = (*viewer)->GetSession(id);
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_EQ((*viewer)->current_address(), a->address());
+
+  int64_t acknowledged = 0;
+  for (int g = 1; g <= 4; ++g) {
+    auto batch = (*rig)->NextStimuli(id, 0);
+    ASSERT_TRUE(batch.ok()) << "generation " << g << ": " << batch.status();
+    if (g == 3) a->Kill();  // with the batch handed out, not reported
+    auto ack = (*rig)->ReportResponses(id, absl::StrCat("report-", g), RatesFor(*batch));
+    ASSERT_TRUE(ack.ok()) << "generation " << g << ": " << ack.status();
+    EXPECT_EQ(ack->counts().responses(), acknowledged + batch->stimuli_size());
+    acknowledged = ack->counts().responses();
+  }
+  EXPECT_EQ((*rig)->current_address(), b->address());
+  auto end = (*rig)->GetSession(id);
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->counts().responses(), acknowledged);
+}
+
 }  // namespace
 }  // namespace stimloop
