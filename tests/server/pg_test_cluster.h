@@ -2,7 +2,8 @@
 // directory, then `postgres` on a free loopback port (and a Unix socket in
 // that directory), with fsync off (the tests kill stimloop servers, never
 // this one). Run from Debian's postgresql package (/usr/lib/postgresql/
-// <version>/bin, or $STIMLOOP_PG_BINDIR).
+// <version>/bin, or $STIMLOOP_PG_BINDIR). Benchmarks start it `durable`
+// (fsync on, PostgreSQL's defaults) to time real commits.
 //
 // PostgreSQL refuses to run as root: as root (as in CI) initdb and postgres
 // run as the unprivileged user `postgres` (the package creates it), the
@@ -52,7 +53,8 @@ class PgTestCluster {
  public:
   // Starts a server; the reason it cannot otherwise (FAILED_PRECONDITION
   // when PostgreSQL is not installed, UNAVAILABLE when it does not start).
-  static absl::StatusOr<std::unique_ptr<PgTestCluster>> Start(const std::string& name) {
+  static absl::StatusOr<std::unique_ptr<PgTestCluster>> Start(const std::string& name,
+                                                               bool durable = false) {
     const std::string bin = BinDir();
     std::error_code exists_error;
     if (bin.empty() || !std::filesystem::exists(bin + "/initdb", exists_error)) {
@@ -97,11 +99,16 @@ class PgTestCluster {
     }
     for (int attempt = 0; attempt < 3; ++attempt) {
       cluster->port_ = FreePort();
-      cluster->pid_ = cluster->RunAsUser(
-          {bin + "/postgres", "-D", data, "-p", std::to_string(cluster->port_), "-k",
-           cluster->dir_, "-h", "127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
-           "-c", "max_connections=50"},
-          cluster->dir_ + "/postgres.log", /*wait=*/false);
+      std::vector<std::string> args = {bin + "/postgres", "-D", data, "-p",
+                                       std::to_string(cluster->port_), "-k", cluster->dir_,
+                                       "-h", "127.0.0.1", "-c", "max_connections=50"};
+      if (!durable) {
+        for (const char* fast : {"fsync=off", "full_page_writes=off"}) {
+          args.push_back("-c");
+          args.push_back(fast);
+        }
+      }
+      cluster->pid_ = cluster->RunAsUser(args, cluster->dir_ + "/postgres.log", /*wait=*/false);
       if (cluster->WaitReady()) return cluster;
       cluster->Stop();
     }
