@@ -2,6 +2,7 @@
 // open session, claimed, renewed, checked by every write (the fence) and
 // released. Expiry is the database's clock (clock_timestamp()), so replicas
 // need not agree on the time; Holds is this machine's conservative view.
+#include <algorithm>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -31,17 +32,20 @@ void PgSessionStore::SetAddress(const std::string& address) {
 }
 
 absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& session_id) {
-  absl::MutexLock lock(&mu_);
-  if (address_.empty()) {
+  const std::string address = Address();
+  if (address.empty()) {
     return absl::UnavailableError(
         "session store: this replica is starting (no advertised address yet); retry");
   }
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
   const absl::Time start = absl::Now();
   Claimed claimed = Claimed::kNew;
-  absl::Status status = InTransaction("claiming a lease", [&]() -> absl::Status {
+  absl::Status status = InTransaction(c, "claiming a lease", [&]() -> absl::Status {
     PgParams id;
     id.Text(session_id);
-    auto session = conn_->Exec("SELECT status FROM sessions WHERE id = $1 FOR SHARE", id,
+    auto session = c.Exec("SELECT status FROM sessions WHERE id = $1 FOR SHARE", id,
                                "session store: select from sessions");
     if (!session.ok()) return session.status();
     if (session->rows() == 0) return NoSession(session_id);
@@ -49,7 +53,7 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
       claimed = Claimed::kClosed;
       return absl::OkStatus();
     }
-    auto lease = conn_->Exec(
+    auto lease = c.Exec(
         "SELECT owner, address, expires_at > clock_timestamp() FROM leases "
         "WHERE session_id = $1 FOR UPDATE",
         id, "session store: select from leases");
@@ -65,8 +69,8 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
     // Takes the row only from this replica or an expired owner: a replica
     // that inserted it concurrently keeps it (no row returned).
     PgParams p = TtlParams();
-    p.Text(session_id).Text(replica_id_).Text(address_);
-    auto taken = conn_->Exec(
+    p.Text(session_id).Text(replica_id_).Text(address);
+    auto taken = c.Exec(
         "INSERT INTO leases AS l (session_id, owner, address, acquired_at, expires_at) "
         "VALUES ($2, $3, $4, clock_timestamp(), clock_timestamp() + $1 * interval "
         "'1 microsecond') "
@@ -79,7 +83,7 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
         p, "session store: claiming a lease");
     if (!taken.ok()) return taken.status();
     if (taken->rows() != 1) {
-      auto now = conn_->Exec("SELECT owner, address FROM leases WHERE session_id = $1", id,
+      auto now = c.Exec("SELECT owner, address FROM leases WHERE session_id = $1", id,
                              "session store: select from leases");
       if (!now.ok()) return now.status();
       if (now->rows() != 1) {
@@ -89,7 +93,7 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
       return OwnedElsewhereError(session_id, now->Bytes(0, 0), now->Bytes(0, 1));
     }
     if (claimed == Claimed::kTakenOver) {
-      return InsertEvent(session_id, kEventTakenOver,
+      return InsertEvent(c, session_id, kEventTakenOver,
                          absl::StrCat("from replica ", QuotedEcho(previous), " by replica ",
                                       QuotedEcho(replica_id_)),
                          absl::Now());
@@ -97,31 +101,37 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  if (claimed != Claimed::kClosed) held_[session_id] = start + ttl_;
+  if (claimed != Claimed::kClosed) {
+    absl::MutexLock lock(&mu_);
+    held_[session_id] = start + ttl_;
+  }
   return claimed;
 }
 
-absl::Status PgSessionStore::FenceLocked(const std::string& session_id) {
+absl::Status PgSessionStore::Fence(PgConnection& c, const std::string& session_id) {
   const absl::Time start = absl::Now();
   PgParams p = TtlParams();
   p.Text(session_id).Text(replica_id_);
-  auto renewed = conn_->Exec(
+  auto renewed = c.Exec(
       "UPDATE leases SET expires_at = clock_timestamp() + $1 * interval '1 microsecond' "
       "WHERE session_id = $2 AND owner = $3",
       p, "session store: renewing a lease");
   if (!renewed.ok()) return renewed.status();
-  if (renewed->affected() == 1) {
-    held_[session_id] = start + ttl_;
-    return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    if (renewed->affected() == 1) {
+      held_[session_id] = start + ttl_;
+      return absl::OkStatus();
+    }
+    held_.erase(session_id);
   }
-  held_.erase(session_id);
   PgParams id;
   id.Text(session_id);
-  auto session = conn_->Exec("SELECT 1 FROM sessions WHERE id = $1", id,
+  auto session = c.Exec("SELECT 1 FROM sessions WHERE id = $1", id,
                              "session store: select from sessions");
   if (!session.ok()) return session.status();
   if (session->rows() == 0) return NoSession(session_id);
-  auto lease = conn_->Exec(
+  auto lease = c.Exec(
       "SELECT owner, address, expires_at > clock_timestamp() FROM leases WHERE session_id = $1",
       id, "session store: select from leases");
   if (!lease.ok()) return lease.status();
@@ -140,11 +150,13 @@ bool PgSessionStore::Holds(const std::string& session_id) {
 }
 
 absl::StatusOr<std::vector<std::string>> PgSessionStore::Renew() {
-  absl::MutexLock lock(&mu_);
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
   const absl::Time start = absl::Now();
   PgParams p = TtlParams();
   p.Text(replica_id_);
-  auto rows = conn_->Exec(
+  auto rows = c.Exec(
       "UPDATE leases SET expires_at = clock_timestamp() + $1 * interval '1 microsecond' "
       "WHERE owner = $2 RETURNING session_id",
       p, "session store: renewing leases");
@@ -152,10 +164,13 @@ absl::StatusOr<std::vector<std::string>> PgSessionStore::Renew() {
   absl::flat_hash_set<std::string> kept;
   for (int r = 0; r < rows->rows(); ++r) kept.insert(rows->Bytes(r, 0));
   std::vector<std::string> lost;
+  absl::MutexLock lock(&mu_);
   for (auto it = held_.begin(); it != held_.end();) {
     if (kept.contains(it->first)) {
-      it->second = start + ttl_;
+      it->second = std::max(it->second, start + ttl_);
       ++it;
+    } else if (it->second >= start + ttl_) {
+      ++it;  // claimed (on another connection) after this renewal began
     } else {
       lost.push_back(it->first);
       held_.erase(it++);
@@ -165,12 +180,15 @@ absl::StatusOr<std::vector<std::string>> PgSessionStore::Renew() {
 }
 
 absl::Status PgSessionStore::ReleaseAll() {
-  absl::MutexLock lock(&mu_);
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
   PgParams p;
   p.Text(replica_id_);
   absl::Status s =
-      conn_->Exec("DELETE FROM leases WHERE owner = $1", p, "session store: releasing leases")
+      c.Exec("DELETE FROM leases WHERE owner = $1", p, "session store: releasing leases")
           .status();
+  absl::MutexLock lock(&mu_);
   held_.clear();
   return s;
 }

@@ -26,6 +26,9 @@ std::string DefaultReplicaId() {
 
 absl::StatusOr<std::unique_ptr<PgSessionStore>> PgSessionStore::Open(
     const std::string& conninfo, const PgStoreOptions& options) {
+  if (options.connections < 1) {
+    return absl::InvalidArgumentError("connections: must be at least 1");
+  }
   if (options.lease_ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lease_ttl: must be positive");
   }
@@ -33,44 +36,53 @@ absl::StatusOr<std::unique_ptr<PgSessionStore>> PgSessionStore::Open(
   if (!conn.ok()) return conn.status();
   const std::string where = absl::StrCat("PostgreSQL ", (*conn)->Describe());
   if (absl::Status s = CheckAndMigratePgSchema(**conn, where); !s.ok()) return s;
+  auto pool = std::make_unique<PgPool>(conninfo, *std::move(conn), options.connections);
   return std::unique_ptr<PgSessionStore>(new PgSessionStore(
-      *std::move(conn), where,
+      std::move(pool), where,
       options.replica_id.empty() ? DefaultReplicaId() : options.replica_id, options.address,
       options.lease_ttl));
 }
 
-PgSessionStore::PgSessionStore(std::unique_ptr<PgConnection> conn, std::string where,
+PgSessionStore::PgSessionStore(std::unique_ptr<PgPool> pool, std::string where,
                                std::string replica_id, std::string address, absl::Duration ttl)
     : where_(std::move(where)),
       replica_id_(std::move(replica_id)),
       ttl_(ttl),
-      conn_(std::move(conn)),
+      pool_(std::move(pool)),
       address_(std::move(address)) {}
 
-absl::Status PgSessionStore::InTransaction(absl::string_view what,
+absl::Status PgSessionStore::InTransaction(PgConnection& c, absl::string_view what,
                                            absl::FunctionRef<absl::Status()> body) {
   const std::string context = absl::StrCat("session store: ", what);
-  if (absl::Status s = conn_->Begin("BEGIN", context); !s.ok()) return s;
+  if (absl::Status s = c.Begin("BEGIN", context); !s.ok()) return s;
   absl::Status status = body();
   if (!status.ok()) {
-    conn_->Rollback();
+    c.Rollback();
     return status;
   }
-  return conn_->Commit(context);
+  return c.Commit(context);
 }
 
-absl::Status PgSessionStore::InSessionTransaction(const std::string& session_id,
+std::string PgSessionStore::Address() {
+  absl::MutexLock lock(&mu_);
+  return address_;
+}
+
+absl::Status PgSessionStore::InSessionTransaction(PgConnection& c, const std::string& session_id,
                                                   absl::string_view what,
                                                   absl::FunctionRef<absl::Status()> body) {
-  absl::Status status = InTransaction(what, body);
+  absl::Status status = InTransaction(c, what, body);
   // The caller's copy of the session may now differ from the store (a
   // commit whose outcome is unknown, a write the fence refused): it is
   // reloaded before it serves again (SessionManager::Find asks Holds).
-  if (!status.ok()) held_.erase(session_id);
+  if (!status.ok()) {
+    absl::MutexLock lock(&mu_);
+    held_.erase(session_id);
+  }
   return status;
 }
 
-absl::Status PgSessionStore::InsertEvent(const std::string& session_id, absl::string_view kind,
+absl::Status PgSessionStore::InsertEvent(PgConnection& c, const std::string& session_id, absl::string_view kind,
                                          absl::string_view detail, absl::Time time) {
   PgParams p;
   if (session_id.empty()) {
@@ -79,8 +91,7 @@ absl::Status PgSessionStore::InsertEvent(const std::string& session_id, absl::st
     p.Text(session_id);
   }
   p.Int(Nanos(time)).Text(kind).Text(detail);
-  return conn_
-      ->Exec("INSERT INTO events (session_id, time_ns, kind, detail) VALUES ($1::text, $2, $3, $4)",
+  return c.Exec("INSERT INTO events (session_id, time_ns, kind, detail) VALUES ($1::text, $2, $3, $4)",
              p, "session store: insert into events")
       .status();
 }
@@ -91,9 +102,12 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
   if (!json.ok()) return json.status();
   const std::string config_bytes = config.SerializeAsString();
   const std::string metadata = MetadataJson(config);
-  absl::MutexLock lock(&mu_);
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
   const absl::Time claimed = absl::Now();
-  absl::Status status = InTransaction("insert into sessions", [&]() -> absl::Status {
+  const std::string address = Address();
+  absl::Status status = InTransaction(c, "insert into sessions", [&]() -> absl::Status {
     PgParams p;
     p.Text(session_id)
         .Int(Nanos(created))
@@ -104,8 +118,7 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
         .Text(*json)
         .Text(metadata);
     absl::Status s =
-        conn_
-            ->Exec("INSERT INTO sessions (id, status, created_ns, optimizer, image_space, config, "
+        c.Exec("INSERT INTO sessions (id, status, created_ns, optimizer, image_space, config, "
                    "config_crc32, config_json, metadata_json) "
                    "VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8)",
                    p, "session store: insert into sessions")
@@ -116,17 +129,19 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
     }
     if (!s.ok()) return s;
     PgParams lease = TtlParams();
-    lease.Text(session_id).Text(replica_id_).Text(address_);
-    s = conn_
-            ->Exec("INSERT INTO leases (session_id, owner, address, acquired_at, expires_at) "
+    lease.Text(session_id).Text(replica_id_).Text(address);
+    s = c.Exec("INSERT INTO leases (session_id, owner, address, acquired_at, expires_at) "
                    "VALUES ($2, $3, $4, clock_timestamp(), "
                    "clock_timestamp() + $1 * interval '1 microsecond')",
                    lease, "session store: insert into leases")
             .status();
     if (!s.ok()) return s;
-    return InsertEvent(session_id, kEventCreated, "", created);
+    return InsertEvent(c, session_id, kEventCreated, "", created);
   });
-  if (status.ok()) held_[session_id] = claimed + ttl_;
+  if (status.ok()) {
+    absl::MutexLock lock(&mu_);
+    held_[session_id] = claimed + ttl_;
+  }
   return status;
 }
 
@@ -135,9 +150,11 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
                                                 absl::Span<const StimulusEntry> stimuli,
                                                 const std::string& optimizer_state,
                                                 int64_t responses_told) {
-  absl::MutexLock lock(&mu_);
-  return InSessionTransaction(session_id, "insert into generations", [&]() -> absl::Status {
-    if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  return InSessionTransaction(c, session_id, "insert into generations", [&]() -> absl::Status {
+    if (absl::Status s = Fence(c, session_id); !s.ok()) return s;
     PgParams g;
     g.Text(session_id)
         .Int(generation)
@@ -146,8 +163,7 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
         .Bytes(optimizer_state)
         .Int(StoreChecksum(optimizer_state));
     absl::Status s =
-        conn_
-            ->Exec("INSERT INTO generations (session_id, generation, proposed_ns, "
+        c.Exec("INSERT INTO generations (session_id, generation, proposed_ns, "
                    "responses_told, optimizer_state, optimizer_state_crc32) "
                    "VALUES ($1, $2, $3, $4, $5, $6)",
                    g, "session store: insert into generations")
@@ -172,8 +188,7 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
         q.Bytes(code).Int(StoreChecksum(code));
       }
       q.Int(e.model_version).Double(e.predicted_objective);
-      s = conn_
-              ->Exec("INSERT INTO stimuli (id, session_id, sequence, generation, position, "
+      s = c.Exec("INSERT INTO stimuli (id, session_id, sequence, generation, position, "
                      "origin, is_reference, png, png_crc32, code, code_crc32, model_version, "
                      "predicted_objective) "
                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bytea, $11::bigint, $12, "
@@ -189,13 +204,15 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
 absl::Status PgSessionStore::StimuliHandedOut(const std::string& session_id,
                                               absl::Span<const std::string> stimulus_ids) {
   const int64_t now = Nanos(absl::Now());
-  absl::MutexLock lock(&mu_);
-  return InSessionTransaction(session_id, "update stimuli", [&]() -> absl::Status {
-    if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  return InSessionTransaction(c, session_id, "update stimuli", [&]() -> absl::Status {
+    if (absl::Status s = Fence(c, session_id); !s.ok()) return s;
     for (const std::string& id : stimulus_ids) {
       PgParams p;
       p.Int(now).Text(id).Text(session_id);
-      auto r = conn_->Exec("UPDATE stimuli SET handed_out_ns = $1 WHERE id = $2 AND session_id = $3",
+      auto r = c.Exec("UPDATE stimuli SET handed_out_ns = $1 WHERE id = $2 AND session_id = $3",
                            p, "session store: update stimuli");
       if (!r.ok()) return r.status();
       if (r->affected() != 1) {
@@ -215,9 +232,11 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
                                                const v1::ReportResponsesAck& ack,
                                                absl::Time received) {
   const std::string ack_bytes = ack.SerializeAsString();
-  absl::MutexLock lock(&mu_);
-  return InSessionTransaction(session_id, "insert into reports", [&]() -> absl::Status {
-    if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  return InSessionTransaction(c, session_id, "insert into reports", [&]() -> absl::Status {
+    if (absl::Status s = Fence(c, session_id); !s.ok()) return s;
     PgParams p;
     p.Text(session_id)
         .Text(request_id)
@@ -227,8 +246,7 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
         .Bytes(content_digest)
         .Int(StoreChecksum(ack_bytes));
     absl::Status s =
-        conn_
-            ->Exec("INSERT INTO reports (session_id, request_id, received_ns, responses, ack, "
+        c.Exec("INSERT INTO reports (session_id, request_id, received_ns, responses, ack, "
                    "content_digest, ack_crc32) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                    p, "session store: insert into reports")
             .status();
@@ -247,8 +265,7 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
         const std::string rates = EncodeArray(r.rates);
         q.Bytes(rates).Int(StoreChecksum(rates));
       }
-      s = conn_
-              ->Exec("INSERT INTO responses (session_id, stimulus_id, request_id, received_ns, "
+      s = c.Exec("INSERT INTO responses (session_id, stimulus_id, request_id, received_ns, "
                      "skipped, rates, rates_crc32) "
                      "VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bigint)",
                      q, "session store: insert into responses")
@@ -260,12 +277,14 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
 }
 
 absl::Status PgSessionStore::SessionClosed(const std::string& session_id, absl::Time closed) {
-  absl::MutexLock lock(&mu_);
-  absl::Status status = InSessionTransaction(session_id, "update sessions", [&]() -> absl::Status {
-    if (absl::Status s = FenceLocked(session_id); !s.ok()) return s;
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  absl::Status status = InSessionTransaction(c, session_id, "update sessions", [&]() -> absl::Status {
+    if (absl::Status s = Fence(c, session_id); !s.ok()) return s;
     PgParams p;
     p.Int(Nanos(closed)).Text(session_id);
-    auto r = conn_->Exec("UPDATE sessions SET status = 'closed', closed_ns = $1 WHERE id = $2",
+    auto r = c.Exec("UPDATE sessions SET status = 'closed', closed_ns = $1 WHERE id = $2",
                          p, "session store: update sessions");
     if (!r.ok()) return r.status();
     if (r->affected() != 1) {
@@ -275,15 +294,18 @@ absl::Status PgSessionStore::SessionClosed(const std::string& session_id, absl::
     // A closed session needs no owner: any replica may read it.
     PgParams l;
     l.Text(session_id);
-    if (absl::Status s = conn_->Exec("DELETE FROM leases WHERE session_id = $1", l,
+    if (absl::Status s = c.Exec("DELETE FROM leases WHERE session_id = $1", l,
                                      "session store: delete from leases")
                              .status();
         !s.ok()) {
       return s;
     }
-    return InsertEvent(session_id, kEventClosed, "", closed);
+    return InsertEvent(c, session_id, kEventClosed, "", closed);
   });
-  if (status.ok()) held_.erase(session_id);
+  if (status.ok()) {
+    absl::MutexLock lock(&mu_);
+    held_.erase(session_id);
+  }
   return status;
 }
 
@@ -291,8 +313,10 @@ absl::Status PgSessionStore::RecordModelVersion(const std::string& session_id, i
                                                 absl::string_view metrics_json,
                                                 absl::string_view checkpoint,
                                                 absl::Time created) {
-  absl::MutexLock lock(&mu_);
-  return InSessionTransaction(session_id, "insert into model_versions", [&]() -> absl::Status {
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  return InSessionTransaction(c, session_id, "insert into model_versions", [&]() -> absl::Status {
     PgParams p;
     p.Text(session_id)
         .Int(version)
@@ -301,8 +325,7 @@ absl::Status PgSessionStore::RecordModelVersion(const std::string& session_id, i
         .Bytes(checkpoint)
         .Int(StoreChecksum(checkpoint));
     absl::Status s =
-        conn_
-            ->Exec("INSERT INTO model_versions (session_id, version, created_ns, metrics_json, "
+        c.Exec("INSERT INTO model_versions (session_id, version, created_ns, metrics_json, "
                    "checkpoint, checkpoint_crc32) VALUES ($1, $2, $3, $4, $5, $6)",
                    p, "session store: insert into model_versions")
             .status();
@@ -315,7 +338,7 @@ absl::Status PgSessionStore::RecordModelVersion(const std::string& session_id, i
     }
     if (!s.ok()) return s;
     // After the insert: a version of an unknown session is NOT_FOUND above.
-    return FenceLocked(session_id);
+    return Fence(c, session_id);
   });
 }
 
@@ -333,14 +356,18 @@ absl::Status PgSessionStore::ModelVersionFitted(const std::string& session_id, i
 
 absl::Status PgSessionStore::RecordEvent(const std::string& session_id, absl::string_view kind,
                                          absl::string_view detail, absl::Time time) {
-  absl::MutexLock lock(&mu_);
-  return InTransaction("insert into events",
-                       [&]() { return InsertEvent(session_id, kind, detail, time); });
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  return InTransaction(c, "insert into events",
+                       [&]() { return InsertEvent(c, session_id, kind, detail, time); });
 }
 
 absl::StatusOr<std::vector<std::string>> PgSessionStore::SessionIds(const char* sql) {
-  absl::MutexLock lock(&mu_);
-  auto rows = conn_->Exec(sql, "session store: select from sessions");
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
+  auto rows = c.Exec(sql, "session store: select from sessions");
   if (!rows.ok()) return rows.status();
   std::vector<std::string> ids;
   for (int r = 0; r < rows->rows(); ++r) ids.push_back(rows->Bytes(r, 0));

@@ -18,9 +18,11 @@
 // the server reloads it from the store instead of going on from a copy
 // that may differ.
 //
-// Thread-safe: one connection, every call serialized by a mutex. A lost
-// connection is re-established on the next call; a transaction it cut
-// short fails with UNAVAILABLE.
+// Thread-safe: each call runs on a connection of a small pool
+// (PgStoreOptions::connections), so different sessions commit in
+// parallel; a session's own writes are ordered by its lease row (the
+// fence locks it). A lost connection is re-established on its next use; a
+// transaction it cut short fails with UNAVAILABLE.
 //
 // Files: Open, the journal writes here; LoadSession in
 // pg_session_store_load.cc; the leases in pg_session_leases.cc.
@@ -37,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/pg_connection.h"
+#include "base/pg_pool.h"
 #include "server/durable_store.h"
 #include "server/session_leases.h"
 
@@ -49,6 +52,9 @@ struct PgStoreOptions {
   std::string address;
   // How long a lease lasts without renewal (renew about every ttl / 3).
   absl::Duration lease_ttl = absl::Seconds(10);
+  // Connections to the database (base/pg_pool.h): journal calls of
+  // different sessions commit in parallel on them.
+  int connections = 4;
 };
 
 class PgSessionStore : public DurableStore, public SessionLeases {
@@ -102,32 +108,33 @@ class PgSessionStore : public DurableStore, public SessionLeases {
   const std::string& replica_id() const override { return replica_id_; }
 
  private:
-  PgSessionStore(std::unique_ptr<PgConnection> conn, std::string where, std::string replica_id,
+  PgSessionStore(std::unique_ptr<PgPool> pool, std::string where, std::string replica_id,
                  std::string address, absl::Duration ttl);
 
-  // Runs `body` inside BEGIN ... COMMIT (ROLLBACK on error).
-  absl::Status InTransaction(absl::string_view what, absl::FunctionRef<absl::Status()> body)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` inside BEGIN ... COMMIT on `c` (ROLLBACK on error).
+  absl::Status InTransaction(PgConnection& c, absl::string_view what,
+                             absl::FunctionRef<absl::Status()> body);
   // InTransaction for a write of `session_id`; on error, this replica no
   // longer counts as holding it (Holds), so that the session is reloaded
   // from the store before it serves again.
-  absl::Status InSessionTransaction(const std::string& session_id, absl::string_view what,
-                                    absl::FunctionRef<absl::Status()> body)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The fence: OK when this replica owns the lease of `session_id`
-  // (extending it), else the error every write of it gets.
-  absl::Status FenceLocked(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status InsertEvent(const std::string& session_id, absl::string_view kind,
-                           absl::string_view detail, absl::Time time)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InSessionTransaction(PgConnection& c, const std::string& session_id,
+                                    absl::string_view what,
+                                    absl::FunctionRef<absl::Status()> body);
+  // The fence, inside a transaction on `c`: OK when this replica owns the
+  // lease of `session_id` (extending it, and locking the lease row until
+  // the transaction ends), else the error every write of it gets.
+  absl::Status Fence(PgConnection& c, const std::string& session_id);
+  absl::Status InsertEvent(PgConnection& c, const std::string& session_id,
+                           absl::string_view kind, absl::string_view detail, absl::Time time);
   absl::StatusOr<std::vector<std::string>> SessionIds(const char* sql);
   PgParams TtlParams() const;
+  std::string Address();
 
   const std::string where_;  // "PostgreSQL host:port/dbname"
   const std::string replica_id_;
   const absl::Duration ttl_;
+  const std::unique_ptr<PgPool> pool_;
   absl::Mutex mu_;
-  std::unique_ptr<PgConnection> conn_ ABSL_PT_GUARDED_BY(mu_);
   std::string address_ ABSL_GUARDED_BY(mu_);
   // Sessions this replica holds, with the local time until which the lease
   // is known valid.

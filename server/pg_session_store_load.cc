@@ -17,7 +17,9 @@
 namespace stimloop {
 
 absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& session_id) {
-  absl::MutexLock lock(&mu_);
+  auto handle = pool_->Acquire();
+  if (!handle.ok()) return handle.status();
+  PgConnection& c = **handle;
   JournaledSession out;
   out.id = session_id;
   const std::string where = absl::StrCat("session store: session '", session_id, "': ");
@@ -27,7 +29,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
   id.Text(session_id);
 
   auto body = [&]() -> absl::Status {
-    auto q = conn_->Exec("SELECT status, created_ns, config, config_crc32 FROM sessions "
+    auto q = c.Exec("SELECT status, created_ns, config, config_crc32 FROM sessions "
                          "WHERE id = $1",
                          id, "session store: select from sessions");
     if (!q.ok()) return q.status();
@@ -46,7 +48,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
       return absl::DataLossError(absl::StrCat(where, "sessions.config does not parse"));
     }
 
-    q = conn_->Exec(
+    q = c.Exec(
         "SELECT generation, responses_told, optimizer_state, optimizer_state_crc32 "
         "FROM generations WHERE session_id = $1 ORDER BY generation",
         id, "session store: select from generations");
@@ -73,7 +75,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
       }
     }
 
-    q = conn_->Exec(
+    q = c.Exec(
         "SELECT id, sequence, generation, position, origin, is_reference, png, code, "
         "model_version, predicted_objective, handed_out_ns, png_crc32, code_crc32 FROM stimuli "
         "WHERE session_id = $1 ORDER BY sequence",
@@ -113,7 +115,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
       out.stimuli.push_back(std::move(s));
     }
 
-    q = conn_->Exec(
+    q = c.Exec(
         "SELECT stimulus_id, skipped, rates, rates_crc32, seq FROM responses "
         "WHERE session_id = $1 ORDER BY seq",
         id, "session store: select from responses");
@@ -141,7 +143,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
 
     PgParams recent;
     recent.Text(session_id).Int(kJournaledModelVersions);
-    q = conn_->Exec(
+    q = c.Exec(
         "SELECT version, (metrics_json::jsonb ->> 'num_trials')::double precision, checkpoint, "
         "checkpoint_crc32 FROM model_versions WHERE session_id = $1 "
         "ORDER BY version DESC LIMIT $2",
@@ -166,7 +168,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
     }
     std::reverse(out.recent_models.begin(), out.recent_models.end());
 
-    q = conn_->Exec(
+    q = c.Exec(
         "SELECT request_id, ack, content_digest, ack_crc32 FROM reports WHERE session_id = $1",
         id, "session store: select from reports");
     if (!q.ok()) return q.status();
@@ -190,16 +192,16 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
   };
 
   const char* what = "session store: loading a session";
-  if (absl::Status s = conn_->Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", what);
+  if (absl::Status s = c.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", what);
       !s.ok()) {
     return s;
   }
   absl::Status status = body();
   if (!status.ok()) {
-    conn_->Rollback();
+    c.Rollback();
     return status;
   }
-  if (absl::Status s = conn_->Commit(what); !s.ok()) return s;
+  if (absl::Status s = c.Commit(what); !s.ok()) return s;
   return out;
 }
 

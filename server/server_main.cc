@@ -96,6 +96,9 @@ ABSL_FLAG(std::string, replica_id, "",
 ABSL_FLAG(std::string, advertise_address, "",
           "With a PostgreSQL --store: the address other replicas send clients to for the "
           "sessions this replica owns; empty: the listening address (with its port).");
+ABSL_FLAG(int, store_connections, 4,
+          "With a PostgreSQL --store: connections to the database; journal writes of "
+          "different sessions commit in parallel on them.");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(10),
           "With a PostgreSQL --store: how long a session's lease outlives its owner's last "
           "renewal (renewed every third of it); a dead replica's sessions are taken over "
@@ -215,6 +218,11 @@ int Run() {
   pg_options.replica_id = absl::GetFlag(FLAGS_replica_id);
   pg_options.address = absl::GetFlag(FLAGS_advertise_address);
   pg_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  pg_options.connections = absl::GetFlag(FLAGS_store_connections);
+  if (pg_options.connections < 1) {
+    std::cerr << "stimloop-server: --store_connections must be at least 1\n";
+    return 2;
+  }
   if (pg_options.lease_ttl < absl::Milliseconds(100)) {
     std::cerr << "stimloop-server: --lease_ttl must be at least 100ms\n";
     return 2;

@@ -5,6 +5,8 @@
 // sessions needing no owner; and Open's errors for bad URIs.
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -209,6 +211,52 @@ TEST_F(PgLeasesTest, ClaimBeforeTheAddressIsKnownIsUnavailable) {
   const absl::Status early = b->Claim("s").status();
   EXPECT_TRUE(absl::IsUnavailable(early)) << early;
   EXPECT_THAT(std::string(early.message()), HasSubstr("no advertised address yet"));
+}
+
+// Sessions journaled from several threads at once, on the pool's
+// connections, are all committed whole.
+TEST_F(PgLeasesTest, SessionsJournaledConcurrentlyAreAllCommitted) {
+  PgStoreOptions options;
+  options.replica_id = "replica-a";
+  options.address = "10.0.0.1:50051";
+  options.connections = 3;
+  auto opened = PgSessionStore::Open(uri_, options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  PgSessionStore& store = **opened;
+  constexpr int kSessions = 8;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> errors(kSessions);
+  for (int i = 0; i < kSessions; ++i) {
+    threads.emplace_back([&, i]() {
+      const std::string id = "s" + std::to_string(i);
+      absl::Status s = store.SessionCreated(id, Config(), absl::Now());
+      for (int g = 1; g <= 5 && s.ok(); ++g) {
+        std::vector<StimulusEntry> stimuli = Generation(g);
+        for (StimulusEntry& e : stimuli) e.id = id + "-" + std::to_string(e.sequence);
+        s = store.GenerationProposed(id, g, stimuli, "state", 0);
+        if (s.ok()) s = store.StimuliHandedOut(id, {stimuli[0].id});
+        const std::vector<ResponseEntry> responses = {{stimuli[0].id, {1.0 * g}, false}};
+        if (s.ok()) {
+          s = store.ResponsesReported(id, "r" + std::to_string(g), "digest", responses,
+                                      v1::ReportResponsesAck(), absl::Now());
+        }
+      }
+      errors[i] = s;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kSessions; ++i) {
+    EXPECT_TRUE(errors[i].ok()) << "session " << i << ": " << errors[i];
+    auto loaded = store.LoadSession("s" + std::to_string(i));
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ(loaded->generation, 5);
+    EXPECT_EQ(loaded->stimuli.size(), 10u);
+    EXPECT_EQ(loaded->responses.size(), 5u);
+    EXPECT_TRUE(store.Holds("s" + std::to_string(i)));
+  }
+  auto open = store.OpenSessionIds();
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ(open->size(), static_cast<size_t>(kSessions));
 }
 
 TEST(PgStoreOpenTest, BadUriIsInvalidArgumentAndNoServerIsUnavailable) {
