@@ -127,9 +127,7 @@ int64_t PgResult::affected() const {
   return absl::SimpleAtoi(PQcmdTuples(result_), &n) ? n : 0;
 }
 
-bool PgResult::IsNull(int row, int column) const {
-  return PQgetisnull(result_, row, column) != 0;
-}
+bool PgResult::IsNull(int row, int column) const { return PQgetisnull(result_, row, column) != 0; }
 
 int64_t PgResult::Int(int row, int column) const {
   if (IsNull(row, column)) return 0;
@@ -216,7 +214,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
                                                "): ", TrimmedError(PQerrorMessage(conn))));
   }
   // Quiet NOTICEs (e.g. "relation already exists, skipping") off stderr.
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return out;
 }
 
@@ -246,8 +245,7 @@ absl::StatusOr<PgResult> PgConnection::Exec(const char* sql, const PgParams& par
 absl::Status PgConnection::CheckResult(pg_result* result, absl::string_view what) {
   const ExecStatusType status = result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return absl::OkStatus();
-  const char* sqlstate =
-      result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* sqlstate = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
   const char* message = result == nullptr ? PQerrorMessage(conn_) : PQresultErrorMessage(result);
   if (message == nullptr || *message == '\0') message = PQerrorMessage(conn_);
   return PgStatus(sqlstate == nullptr ? "" : sqlstate,
@@ -260,9 +258,9 @@ absl::Status PgConnection::Ready(absl::string_view what) {
   // instead of having the rest of it run on a new connection.
   if (!in_transaction_) return EnsureConnected(what);
   if (PQstatus(conn_) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat(
-        what, ": lost the connection to PostgreSQL (", Describe(),
-        ") inside a transaction, which the server rolled back"));
+    return absl::UnavailableError(
+        absl::StrCat(what, ": lost the connection to PostgreSQL (", Describe(),
+                     ") inside a transaction, which the server rolled back"));
   }
   return absl::OkStatus();
 }

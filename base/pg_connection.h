@@ -73,7 +73,7 @@ class PgResult {
   // int2, int4 or int8; also a numeric text column holding an integer.
   int64_t Int(int row, int column) const;
   std::optional<int64_t> OptionalInt(int row, int column) const;
-  double Double(int row, int column) const;  // float8 (or float4)
+  double Double(int row, int column) const;      // float8 (or float4)
   std::string Bytes(int row, int column) const;  // text or bytea: the raw bytes
   bool Bool(int row, int column) const;
 

@@ -64,8 +64,8 @@ struct Result {
 std::unique_ptr<ServerProcess> Start(const std::string& dir, const std::string& name,
                                      const std::vector<std::string>& args) {
   std::filesystem::create_directories(dir);
-  auto server =
-      ServerProcess::Start(DefaultServerBinary(), dir + "/" + name, dir + "/" + name + ".log", args);
+  auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/" + name,
+                                     dir + "/" + name + ".log", args);
   if (!server.ok()) {
     std::fprintf(stderr, "cannot start the server: %s\n", server.status().ToString().c_str());
     return nullptr;
@@ -179,10 +179,11 @@ int Main() {
   const std::vector<double> takeovers = Takeovers(dir, **cluster);
   if (!takeovers.empty()) {
     const Summary s = Summarize(takeovers);
-    std::printf("\ntakeover after SIGKILL (--lease_ttl=%s, %zu runs): median %.2f s, "
-                "min %.2f s, max %.2f s\n",
-                absl::FormatDuration(absl::GetFlag(FLAGS_lease_ttl)).c_str(), takeovers.size(),
-                s.median, s.min, s.max);
+    std::printf(
+        "\ntakeover after SIGKILL (--lease_ttl=%s, %zu runs): median %.2f s, "
+        "min %.2f s, max %.2f s\n",
+        absl::FormatDuration(absl::GetFlag(FLAGS_lease_ttl)).c_str(), takeovers.size(), s.median,
+        s.min, s.max);
   }
   return 0;
 }

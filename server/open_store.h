@@ -21,9 +21,10 @@ bool IsPostgresUri(const std::string& store);
 // `store` empty: SessionStore::Open(data_dir, sqlite_options); a PostgreSQL
 // URI: PgSessionStore::Open(store, pg_options). INVALID_ARGUMENT naming
 // --store for anything else; otherwise the store's own errors.
-absl::StatusOr<std::unique_ptr<DurableStore>> OpenDurableStore(
-    const std::string& store, const std::string& data_dir, const StoreOptions& sqlite_options,
-    const PgStoreOptions& pg_options);
+absl::StatusOr<std::unique_ptr<DurableStore>> OpenDurableStore(const std::string& store,
+                                                               const std::string& data_dir,
+                                                               const StoreOptions& sqlite_options,
+                                                               const PgStoreOptions& pg_options);
 
 }  // namespace stimloop
 

@@ -118,7 +118,8 @@ absl::Status Check(PgConnection& conn, const std::string& where) {
     const int64_t tables = others->Int(0, 0);
     if (tables > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
-          where, " holds ", tables, " tables of another application and no stimloop "
+          where, " holds ", tables,
+          " tables of another application and no stimloop "
           "schema_version table; choose another database (or schema); the server does not "
           "touch it."));
     }
@@ -134,8 +135,8 @@ absl::Status Check(PgConnection& conn, const std::string& where) {
   const int64_t version = rows->Int(0, 1);
   if (application != kPgStoreApplication) {
     return absl::FailedPreconditionError(absl::StrCat(
-        where, " is a database of another application (schema_version.application '",
-        application, "'), not a stimloop store; choose another database; the server does not "
+        where, " is a database of another application (schema_version.application '", application,
+        "'), not a stimloop store; choose another database; the server does not "
         "touch it."));
   }
   if (version < 1) {
@@ -143,9 +144,9 @@ absl::Status Check(PgConnection& conn, const std::string& where) {
                                             ", which no stimloop writes: the schema is damaged"));
   }
   if (version > kPgStoreSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        where, " has schema version ", version, ", newer than this build reads (",
-        kPgStoreSchemaVersion, "); run a newer stimloop-server"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(where, " has schema version ", version, ", newer than this build reads (",
+                     kPgStoreSchemaVersion, "); run a newer stimloop-server"));
   }
   return absl::OkStatus();
 }
@@ -170,9 +171,10 @@ absl::Status CheckAndMigratePgSchema(PgConnection& conn, const std::string& wher
     }
   }
   if (status.ok() && version == 0) {
-    status = conn.Run("CREATE TABLE schema_version (application TEXT NOT NULL, version "
-                      "INTEGER NOT NULL)",
-                      "session store: creating schema_version");
+    status = conn.Run(
+        "CREATE TABLE schema_version (application TEXT NOT NULL, version "
+        "INTEGER NOT NULL)",
+        "session store: creating schema_version");
     if (status.ok()) {
       PgParams p;
       p.Text(kPgStoreApplication);

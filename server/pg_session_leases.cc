@@ -46,7 +46,7 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
     PgParams id;
     id.Text(session_id);
     auto session = c.Exec("SELECT status FROM sessions WHERE id = $1 FOR SHARE", id,
-                               "session store: select from sessions");
+                          "session store: select from sessions");
     if (!session.ok()) return session.status();
     if (session->rows() == 0) return NoSession(session_id);
     if (session->Bytes(0, 0) == "closed") {
@@ -84,7 +84,7 @@ absl::StatusOr<SessionLeases::Claimed> PgSessionStore::Claim(const std::string& 
     if (!taken.ok()) return taken.status();
     if (taken->rows() != 1) {
       auto now = c.Exec("SELECT owner, address FROM leases WHERE session_id = $1", id,
-                             "session store: select from leases");
+                        "session store: select from leases");
       if (!now.ok()) return now.status();
       if (now->rows() != 1) {
         return absl::UnavailableError(absl::StrCat("session store: session '", session_id,
@@ -127,13 +127,13 @@ absl::Status PgSessionStore::Fence(PgConnection& c, const std::string& session_i
   }
   PgParams id;
   id.Text(session_id);
-  auto session = c.Exec("SELECT 1 FROM sessions WHERE id = $1", id,
-                             "session store: select from sessions");
+  auto session =
+      c.Exec("SELECT 1 FROM sessions WHERE id = $1", id, "session store: select from sessions");
   if (!session.ok()) return session.status();
   if (session->rows() == 0) return NoSession(session_id);
   auto lease = c.Exec(
-      "SELECT owner, address, expires_at > clock_timestamp() FROM leases WHERE session_id = $1",
-      id, "session store: select from leases");
+      "SELECT owner, address, expires_at > clock_timestamp() FROM leases WHERE session_id = $1", id,
+      "session store: select from leases");
   if (!lease.ok()) return lease.status();
   if (lease->rows() == 1 && lease->Bool(0, 2)) {
     return OwnedElsewhereError(session_id, lease->Bytes(0, 0), lease->Bytes(0, 1));
@@ -186,8 +186,7 @@ absl::Status PgSessionStore::ReleaseAll() {
   PgParams p;
   p.Text(replica_id_);
   absl::Status s =
-      c.Exec("DELETE FROM leases WHERE owner = $1", p, "session store: releasing leases")
-          .status();
+      c.Exec("DELETE FROM leases WHERE owner = $1", p, "session store: releasing leases").status();
   absl::MutexLock lock(&mu_);
   held_.clear();
   return s;

@@ -38,9 +38,8 @@ absl::StatusOr<std::unique_ptr<PgSessionStore>> PgSessionStore::Open(
   if (absl::Status s = CheckAndMigratePgSchema(**conn, where); !s.ok()) return s;
   auto pool = std::make_unique<PgPool>(conninfo, *std::move(conn), options.connections);
   return std::unique_ptr<PgSessionStore>(new PgSessionStore(
-      std::move(pool), where,
-      options.replica_id.empty() ? DefaultReplicaId() : options.replica_id, options.address,
-      options.lease_ttl));
+      std::move(pool), where, options.replica_id.empty() ? DefaultReplicaId() : options.replica_id,
+      options.address, options.lease_ttl));
 }
 
 PgSessionStore::PgSessionStore(std::unique_ptr<PgPool> pool, std::string where,
@@ -82,8 +81,9 @@ absl::Status PgSessionStore::InSessionTransaction(PgConnection& c, const std::st
   return status;
 }
 
-absl::Status PgSessionStore::InsertEvent(PgConnection& c, const std::string& session_id, absl::string_view kind,
-                                         absl::string_view detail, absl::Time time) {
+absl::Status PgSessionStore::InsertEvent(PgConnection& c, const std::string& session_id,
+                                         absl::string_view kind, absl::string_view detail,
+                                         absl::Time time) {
   PgParams p;
   if (session_id.empty()) {
     p.Null();
@@ -91,8 +91,9 @@ absl::Status PgSessionStore::InsertEvent(PgConnection& c, const std::string& ses
     p.Text(session_id);
   }
   p.Int(Nanos(time)).Text(kind).Text(detail);
-  return c.Exec("INSERT INTO events (session_id, time_ns, kind, detail) VALUES ($1::text, $2, $3, $4)",
-             p, "session store: insert into events")
+  return c
+      .Exec("INSERT INTO events (session_id, time_ns, kind, detail) VALUES ($1::text, $2, $3, $4)",
+            p, "session store: insert into events")
       .status();
 }
 
@@ -118,10 +119,11 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
         .Text(*json)
         .Text(metadata);
     absl::Status s =
-        c.Exec("INSERT INTO sessions (id, status, created_ns, optimizer, image_space, config, "
-                   "config_crc32, config_json, metadata_json) "
-                   "VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8)",
-                   p, "session store: insert into sessions")
+        c.Exec(
+             "INSERT INTO sessions (id, status, created_ns, optimizer, image_space, config, "
+             "config_crc32, config_json, metadata_json) "
+             "VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8)",
+             p, "session store: insert into sessions")
             .status();
     if (absl::IsAlreadyExists(s)) {
       return absl::AlreadyExistsError(
@@ -130,10 +132,11 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
     if (!s.ok()) return s;
     PgParams lease = TtlParams();
     lease.Text(session_id).Text(replica_id_).Text(address);
-    s = c.Exec("INSERT INTO leases (session_id, owner, address, acquired_at, expires_at) "
-                   "VALUES ($2, $3, $4, clock_timestamp(), "
-                   "clock_timestamp() + $1 * interval '1 microsecond')",
-                   lease, "session store: insert into leases")
+    s = c.Exec(
+             "INSERT INTO leases (session_id, owner, address, acquired_at, expires_at) "
+             "VALUES ($2, $3, $4, clock_timestamp(), "
+             "clock_timestamp() + $1 * interval '1 microsecond')",
+             lease, "session store: insert into leases")
             .status();
     if (!s.ok()) return s;
     return InsertEvent(c, session_id, kEventCreated, "", created);
@@ -145,8 +148,7 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
   return status;
 }
 
-absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
-                                                int64_t generation,
+absl::Status PgSessionStore::GenerationProposed(const std::string& session_id, int64_t generation,
                                                 absl::Span<const StimulusEntry> stimuli,
                                                 const std::string& optimizer_state,
                                                 int64_t responses_told) {
@@ -162,12 +164,12 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
         .Int(responses_told)
         .Bytes(optimizer_state)
         .Int(StoreChecksum(optimizer_state));
-    absl::Status s =
-        c.Exec("INSERT INTO generations (session_id, generation, proposed_ns, "
-                   "responses_told, optimizer_state, optimizer_state_crc32) "
-                   "VALUES ($1, $2, $3, $4, $5, $6)",
-                   g, "session store: insert into generations")
-            .status();
+    absl::Status s = c.Exec(
+                          "INSERT INTO generations (session_id, generation, proposed_ns, "
+                          "responses_told, optimizer_state, optimizer_state_crc32) "
+                          "VALUES ($1, $2, $3, $4, $5, $6)",
+                          g, "session store: insert into generations")
+                         .status();
     if (!s.ok()) return s;
     for (size_t i = 0; i < stimuli.size(); ++i) {
       const StimulusEntry& e = stimuli[i];
@@ -188,12 +190,13 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id,
         q.Bytes(code).Int(StoreChecksum(code));
       }
       q.Int(e.model_version).Double(e.predicted_objective);
-      s = c.Exec("INSERT INTO stimuli (id, session_id, sequence, generation, position, "
-                     "origin, is_reference, png, png_crc32, code, code_crc32, model_version, "
-                     "predicted_objective) "
-                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bytea, $11::bigint, $12, "
-                     "$13)",
-                     q, "session store: insert into stimuli")
+      s = c.Exec(
+               "INSERT INTO stimuli (id, session_id, sequence, generation, position, "
+               "origin, is_reference, png, png_crc32, code, code_crc32, model_version, "
+               "predicted_objective) "
+               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bytea, $11::bigint, $12, "
+               "$13)",
+               q, "session store: insert into stimuli")
               .status();
       if (!s.ok()) return s;
     }
@@ -212,8 +215,8 @@ absl::Status PgSessionStore::StimuliHandedOut(const std::string& session_id,
     for (const std::string& id : stimulus_ids) {
       PgParams p;
       p.Int(now).Text(id).Text(session_id);
-      auto r = c.Exec("UPDATE stimuli SET handed_out_ns = $1 WHERE id = $2 AND session_id = $3",
-                           p, "session store: update stimuli");
+      auto r = c.Exec("UPDATE stimuli SET handed_out_ns = $1 WHERE id = $2 AND session_id = $3", p,
+                      "session store: update stimuli");
       if (!r.ok()) return r.status();
       if (r->affected() != 1) {
         return absl::NotFoundError(absl::StrCat("session store: stimulus_ids: '", id,
@@ -246,9 +249,10 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
         .Bytes(content_digest)
         .Int(StoreChecksum(ack_bytes));
     absl::Status s =
-        c.Exec("INSERT INTO reports (session_id, request_id, received_ns, responses, ack, "
-                   "content_digest, ack_crc32) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                   p, "session store: insert into reports")
+        c.Exec(
+             "INSERT INTO reports (session_id, request_id, received_ns, responses, ack, "
+             "content_digest, ack_crc32) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             p, "session store: insert into reports")
             .status();
     if (absl::IsAlreadyExists(s)) {
       return absl::AlreadyExistsError(absl::StrCat("request_id: ", QuotedEcho(request_id),
@@ -265,10 +269,11 @@ absl::Status PgSessionStore::ResponsesReported(const std::string& session_id,
         const std::string rates = EncodeArray(r.rates);
         q.Bytes(rates).Int(StoreChecksum(rates));
       }
-      s = c.Exec("INSERT INTO responses (session_id, stimulus_id, request_id, received_ns, "
-                     "skipped, rates, rates_crc32) "
-                     "VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bigint)",
-                     q, "session store: insert into responses")
+      s = c.Exec(
+               "INSERT INTO responses (session_id, stimulus_id, request_id, received_ns, "
+               "skipped, rates, rates_crc32) "
+               "VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bigint)",
+               q, "session store: insert into responses")
               .status();
       if (!s.ok()) return s;
     }
@@ -280,28 +285,29 @@ absl::Status PgSessionStore::SessionClosed(const std::string& session_id, absl::
   auto handle = pool_->Acquire();
   if (!handle.ok()) return handle.status();
   PgConnection& c = **handle;
-  absl::Status status = InSessionTransaction(c, session_id, "update sessions", [&]() -> absl::Status {
-    if (absl::Status s = Fence(c, session_id); !s.ok()) return s;
-    PgParams p;
-    p.Int(Nanos(closed)).Text(session_id);
-    auto r = c.Exec("UPDATE sessions SET status = 'closed', closed_ns = $1 WHERE id = $2",
-                         p, "session store: update sessions");
-    if (!r.ok()) return r.status();
-    if (r->affected() != 1) {
-      return absl::NotFoundError(
-          absl::StrCat("session store: session_id: no session '", session_id, "'"));
-    }
-    // A closed session needs no owner: any replica may read it.
-    PgParams l;
-    l.Text(session_id);
-    if (absl::Status s = c.Exec("DELETE FROM leases WHERE session_id = $1", l,
-                                     "session store: delete from leases")
-                             .status();
-        !s.ok()) {
-      return s;
-    }
-    return InsertEvent(c, session_id, kEventClosed, "", closed);
-  });
+  absl::Status status =
+      InSessionTransaction(c, session_id, "update sessions", [&]() -> absl::Status {
+        if (absl::Status s = Fence(c, session_id); !s.ok()) return s;
+        PgParams p;
+        p.Int(Nanos(closed)).Text(session_id);
+        auto r = c.Exec("UPDATE sessions SET status = 'closed', closed_ns = $1 WHERE id = $2", p,
+                        "session store: update sessions");
+        if (!r.ok()) return r.status();
+        if (r->affected() != 1) {
+          return absl::NotFoundError(
+              absl::StrCat("session store: session_id: no session '", session_id, "'"));
+        }
+        // A closed session needs no owner: any replica may read it.
+        PgParams l;
+        l.Text(session_id);
+        if (absl::Status s = c.Exec("DELETE FROM leases WHERE session_id = $1", l,
+                                    "session store: delete from leases")
+                                 .status();
+            !s.ok()) {
+          return s;
+        }
+        return InsertEvent(c, session_id, kEventClosed, "", closed);
+      });
   if (status.ok()) {
     absl::MutexLock lock(&mu_);
     held_.erase(session_id);
@@ -311,8 +317,7 @@ absl::Status PgSessionStore::SessionClosed(const std::string& session_id, absl::
 
 absl::Status PgSessionStore::RecordModelVersion(const std::string& session_id, int64_t version,
                                                 absl::string_view metrics_json,
-                                                absl::string_view checkpoint,
-                                                absl::Time created) {
+                                                absl::string_view checkpoint, absl::Time created) {
   auto handle = pool_->Acquire();
   if (!handle.ok()) return handle.status();
   PgConnection& c = **handle;
@@ -325,13 +330,14 @@ absl::Status PgSessionStore::RecordModelVersion(const std::string& session_id, i
         .Bytes(checkpoint)
         .Int(StoreChecksum(checkpoint));
     absl::Status s =
-        c.Exec("INSERT INTO model_versions (session_id, version, created_ns, metrics_json, "
-                   "checkpoint, checkpoint_crc32) VALUES ($1, $2, $3, $4, $5, $6)",
-                   p, "session store: insert into model_versions")
+        c.Exec(
+             "INSERT INTO model_versions (session_id, version, created_ns, metrics_json, "
+             "checkpoint, checkpoint_crc32) VALUES ($1, $2, $3, $4, $5, $6)",
+             p, "session store: insert into model_versions")
             .status();
     if (absl::IsAlreadyExists(s)) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "version: session '", session_id, "' already has model version ", version));
+      return absl::AlreadyExistsError(
+          absl::StrCat("version: session '", session_id, "' already has model version ", version));
     }
     if (absl::IsNotFound(s)) {
       return absl::NotFoundError(absl::StrCat("session_id: no session '", session_id, "'"));

@@ -79,8 +79,7 @@ class PgSessionStore : public DurableStore, public SessionLeases {
   absl::Status ResponsesReported(const std::string& session_id, const std::string& request_id,
                                  const std::string& content_digest,
                                  absl::Span<const ResponseEntry> responses,
-                                 const v1::ReportResponsesAck& ack,
-                                 absl::Time received) override;
+                                 const v1::ReportResponsesAck& ack, absl::Time received) override;
   absl::Status SessionClosed(const std::string& session_id, absl::Time closed) override;
   absl::Status ModelVersionFitted(const std::string& session_id, int64_t version,
                                   const std::map<std::string, double>& metrics,
@@ -118,14 +117,13 @@ class PgSessionStore : public DurableStore, public SessionLeases {
   // longer counts as holding it (Holds), so that the session is reloaded
   // from the store before it serves again.
   absl::Status InSessionTransaction(PgConnection& c, const std::string& session_id,
-                                    absl::string_view what,
-                                    absl::FunctionRef<absl::Status()> body);
+                                    absl::string_view what, absl::FunctionRef<absl::Status()> body);
   // The fence, inside a transaction on `c`: OK when this replica owns the
   // lease of `session_id` (extending it, and locking the lease row until
   // the transaction ends), else the error every write of it gets.
   absl::Status Fence(PgConnection& c, const std::string& session_id);
-  absl::Status InsertEvent(PgConnection& c, const std::string& session_id,
-                           absl::string_view kind, absl::string_view detail, absl::Time time);
+  absl::Status InsertEvent(PgConnection& c, const std::string& session_id, absl::string_view kind,
+                           absl::string_view detail, absl::Time time);
   absl::StatusOr<std::vector<std::string>> SessionIds(const char* sql);
   PgParams TtlParams() const;
   std::string Address();

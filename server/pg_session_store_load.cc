@@ -29,9 +29,10 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
   id.Text(session_id);
 
   auto body = [&]() -> absl::Status {
-    auto q = c.Exec("SELECT status, created_ns, config, config_crc32 FROM sessions "
-                         "WHERE id = $1",
-                         id, "session store: select from sessions");
+    auto q = c.Exec(
+        "SELECT status, created_ns, config, config_crc32 FROM sessions "
+        "WHERE id = $1",
+        id, "session store: select from sessions");
     if (!q.ok()) return q.status();
     if (q->rows() == 0) {
       return absl::NotFoundError(
@@ -67,9 +68,9 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
       out.generation = q->Int(last, 0);
       out.responses_told = q->Int(last, 1);
       out.optimizer_state = q->Bytes(last, 2);
-      if (absl::Status s = VerifyStoredChecksum(
-              absl::StrCat(session_row, " generation ", out.generation), "optimizer_state",
-              out.optimizer_state, q->OptionalInt(last, 3));
+      if (absl::Status s =
+              VerifyStoredChecksum(absl::StrCat(session_row, " generation ", out.generation),
+                                   "optimizer_state", out.optimizer_state, q->OptionalInt(last, 3));
           !s.ok()) {
         return s;
       }
@@ -127,8 +128,8 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
       if (!e.skipped) {
         const std::string rates = q->Bytes(r, 2);
         if (absl::Status s =
-                VerifyStoredChecksum(absl::StrCat(session_row, " response ", q->Int(r, 4)),
-                                     "rates", rates, q->OptionalInt(r, 3));
+                VerifyStoredChecksum(absl::StrCat(session_row, " response ", q->Int(r, 4)), "rates",
+                                     rates, q->OptionalInt(r, 3));
             !s.ok()) {
           return s;
         }
@@ -169,16 +170,16 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
     std::reverse(out.recent_models.begin(), out.recent_models.end());
 
     q = c.Exec(
-        "SELECT request_id, ack, content_digest, ack_crc32 FROM reports WHERE session_id = $1",
-        id, "session store: select from reports");
+        "SELECT request_id, ack, content_digest, ack_crc32 FROM reports WHERE session_id = $1", id,
+        "session store: select from reports");
     if (!q.ok()) return q.status();
     for (int r = 0; r < q->rows(); ++r) {
       JournaledAck& a = out.acks.emplace_back();
       a.request_id = q->Bytes(r, 0);
       const std::string ack_bytes = q->Bytes(r, 1);
-      if (absl::Status s = VerifyStoredChecksum(
-              absl::StrCat(session_row, " report ", QuotedEcho(a.request_id)), "ack", ack_bytes,
-              q->OptionalInt(r, 3));
+      if (absl::Status s =
+              VerifyStoredChecksum(absl::StrCat(session_row, " report ", QuotedEcho(a.request_id)),
+                                   "ack", ack_bytes, q->OptionalInt(r, 3));
           !s.ok()) {
         return s;
       }
@@ -192,8 +193,7 @@ absl::StatusOr<JournaledSession> PgSessionStore::LoadSession(const std::string& 
   };
 
   const char* what = "session store: loading a session";
-  if (absl::Status s = c.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", what);
-      !s.ok()) {
+  if (absl::Status s = c.Begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", what); !s.ok()) {
     return s;
   }
   absl::Status status = body();

@@ -32,10 +32,10 @@ namespace stimloop {
 class SessionLeases {
  public:
   enum class Claimed {
-    kHeld,        // this replica held the lease already
-    kNew,         // the session had no live owner: this replica took it
-    kTakenOver,   // another replica's lease had expired: taken over
-    kClosed,      // the session is closed: it needs no owner
+    kHeld,       // this replica held the lease already
+    kNew,        // the session had no live owner: this replica took it
+    kTakenOver,  // another replica's lease had expired: taken over
+    kClosed,     // the session is closed: it needs no owner
   };
 
   virtual ~SessionLeases() = default;

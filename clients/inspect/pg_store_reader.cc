@@ -27,8 +27,7 @@ constexpr char kSummarySql[] =
     "(SELECT COUNT(*) FROM responses r WHERE r.session_id = s.id AND r.skipped), "
     "s.config_crc32 FROM sessions s ";
 
-absl::Status ReadSummary(const PgResult& q, int r, SessionSummary* out,
-                         v1::SessionConfig* config) {
+absl::Status ReadSummary(const PgResult& q, int r, SessionSummary* out, v1::SessionConfig* config) {
   out->id = q.Bytes(r, 0);
   out->status = q.Bytes(r, 1);
   out->created = absl::FromUnixNanos(q.Int(r, 2));
@@ -133,9 +132,9 @@ class PgStoreReader : public StoreReader {
       s.origin = q->Bytes(r, 4);
       s.is_reference = q->Bool(r, 5);
       s.png = q->Bytes(r, 6);
-      if (absl::Status v = VerifyStoredChecksum(
-              absl::StrCat("session '", session_id, "' stimulus ", s.sequence), "png", s.png,
-              q->OptionalInt(r, 9));
+      if (absl::Status v =
+              VerifyStoredChecksum(absl::StrCat("session '", session_id, "' stimulus ", s.sequence),
+                                   "png", s.png, q->OptionalInt(r, 9));
           !v.ok()) {
         return v;
       }
@@ -159,9 +158,9 @@ class PgStoreReader : public StoreReader {
       r.skipped = q->Bool(row, 4);
       if (!r.skipped) {
         const std::string bytes = q->Bytes(row, 5);
-        if (absl::Status v = VerifyStoredChecksum(
-                absl::StrCat("session '", session_id, "' response ", r.seq), "rates", bytes,
-                q->OptionalInt(row, 6));
+        if (absl::Status v =
+                VerifyStoredChecksum(absl::StrCat("session '", session_id, "' response ", r.seq),
+                                     "rates", bytes, q->OptionalInt(row, 6));
             !v.ok()) {
           return v;
         }
@@ -208,8 +207,8 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::OpenPostgres(const std
     return absl::FailedPreconditionError(
         absl::StrCat(where, " is not a stimloop store (no schema_version table)"));
   }
-  auto version = (*conn)->Exec("SELECT application, version FROM schema_version",
-                               "store: reading the schema");
+  auto version =
+      (*conn)->Exec("SELECT application, version FROM schema_version", "store: reading the schema");
   if (!version.ok()) return version.status();
   if (version->rows() != 1 || version->Bytes(0, 0) != kPgStoreApplication) {
     return absl::FailedPreconditionError(
@@ -220,8 +219,7 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::OpenPostgres(const std
         absl::StrCat(where, " has schema version ", version->Int(0, 1),
                      ", newer than this build reads (", kPgStoreSchemaVersion, ")"));
   }
-  return std::unique_ptr<StoreReader>(
-      std::make_unique<PgStoreReader>(where, *std::move(conn)));
+  return std::unique_ptr<StoreReader>(std::make_unique<PgStoreReader>(where, *std::move(conn)));
 }
 
 }  // namespace inspect

@@ -2,6 +2,8 @@
 // same hand-driven session run by the real server on SQLite and on a real
 // PostgreSQL reads back the same through StoreReader, the command line
 // lists and shows it, and a damaged PNG is DATA_LOSS naming the row.
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,8 +11,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -38,8 +38,8 @@ std::string Tool() {
 // started with `args`; the session id.
 std::string PlayThreeGenerations(const std::string& dir, const std::vector<std::string>& args) {
   std::filesystem::create_directories(dir);
-  auto server = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/server.log",
-                                     args);
+  auto server =
+      ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/server.log", args);
   EXPECT_TRUE(server.ok()) << server.status();
   if (!server.ok()) return "";
   auto client = ConnectTo(**server);
@@ -126,7 +126,8 @@ TEST(PgInspectTest, PostgresStoreReadsBackAsTheSqliteStoreDoes) {
   const std::string bad = dir + "/bad.txt";
   EXPECT_NE(std::system(("'" + Tool() + "' list --store=mysql://x > '" + bad + "' 2>&1").c_str()),
             0);
-  EXPECT_TRUE(absl::StrContains(ReadAll(bad), "--store: expected a PostgreSQL URI")) << ReadAll(bad);
+  EXPECT_TRUE(absl::StrContains(ReadAll(bad), "--store: expected a PostgreSQL URI"))
+      << ReadAll(bad);
 
   // A damaged PNG is DATA_LOSS naming the session and the stimulus.
   ASSERT_TRUE(cluster

@@ -5,14 +5,14 @@
 // session over once the lease expires and goes on with no acknowledged
 // response lost, the retried report answered from the store, and every
 // stimulus equal, byte for byte, to an uninterrupted run's.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -74,8 +74,7 @@ auto UntilTakenOver(Call call) -> decltype(call()) {
   while (true) {
     auto result = call();
     if (result.ok() || !absl::IsFailedPrecondition(result.status()) ||
-        !OwnerAddressFromError(result.status().message()).has_value() ||
-        absl::Now() > deadline) {
+        !OwnerAddressFromError(result.status().message()).has_value() || absl::Now() > deadline) {
       return result;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -124,8 +123,7 @@ void PlaySession(PgTestCluster& cluster, const std::string& db, const v1::Sessio
       // While A lives, B refuses the session and names A's address.
       auto refused = to_b->GetSession(id);
       ASSERT_FALSE(refused.ok());
-      EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition)
-          << refused.status();
+      EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
       EXPECT_EQ(refused.status().message(),
                 absl::StrCat("session_id: session '", id, "' is owned by replica 'replica-a' at ",
                              a->address(), "; send its requests there"));

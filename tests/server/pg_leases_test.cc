@@ -3,13 +3,13 @@
 // other, takeover after expiry (expired here by SQL, not by waiting), the
 // fence on the old owner's writes, renewal reporting lost sessions, closed
 // sessions needing no owner; and Open's errors for bad URIs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "server/pg_session_store.h"
 #include "tests/server/pg_test_cluster.h"
@@ -128,8 +128,9 @@ TEST_F(PgLeasesTest, ExpiredLeaseIsTakenOverAndTheOldOwnerIsFenced) {
   EXPECT_TRUE(absl::IsFailedPrecondition(fenced)) << fenced;
   EXPECT_THAT(std::string(fenced.message()), HasSubstr("at 10.0.0.2:50051"));
   EXPECT_FALSE(a->Holds("s"));
-  EXPECT_EQ(*cluster_->Query("leases", "SELECT count(*) FROM stimuli WHERE handed_out_ns IS NOT NULL"),
-            "0");
+  EXPECT_EQ(
+      *cluster_->Query("leases", "SELECT count(*) FROM stimuli WHERE handed_out_ns IS NOT NULL"),
+      "0");
   ASSERT_TRUE(b->StimuliHandedOut("s", {"s-1"}).ok());
 
   // Once b's lease expired too, a's write is still refused: its copy of the
@@ -151,8 +152,10 @@ TEST_F(PgLeasesTest, RenewReportsLostSessionsAndReleaseFreesThem) {
   ASSERT_TRUE(lost.ok()) << lost.status();
   EXPECT_TRUE(lost->empty());
 
-  ASSERT_TRUE(cluster_->Exec("leases", "UPDATE leases SET expires_at = now() - interval '1 "
-                                       "second' WHERE session_id = 'lost'")
+  ASSERT_TRUE(cluster_
+                  ->Exec("leases",
+                         "UPDATE leases SET expires_at = now() - interval '1 "
+                         "second' WHERE session_id = 'lost'")
                   .ok());
   ASSERT_TRUE(b->Claim("lost").ok());
   lost = a->Renew();

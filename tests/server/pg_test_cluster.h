@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -39,8 +40,6 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -54,7 +53,7 @@ class PgTestCluster {
   // Starts a server; the reason it cannot otherwise (FAILED_PRECONDITION
   // when PostgreSQL is not installed, UNAVAILABLE when it does not start).
   static absl::StatusOr<std::unique_ptr<PgTestCluster>> Start(const std::string& name,
-                                                               bool durable = false) {
+                                                              bool durable = false) {
     const std::string bin = BinDir();
     std::error_code exists_error;
     if (bin.empty() || !std::filesystem::exists(bin + "/initdb", exists_error)) {
@@ -68,9 +67,9 @@ class PgTestCluster {
     for (char& c : safe) {
       if (!std::isalnum(static_cast<unsigned char>(c))) c = '-';
     }
-    cluster->dir_ = (std::filesystem::temp_directory_path() /
-                     absl::StrCat("stimloop-pg-", safe, "-", getpid()))
-                        .string();
+    cluster->dir_ =
+        (std::filesystem::temp_directory_path() / absl::StrCat("stimloop-pg-", safe, "-", getpid()))
+            .string();
     std::error_code error;
     std::filesystem::remove_all(cluster->dir_, error);
     std::filesystem::create_directories(cluster->dir_, error);
@@ -89,19 +88,27 @@ class PgTestCluster {
       }
     }
     const std::string data = cluster->dir_ + "/data";
-    const int initdb = cluster->RunAsUser(
-        {bin + "/initdb", "-D", data, "-A", "trust", "-U", "stimloop", "-E", "UTF8",
-         "--no-sync", "--no-instructions"},
-        cluster->dir_ + "/initdb.log", /*wait=*/true);
+    const int initdb =
+        cluster->RunAsUser({bin + "/initdb", "-D", data, "-A", "trust", "-U", "stimloop", "-E",
+                            "UTF8", "--no-sync", "--no-instructions"},
+                           cluster->dir_ + "/initdb.log", /*wait=*/true);
     if (initdb != 0) {
-      return absl::UnavailableError(absl::StrCat("initdb failed (", initdb, "): ",
-                                                 Tail(cluster->dir_ + "/initdb.log")));
+      return absl::UnavailableError(
+          absl::StrCat("initdb failed (", initdb, "): ", Tail(cluster->dir_ + "/initdb.log")));
     }
     for (int attempt = 0; attempt < 3; ++attempt) {
       cluster->port_ = FreePort();
-      std::vector<std::string> args = {bin + "/postgres", "-D", data, "-p",
-                                       std::to_string(cluster->port_), "-k", cluster->dir_,
-                                       "-h", "127.0.0.1", "-c", "max_connections=50"};
+      std::vector<std::string> args = {bin + "/postgres",
+                                       "-D",
+                                       data,
+                                       "-p",
+                                       std::to_string(cluster->port_),
+                                       "-k",
+                                       cluster->dir_,
+                                       "-h",
+                                       "127.0.0.1",
+                                       "-c",
+                                       "max_connections=50"};
       if (!durable) {
         for (const char* fast : {"fsync=off", "full_page_writes=off"}) {
           args.push_back("-c");
@@ -112,8 +119,8 @@ class PgTestCluster {
       if (cluster->WaitReady()) return cluster;
       cluster->Stop();
     }
-    return absl::UnavailableError(absl::StrCat("postgres did not start: ",
-                                               Tail(cluster->dir_ + "/postgres.log")));
+    return absl::UnavailableError(
+        absl::StrCat("postgres did not start: ", Tail(cluster->dir_ + "/postgres.log")));
   }
 
   ~PgTestCluster() {
