@@ -270,5 +270,23 @@ TEST(ReplicaTest, RigClientFollowsTheOwnerAndFailsOver) {
   EXPECT_EQ(end->counts().responses(), acknowledged);
 }
 
+// A --store the server cannot use stops it at start with the reason.
+TEST(ReplicaTest, UnusableStoreFlagStopsTheServerWithItsReason) {
+  const std::string dir = FreshTempDir("replica-bad-store");
+  auto foreign = ServerProcess::Start(DefaultServerBinary(), dir + "/data", dir + "/foreign.log",
+                                      {"--store=mysql://db/stimloop"}, absl::Seconds(30));
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_THAT(std::string(foreign.status().message()),
+              HasSubstr("--store: expected a PostgreSQL URI (postgresql://host:port/dbname) or "
+                        "nothing (the SQLite store in --data_dir)"));
+  auto unreachable = ServerProcess::Start(
+      DefaultServerBinary(), dir + "/data", dir + "/unreachable.log",
+      {"--store=postgresql://stimloop@127.0.0.1:1/stimloop?connect_timeout=2"}, absl::Seconds(30));
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_THAT(std::string(unreachable.status().message()),
+              HasSubstr("cannot open the session store: store: cannot connect to PostgreSQL "
+                        "(127.0.0.1:1/stimloop)"));
+}
+
 }  // namespace
 }  // namespace stimloop
