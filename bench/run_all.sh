@@ -30,7 +30,7 @@ done
 bench="$build_dir/bench"
 server_binary="${server_binary:-$build_dir/server/stimloop-server}"
 for program in sample_efficiency ascent_ceiling loop_latency refit_latency surrogate_fit \
-               frontend_time many_sessions store_bench; do
+               frontend_time many_sessions store_bench replica_bench; do
   if [[ ! -x "$bench/$program" ]]; then
     echo "run_all.sh: $bench/$program is missing; build first (scripts/build.sh)" >&2
     exit 2
@@ -139,6 +139,14 @@ if ((quick)); then
   run "$bench/store_bench" --dir="$scratch/store" --reports=200 --resume_stimuli=1000
 else
   run "$bench/store_bench" --dir="$scratch/store"
+fi
+
+# --- Replicas on PostgreSQL ------------------------------------------------------
+section "Replicas on PostgreSQL"
+if ((quick)); then
+  run "$bench/replica_bench" --dir="$scratch/replica" --reports=40 --takeovers=1
+else
+  run "$bench/replica_bench" --dir="$scratch/replica"
 fi
 
 # --- Fuzzing and sanitizers, memory ---------------------------------------------

@@ -23,6 +23,9 @@
 #include "clients/inspect/text_views.h"
 
 ABSL_FLAG(std::string, data_dir, "stimloop-data", "the server's data directory");
+ABSL_FLAG(std::string, store, "",
+          "a PostgreSQL store's libpq URI (postgresql://user@host:port/dbname), as the "
+          "servers' --store; empty: the SQLite store in --data_dir");
 ABSL_FLAG(std::string, out, "", "output folder (top, export) or HTML file (report)");
 ABSL_FLAG(int, k, 10, "top: how many stimuli");
 ABSL_FLAG(int, best, 24, "report: cells in the best-stimuli grid");
@@ -37,13 +40,20 @@ constexpr char kUsage[] =
     "  stimloop-inspect show   --data_dir=D SESSION\n"
     "  stimloop-inspect top    --data_dir=D SESSION --k=10 --out=DIR\n"
     "  stimloop-inspect export --data_dir=D SESSION --out=DIR\n"
-    "  stimloop-inspect report --data_dir=D SESSION --out=FILE.html";
+    "  stimloop-inspect report --data_dir=D SESSION --out=FILE.html\n"
+    "Instead of --data_dir, --store=postgresql://... reads a PostgreSQL store.";
 
 absl::Status Run(const std::vector<std::string>& args) {
   if (args.empty())
     return absl::InvalidArgumentError("missing command (list, show, top, export, report)");
   const std::string& command = args[0];
-  auto reader = StoreReader::Open(absl::GetFlag(FLAGS_data_dir));
+  const std::string store = absl::GetFlag(FLAGS_store);
+  if (!store.empty() && store.rfind("postgresql://", 0) != 0 && store.rfind("postgres://", 0) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--store: expected a PostgreSQL URI (postgresql://...), got '", store, "'"));
+  }
+  auto reader = store.empty() ? StoreReader::Open(absl::GetFlag(FLAGS_data_dir))
+                              : StoreReader::OpenPostgres(store);
   if (!reader.ok()) return reader.status();
   if (command == "list") {
     if (args.size() != 1) return absl::InvalidArgumentError("list takes no arguments");

@@ -3,6 +3,16 @@
 // (UNAVAILABLE, DEADLINE_EXCEEDED) with the same request_id, which the server
 // counts once. Errors come back as absl::Status with the server's code and
 // message. Thread-compatible: one client per thread, or external locking.
+//
+// Replicas (several servers on one PostgreSQL store, README "Running several
+// servers"): with `replicas`, every call that the server answers with the
+// owner error (base/session_owner.h) is sent again to the owner's address,
+// and every call that finds its server UNAVAILABLE is sent again to the
+// next address, until `failover_timeout` (long enough for a dead owner's
+// lease to expire). A report is resent with the same request_id, counted
+// once. A NextStimuli whose server died before its reply arrived is asked
+// again elsewhere: the stimuli it may have handed out stay answerable, but
+// the rig never sees them (the next batch follows them).
 #ifndef STIMLOOP_CLIENTS_RIG_CLIENT_H_
 #define STIMLOOP_CLIENTS_RIG_CLIENT_H_
 
@@ -15,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/session_owner.h"
 #include "stimloop/v1/stimloop.grpc.pb.h"
 
 namespace stimloop {
@@ -29,12 +40,18 @@ struct RigClientOptions {
   std::string tls_root_cert_pem;
   // Bearer token sent on every call when non-empty.
   std::string auth_token;
+  // Other replicas of the same store, tried after `address`; empty: one
+  // server, no following.
+  std::vector<std::string> replicas;
+  // How long a call keeps following (owner errors, replicas down) before it
+  // returns the last error.
+  absl::Duration failover_timeout = absl::Seconds(30);
 };
 
 class RigClient {
  public:
   // Connects and waits until the channel is ready (UNAVAILABLE after
-  // connect_timeout).
+  // connect_timeout); with replicas, to the first address that answers.
   static absl::StatusOr<std::unique_ptr<RigClient>> Connect(const RigClientOptions& options);
 
   absl::StatusOr<v1::Session> CreateSession(const v1::SessionConfig& config);
@@ -56,12 +73,26 @@ class RigClient {
       const std::string& session_id, const std::string& request_id,
       const std::vector<v1::Response>& responses);
 
+  // The address calls go to now.
+  const std::string& current_address() const { return current_; }
+
  private:
-  explicit RigClient(RigClientOptions options, std::shared_ptr<grpc::Channel> channel);
+  RigClient(RigClientOptions options, std::string address,
+            std::shared_ptr<grpc::Channel> channel);
   // A context with the call deadline and the auth token.
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // Sends later calls to `address`.
+  void MoveTo(const std::string& address);
+  // Runs `call` (stub, context, reply) -> grpc::Status, following the
+  // session's owner and live replicas as the class comment says; with
+  // `retry_transient`, also retries UNAVAILABLE / DEADLINE_EXCEEDED on one
+  // server up to report_attempts times.
+  template <typename Reply, typename Call>
+  absl::StatusOr<Reply> Follow(Call call, bool retry_transient);
 
   RigClientOptions options_;
+  std::vector<std::string> addresses_;  // address, then replicas
+  std::string current_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::StimLoop::Stub> stub_;
 };

@@ -13,6 +13,8 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler
   libopencv-dev libabsl-dev libgtest-dev libsqlite3-dev zlib1g-dev
+  libpq-dev  # the PostgreSQL session store (server/pg_session_store.h)
+  postgresql  # tests start a throwaway PostgreSQL server (tests/server/pg_test_cluster.h)
   python3-grpcio python3-protobuf python3-numpy python3-pil  # the Python client decodes PNG with Pillow
   openssl libssl-dev  # report digests link libcrypto (server/report_digest.h)
   chromium  # headless Chromium renders the inspect report in tests/inspect

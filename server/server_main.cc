@@ -6,7 +6,13 @@
 // (with --listen=127.0.0.1:0 the kernel picks a free port). SIGINT or
 // SIGTERM shut it down gracefully: in-flight calls finish, then it exits 0.
 //
-// Sessions are journaled to <data_dir>/stimloop.sqlite (server/session_store.h).
+// Sessions are journaled to <data_dir>/stimloop.sqlite (server/session_store.h),
+// or, with --store=postgresql://..., to a PostgreSQL database that several
+// replicas share (server/pg_session_store.h): each open session is owned by
+// one replica through a lease (server/session_leases.h); a request for a
+// session another live replica owns gets FAILED_PRECONDITION naming the
+// owner's address, and a session whose owner died is taken over by the
+// next replica asked for it, restored exactly from the store.
 // On start the store is checked and every open session in it is resumed, so
 // a server killed at any moment goes on where it was. A store that is corrupt,
 // foreign, in use by another server, or lost (missing or empty where
@@ -39,6 +45,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/work_pool.h"
@@ -47,6 +54,8 @@
 #include "server/session_journal.h"
 #include "server/session_manager.h"
 #include "server/session_restore.h"
+#include "server/open_store.h"
+#include "server/session_leases.h"
 #include "server/session_store.h"
 #include "server/remote_access_flags.h"
 #include "server/stimloop_service.h"
@@ -77,6 +86,24 @@ ABSL_FLAG(std::string, store_sync, "full",
           "survives SIGKILL and power loss) or 'normal' (survives SIGKILL; the newest "
           "commits may roll back on power loss).");
 
+ABSL_FLAG(std::string, store, "",
+          "The session store: empty for the SQLite store in --data_dir (the default), or a "
+          "libpq URI, postgresql://[user[:password]@]host[:port]/dbname[?param=value...], for a "
+          "PostgreSQL database that several replicas share.");
+ABSL_FLAG(std::string, replica_id, "",
+          "With a PostgreSQL --store: this replica's id in session leases; empty: "
+          "<hostname>-<pid>-<random>.");
+ABSL_FLAG(std::string, advertise_address, "",
+          "With a PostgreSQL --store: the address other replicas send clients to for the "
+          "sessions this replica owns; empty: the listening address (with its port).");
+ABSL_FLAG(int, store_connections, 4,
+          "With a PostgreSQL --store: connections to the database; journal writes of "
+          "different sessions commit in parallel on them.");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(10),
+          "With a PostgreSQL --store: how long a session's lease outlives its owner's last "
+          "renewal (renewed every third of it); a dead replica's sessions are taken over "
+          "after at most this long.");
+
 namespace {
 
 // Self-pipe for SIGINT/SIGTERM: libraries start threads before main() (e.g.
@@ -101,7 +128,7 @@ bool InstallSignalHandlers() {
 // Resumes every open session of `store` into `sessions`. A session that
 // cannot be rebuilt is reported, logged as an event and left out; the others
 // still resume. Returns how many resumed.
-int ResumeOpenSessions(stimloop::SessionStore& store, stimloop::SessionManager& sessions,
+int ResumeOpenSessions(stimloop::DurableStore& store, stimloop::SessionManager& sessions,
                        const stimloop::AssetsDir& assets, stimloop::WorkPool* pool) {
   auto ids = store.OpenSessionIds();
   if (!ids.ok()) {
@@ -187,12 +214,33 @@ int Run() {
     return 2;
   }
   store_options.new_store = absl::GetFlag(FLAGS_new_store);
-  auto store = stimloop::SessionStore::Open(absl::GetFlag(FLAGS_data_dir), store_options);
+  stimloop::PgStoreOptions pg_options;
+  pg_options.replica_id = absl::GetFlag(FLAGS_replica_id);
+  pg_options.address = absl::GetFlag(FLAGS_advertise_address);
+  pg_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  pg_options.connections = absl::GetFlag(FLAGS_store_connections);
+  if (pg_options.connections < 1) {
+    std::cerr << "stimloop-server: --store_connections must be at least 1\n";
+    return 2;
+  }
+  if (pg_options.lease_ttl < absl::Milliseconds(100)) {
+    std::cerr << "stimloop-server: --lease_ttl must be at least 100ms\n";
+    return 2;
+  }
+  const std::string store_flag = absl::GetFlag(FLAGS_store);
+  if (!store_flag.empty() && !stimloop::IsPostgresUri(store_flag)) {
+    std::cerr << "stimloop-server: --store: expected a PostgreSQL URI "
+                 "(postgresql://host:port/dbname) or nothing (the SQLite store in --data_dir)\n";
+    return 2;
+  }
+  auto store = stimloop::OpenDurableStore(store_flag, absl::GetFlag(FLAGS_data_dir),
+                                          store_options, pg_options);
   if (!store.ok()) {
     std::cerr << "stimloop-server: cannot open the session store: " << store.status().message()
               << "\n";
     return 1;
   }
+  stimloop::SessionLeases* const leases = (*store)->leases();
   const stimloop::AssetsDir assets(AssetsRoot());
   // Every session's refits and background proposals share these threads.
   int workers = absl::GetFlag(FLAGS_workers);
@@ -200,18 +248,45 @@ int Run() {
   stimloop::WorkPool pool(workers);
   stimloop::SessionManager sessions(store->get(), absl::GetFlag(FLAGS_max_open_sessions), assets,
                                     &pool);
-  const int resumed = ResumeOpenSessions(**store, sessions, assets, &pool);
-  // Sessions that were not resumed (closed ones) are read from the store the
-  // first time a request names them, so they stay inspectable over gRPC.
-  sessions.SetLoader([store = store->get(), &assets, &pool](const std::string& id)
+  // With a shared store, open sessions are claimed when a request names
+  // them, not all at start: other replicas may own them.
+  const int resumed = leases == nullptr ? ResumeOpenSessions(**store, sessions, assets, &pool) : 0;
+  // Sessions that were not resumed (closed ones, and with a shared store
+  // every one) are read from the store the first time a request names
+  // them, so they stay inspectable over gRPC. With a shared store, an open
+  // one's lease is claimed first (the owner's address if another replica
+  // holds it), then it is read: the newest state.
+  sessions.SetLoader([store = store->get(), leases, &assets, &pool](const std::string& id)
                          -> absl::StatusOr<std::shared_ptr<stimloop::Session>> {
+    if (leases != nullptr) {
+      auto claimed = leases->Claim(id);
+      if (!claimed.ok()) return claimed.status();
+      if (*claimed == stimloop::SessionLeases::Claimed::kTakenOver) {
+        std::cout << "stimloop-server: took over session " << id << std::endl;
+      }
+    }
     auto journaled = store->LoadSession(id);
     if (!journaled.ok()) return journaled.status();
     auto session = stimloop::Session::Restore(*journaled, store, assets, &pool);
     if (!session.ok()) return session.status();
     return std::shared_ptr<stimloop::Session>(*std::move(session));
   });
-  std::cout << "stimloop-server: session store " << (*store)->path() << ", resumed " << resumed
+  stimloop::ReadOnlyJournal read_only;
+  if (leases != nullptr) {
+    sessions.SetLeases(leases);
+    // ListSessions names every session in the store; those other replicas
+    // own are described from a read-only copy.
+    sessions.SetCatalog([store = store->get()]() { return store->AllSessionIds(); },
+                        [store = store->get(), &read_only, &assets](const std::string& id)
+                            -> absl::StatusOr<std::shared_ptr<stimloop::Session>> {
+                          auto journaled = store->LoadSession(id);
+                          if (!journaled.ok()) return journaled.status();
+                          auto session = stimloop::Session::Restore(*journaled, &read_only, assets);
+                          if (!session.ok()) return session.status();
+                          return std::shared_ptr<stimloop::Session>(*std::move(session));
+                        });
+  }
+  std::cout << "stimloop-server: session store " << (*store)->Describe() << ", resumed " << resumed
             << " open session(s); assets folder " << assets.root() << "; " << pool.threads()
             << " background worker(s)" << std::endl;
   stimloop::StimLoopService service(&sessions);
@@ -236,6 +311,31 @@ int Run() {
   }
   const std::string host = listen.substr(0, listen.rfind(':'));
   std::cout << "stimloop-server: " << security->Describe() << std::endl;
+  // Renews this replica's leases every third of their time to live; a
+  // session whose lease was lost (taken over after it expired) is dropped
+  // from memory.
+  absl::Notification stop_renewing;
+  std::thread renewer;
+  if (leases != nullptr) {
+    const std::string advertised = absl::GetFlag(FLAGS_advertise_address);
+    leases->SetAddress(advertised.empty() ? absl::StrCat(host, ":", port) : advertised);
+    std::cout << "stimloop-server: replica " << leases->replica_id() << ", lease time to live "
+              << absl::FormatDuration(leases->ttl()) << std::endl;
+    renewer = std::thread([leases, &sessions, &stop_renewing]() {
+      while (!stop_renewing.WaitForNotificationWithTimeout(leases->ttl() / 3)) {
+        auto lost = leases->Renew();
+        if (!lost.ok()) {
+          std::cerr << "stimloop-server: cannot renew session leases: " << lost.status() << "\n";
+          continue;
+        }
+        for (const std::string& id : *lost) {
+          std::cerr << "stimloop-server: lost the lease of session " << id
+                    << " (taken over by another replica)\n";
+          sessions.Evict(id);
+        }
+      }
+    });
+  }
   std::cout << "stimloop-server listening on " << host << ":" << port << std::endl;
 
   // The signal handler only writes the signal number to a pipe; this thread
@@ -249,6 +349,14 @@ int Run() {
   });
   server->Wait();
   waiter.join();
+  if (leases != nullptr) {
+    stop_renewing.Notify();
+    renewer.join();
+    // Other replicas may take this one's sessions over at once.
+    if (absl::Status s = leases->ReleaseAll(); !s.ok()) {
+      std::cerr << "stimloop-server: cannot release session leases: " << s << "\n";
+    }
+  }
   return 0;
 }
 

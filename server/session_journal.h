@@ -5,7 +5,8 @@
 //   - responses are journaled, and committed, before they are acknowledged
 //     or reach the optimizer.
 // A journal error fails the request and leaves the in-memory session
-// unchanged. The SQLite store implements it; InMemoryJournal keeps nothing.
+// unchanged. The stores implement it (server/durable_store.h); InMemoryJournal
+// keeps nothing; ReadOnlyJournal refuses every write.
 #ifndef STIMLOOP_SERVER_SESSION_JOURNAL_H_
 #define STIMLOOP_SERVER_SESSION_JOURNAL_H_
 
@@ -109,6 +110,40 @@ class InMemoryJournal : public SessionJournal {
                                   const std::map<std::string, double>&,
                                   const std::string&) override {
     return absl::OkStatus();
+  }
+};
+
+// Refuses every write (FAILED_PRECONDITION): for read-only copies of a
+// session that another replica owns (ListSessions of a shared store).
+class ReadOnlyJournal : public SessionJournal {
+ public:
+  absl::Status SessionCreated(const std::string&, const v1::SessionConfig&,
+                              absl::Time) override {
+    return Refused();
+  }
+  absl::Status GenerationProposed(const std::string&, int64_t,
+                                  absl::Span<const StimulusEntry>, const std::string&,
+                                  int64_t) override {
+    return Refused();
+  }
+  absl::Status StimuliHandedOut(const std::string&, absl::Span<const std::string>) override {
+    return Refused();
+  }
+  absl::Status ResponsesReported(const std::string&, const std::string&, const std::string&,
+                                 absl::Span<const ResponseEntry>,
+                                 const v1::ReportResponsesAck&, absl::Time) override {
+    return Refused();
+  }
+  absl::Status SessionClosed(const std::string&, absl::Time) override { return Refused(); }
+  absl::Status ModelVersionFitted(const std::string&, int64_t,
+                                  const std::map<std::string, double>&,
+                                  const std::string&) override {
+    return Refused();
+  }
+
+ private:
+  static absl::Status Refused() {
+    return absl::FailedPreconditionError("session_id: a read-only copy of the session");
   }
 };
 

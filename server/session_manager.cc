@@ -81,7 +81,16 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Find(const std::string&
   {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(session_id);
-    if (it != sessions_.end() && it->second != nullptr) return it->second;
+    if (it != sessions_.end() && it->second != nullptr) {
+      if (leases_ == nullptr || !it->second->is_open() || leases_->Holds(session_id)) {
+        return it->second;
+      }
+      // The lease lapsed: another replica may have gone on with the
+      // session. Reload it (the loader claims the lease again first).
+      sessions_.erase(it);
+      order_.erase(std::find(order_.begin(), order_.end(), session_id));
+      it = sessions_.end();
+    }
     if (it != sessions_.end() || !loader_) {  // being created, or nothing to load from
       return NoSession(session_id);
     }
@@ -101,6 +110,36 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Find(const std::string&
     return NoSession(session_id);
   }
   return it->second;  // a concurrent Find may have loaded it first
+}
+
+void SessionManager::Evict(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end() || it->second == nullptr) return;
+  sessions_.erase(it);
+  order_.erase(std::find(order_.begin(), order_.end(), session_id));
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<Session>>> SessionManager::ListAll() const {
+  if (!catalog_ids_) return List();
+  auto ids = catalog_ids_();
+  if (!ids.ok()) return ids.status();
+  std::vector<std::shared_ptr<Session>> out;
+  for (auto id = ids->rbegin(); id != ids->rend(); ++id) {
+    std::shared_ptr<Session> session;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = sessions_.find(*id);
+      if (it != sessions_.end()) session = it->second;
+    }
+    if (session == nullptr) {
+      auto snapshot = catalog_snapshot_(*id);
+      if (!snapshot.ok()) continue;
+      session = *std::move(snapshot);
+    }
+    out.push_back(std::move(session));
+  }
+  return out;
 }
 
 std::vector<std::shared_ptr<Session>> SessionManager::List() const {

@@ -14,6 +14,7 @@
 #include "server/asset_paths.h"
 #include "server/session.h"
 #include "server/session_journal.h"
+#include "server/session_leases.h"
 #include "stimloop/v1/stimloop.pb.h"
 
 namespace stimloop {
@@ -49,6 +50,30 @@ class SessionManager {
       std::function<absl::StatusOr<std::shared_ptr<Session>>(const std::string& session_id)>;
   void SetLoader(Loader loader) { loader_ = std::move(loader); }
 
+  // Replicas sharing a store (server/session_leases.h): an open session
+  // held in memory is served only while `leases` says this replica holds
+  // its lease; otherwise Find drops it and asks the loader again (which
+  // claims the lease, or answers with the owner's address). Set once,
+  // before serving; `leases` must outlive the manager.
+  void SetLeases(SessionLeases* leases) { leases_ = leases; }
+
+  // Drops a session from memory (its lease was lost); a later Find loads it
+  // again. No-op for an unknown id.
+  void Evict(const std::string& session_id);
+
+  // With a shared store, List names every session in it: `ids` lists them
+  // (oldest first) and `snapshot` builds a read-only copy of one not held
+  // in memory, which is described and not kept. Set once, before serving.
+  using Ids = std::function<absl::StatusOr<std::vector<std::string>>()>;
+  void SetCatalog(Ids ids, Loader snapshot) {
+    catalog_ids_ = std::move(ids);
+    catalog_snapshot_ = std::move(snapshot);
+  }
+
+  // Every session in memory, newest first; with a catalog (SetCatalog),
+  // every session in the store, newest first (one that cannot be read is
+  // left out). The catalog's error when it cannot list the store.
+  absl::StatusOr<std::vector<std::shared_ptr<Session>>> ListAll() const;
   // Every session in memory, newest first.
   std::vector<std::shared_ptr<Session>> List() const;
 
@@ -60,6 +85,9 @@ class SessionManager {
   const AssetsDir assets_;
   WorkPool* const pool_;
   Loader loader_;
+  SessionLeases* leases_ = nullptr;
+  Ids catalog_ids_;
+  Loader catalog_snapshot_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // creation order

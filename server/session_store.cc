@@ -134,13 +134,9 @@ absl::Status SessionStore::InsertEvent(const std::string& session_id, absl::stri
 
 absl::Status SessionStore::SessionCreated(const std::string& session_id,
                                           const v1::SessionConfig& config, absl::Time created) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions json_options;
-  json_options.preserve_proto_field_names = true;
-  if (auto s = google::protobuf::util::MessageToJsonString(config, &json, json_options);
-      !s.ok()) {
-    return absl::InternalError(absl::StrCat("session store: config as JSON: ", s.ToString()));
-  }
+  auto config_json = ConfigJson(config);
+  if (!config_json.ok()) return config_json.status();
+  const std::string& json = *config_json;
   const std::string config_bytes = config.SerializeAsString();
   const std::string metadata = MetadataJson(config);
   absl::MutexLock lock(&mu_);
@@ -356,8 +352,16 @@ absl::Status SessionStore::RecordEvent(const std::string& session_id, absl::stri
 }
 
 absl::StatusOr<std::vector<std::string>> SessionStore::OpenSessionIds() {
+  return SessionIds("SELECT id FROM sessions WHERE status = 'open' ORDER BY created_ns, id");
+}
+
+absl::StatusOr<std::vector<std::string>> SessionStore::AllSessionIds() {
+  return SessionIds("SELECT id FROM sessions ORDER BY created_ns, id");
+}
+
+absl::StatusOr<std::vector<std::string>> SessionStore::SessionIds(const char* sql) {
   absl::MutexLock lock(&mu_);
-  auto stmt = Prepared("SELECT id FROM sessions WHERE status = 'open' ORDER BY created_ns, id");
+  auto stmt = Prepared(sql);
   if (!stmt.ok()) return stmt.status();
   SqliteStatement q(db_, *stmt, "session store: select from sessions");
   std::vector<std::string> ids;
@@ -374,22 +378,7 @@ absl::StatusOr<std::vector<std::string>> SessionStore::OpenSessionIds() {
 absl::Status SessionStore::ModelVersionFitted(const std::string& session_id, int64_t version,
                                               const std::map<std::string, double>& metrics,
                                               const std::string& checkpoint) {
-  // JSON numbers cannot be NaN: undefined metrics are written as null.
-  std::vector<std::string> fields;
-  double correlation_sum = 0;
-  int correlations = 0;
-  for (const auto& [name, value] : metrics) {
-    fields.push_back(absl::StrFormat("\"%s\": %s", name,
-                                     std::isfinite(value) ? absl::StrCat(value) : "null"));
-    if (absl::StartsWith(name, "heldout_correlation.") && std::isfinite(value)) {
-      correlation_sum += value;
-      ++correlations;
-    }
-  }
-  if (correlations > 0) {
-    fields.push_back(absl::StrCat("\"heldout_r\": ", correlation_sum / correlations));
-  }
-  const std::string json = absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
+  const std::string json = ModelMetricsJson(metrics);
   const absl::Time now = absl::Now();
   if (absl::Status s = RecordModelVersion(session_id, version, json, checkpoint, now); !s.ok()) {
     return s;

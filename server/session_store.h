@@ -48,6 +48,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/durable_store.h"
 #include "server/session_journal.h"
 #include "server/session_restore.h"
 #include "server/store_schema.h"
@@ -71,15 +72,7 @@ struct StoreOptions {
   bool new_store = false;
 };
 
-// Event kinds of the events table.
-inline constexpr char kEventCreated[] = "created";
-inline constexpr char kEventResumed[] = "resumed";
-inline constexpr char kEventRefitStarted[] = "refit_started";
-inline constexpr char kEventRefitFinished[] = "refit_finished";
-inline constexpr char kEventClosed[] = "closed";
-inline constexpr char kEventError[] = "error";
-
-class SessionStore : public SessionJournal {
+class SessionStore : public DurableStore {
  public:
   static constexpr char kFileName[] = "stimloop.sqlite";
   static constexpr char kLockFileName[] = "stimloop.lock";
@@ -130,24 +123,27 @@ class SessionStore : public SessionJournal {
   // an unknown session.
   absl::Status RecordModelVersion(const std::string& session_id, int64_t version,
                                   absl::string_view metrics_json,
-                                  absl::string_view checkpoint, absl::Time created);
+                                  absl::string_view checkpoint, absl::Time created) override;
 
   // Appends to the event log; `kind` is one of kEvent*, `detail` free text
   // or JSON. An empty session_id logs a server-wide event.
   absl::Status RecordEvent(const std::string& session_id, absl::string_view kind,
-                           absl::string_view detail, absl::Time time);
+                           absl::string_view detail, absl::Time time) override;
 
   // Ids of the sessions whose status is open, oldest first.
-  absl::StatusOr<std::vector<std::string>> OpenSessionIds();
+  absl::StatusOr<std::vector<std::string>> OpenSessionIds() override;
+  // Ids of every session, oldest first.
+  absl::StatusOr<std::vector<std::string>> AllSessionIds() override;
 
   // Everything journaled about one session (see server/session_restore.h).
   // NOT_FOUND for an unknown id; DATA_LOSS when a row cannot be decoded or
   // a payload fails its checksum ("session 'abc' stimulus 17: stored png
   // fails its checksum ...").
-  absl::StatusOr<JournaledSession> LoadSession(const std::string& session_id);
+  absl::StatusOr<JournaledSession> LoadSession(const std::string& session_id) override;
 
   // <data_dir>/stimloop.sqlite.
   const std::string& path() const { return path_; }
+  std::string Describe() const override { return path_; }
 
  private:
   SessionStore(std::string path, sqlite3* db, int lock_fd);
@@ -157,6 +153,8 @@ class SessionStore : public SessionJournal {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The prepared statement for `sql` (a string literal), prepared once.
   absl::StatusOr<sqlite3_stmt*> Prepared(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first column of every row of `sql` (a string literal).
+  absl::StatusOr<std::vector<std::string>> SessionIds(const char* sql);
   absl::Status InsertEvent(const std::string& session_id, absl::string_view kind,
                            absl::string_view detail, absl::Time time)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

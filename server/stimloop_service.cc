@@ -46,7 +46,9 @@ grpc::Status StimLoopService::GetSession(grpc::ServerContext*,
 grpc::Status StimLoopService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*,
                                            v1::ListSessionsResponse* reply) {
   return Guarded("ListSessions", [&]() -> absl::Status {
-    for (const auto& session : sessions_->List()) {
+    auto sessions = sessions_->ListAll();
+    if (!sessions.ok()) return sessions.status();
+    for (const auto& session : *sessions) {
       session->Describe(/*with_images=*/false, reply->add_sessions());
     }
     return absl::OkStatus();

@@ -1,8 +1,13 @@
 #include "server/store_encoding.h"
 
-#include <algorithm>
-#include <utility>
+#include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -42,6 +47,36 @@ std::string MetadataJson(const v1::SessionConfig& config) {
     parts.push_back(absl::StrCat(JsonString(key), ":", JsonString(value)));
   }
   return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
+}
+
+absl::StatusOr<std::string> ConfigJson(const v1::SessionConfig& config) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions json_options;
+  json_options.preserve_proto_field_names = true;
+  if (auto s = google::protobuf::util::MessageToJsonString(config, &json, json_options);
+      !s.ok()) {
+    return absl::InternalError(absl::StrCat("session store: config as JSON: ", s.ToString()));
+  }
+  return json;
+}
+
+std::string ModelMetricsJson(const std::map<std::string, double>& metrics) {
+  // JSON numbers cannot be NaN: undefined metrics are written as null.
+  std::vector<std::string> fields;
+  double correlation_sum = 0;
+  int correlations = 0;
+  for (const auto& [name, value] : metrics) {
+    fields.push_back(absl::StrFormat("\"%s\": %s", name,
+                                     std::isfinite(value) ? absl::StrCat(value) : "null"));
+    if (absl::StartsWith(name, "heldout_correlation.") && std::isfinite(value)) {
+      correlation_sum += value;
+      ++correlations;
+    }
+  }
+  if (correlations > 0) {
+    fields.push_back(absl::StrCat("\"heldout_r\": ", correlation_sum / correlations));
+  }
+  return absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
 }
 
 }  // namespace stimloop

@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "stimloop/v1/stimloop.pb.h"
 
@@ -37,6 +39,14 @@ bool DecodeArray(const std::string& bytes, std::vector<T>* out) {
 // sessions.metadata_json: config.metadata as {"key":"value",...}, keys
 // sorted, strings escaped as JSON requires.
 std::string MetadataJson(const v1::SessionConfig& config);
+
+// sessions.config_json: the config as protobuf's JSON, proto field names.
+absl::StatusOr<std::string> ConfigJson(const v1::SessionConfig& config);
+
+// model_versions.metrics_json of a fitted version: every metric (undefined
+// ones as null) plus "heldout_r", the mean of the finite
+// "heldout_correlation.*" metrics, when there is one.
+std::string ModelMetricsJson(const std::map<std::string, double>& metrics);
 
 }  // namespace stimloop
 

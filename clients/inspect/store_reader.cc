@@ -95,6 +95,19 @@ absl::Status ReadSummary(const SqliteStatement& q, bool checksums, SessionSummar
   return absl::OkStatus();
 }
 
+class SqliteStoreReader : public StoreReader {
+ public:
+  SqliteStoreReader(std::string path, sqlite3* db) : StoreReader(std::move(path)), db_(db) {}
+  ~SqliteStoreReader() override { sqlite3_close(db_); }
+  absl::StatusOr<std::vector<SessionSummary>> ListSessions() override;
+  absl::StatusOr<SessionData> LoadSession(const std::string& session_id) override;
+
+  bool checksums_ = false;  // the store keeps <column>_crc32 (schema 2 on)
+
+ private:
+  sqlite3* const db_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& data_dir) {
@@ -110,7 +123,7 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string
     sqlite3_close(db);
     return absl::UnavailableError(absl::StrCat("store: cannot open '", path, "': ", message));
   }
-  std::unique_ptr<StoreReader> reader(new StoreReader(path, db));
+  auto reader = std::make_unique<SqliteStoreReader>(path, db);
   sqlite3_busy_timeout(db, 10000);
   SqliteStatement q(db, "PRAGMA application_id", "store: reading the application_id");
   const bool row = q.Next();
@@ -131,12 +144,10 @@ absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string
                           "store: reading the schema");
   reader->checksums_ = columns.Next();
   if (absl::Status s = columns.status(); !s.ok()) return s;
-  return reader;
+  return std::unique_ptr<StoreReader>(std::move(reader));
 }
 
-StoreReader::~StoreReader() { sqlite3_close(db_); }
-
-absl::StatusOr<std::vector<SessionSummary>> StoreReader::ListSessions() {
+absl::StatusOr<std::vector<SessionSummary>> SqliteStoreReader::ListSessions() {
   ReadTransaction txn(db_);
   if (!txn.status().ok()) return txn.status();
   SqliteStatement q(db_, absl::StrCat(SummarySql(checksums_), " ORDER BY s.created_ns, s.id"),
@@ -152,7 +163,7 @@ absl::StatusOr<std::vector<SessionSummary>> StoreReader::ListSessions() {
   return out;
 }
 
-absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_id) {
+absl::StatusOr<SessionData> SqliteStoreReader::LoadSession(const std::string& session_id) {
   ReadTransaction txn(db_);
   if (!txn.status().ok()) return txn.status();
   SessionData data;
@@ -163,7 +174,7 @@ absl::StatusOr<SessionData> StoreReader::LoadSession(const std::string& session_
     if (!q.Next()) {
       if (absl::Status s = q.status(); !s.ok()) return s;
       return absl::NotFoundError(
-          absl::StrCat("SESSION: no session '", session_id, "' in '", path_, "'"));
+          absl::StrCat("SESSION: no session '", session_id, "' in '", path(), "'"));
     }
     if (absl::Status s = ReadSummary(q, checksums_, &data.summary, &data.config); !s.ok()) {
       return s;

@@ -1,5 +1,7 @@
-// Reads a stimloop session store (<data_dir>/stimloop.sqlite, written by
-// server/session_store.h) into plain structs, for the inspection tools.
+// Reads a stimloop session store into plain structs, for the inspection
+// tools: the SQLite store (<data_dir>/stimloop.sqlite, written by
+// server/session_store.h; Open) or a PostgreSQL store shared by replicas
+// (server/pg_session_store.h; OpenPostgres, in pg_store_reader.cc).
 //
 // Verified: every payload read (config, png, rates) is checked against its
 // stored CRC-32 (server/store_checksum.h) and a mismatch is DATA_LOSS naming
@@ -9,21 +11,21 @@
 //
 // Read-only: the file is opened with SQLITE_OPEN_READONLY and never written,
 // so it may be read while a server runs on the same data directory (the
-// store is in WAL mode: readers do not block the writer). Each Load* call
-// reads one consistent snapshot inside a single read transaction.
+// store is in WAL mode: readers do not block the writer); a PostgreSQL
+// connection reads in READ ONLY transactions. Each Load* call reads one
+// consistent snapshot inside a single read transaction.
 #ifndef STIMLOOP_CLIENTS_INSPECT_STORE_READER_H_
 #define STIMLOOP_CLIENTS_INSPECT_STORE_READER_H_
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "stimloop/v1/stimloop.pb.h"
-
-struct sqlite3;
 
 namespace stimloop {
 namespace inspect {
@@ -87,24 +89,29 @@ class StoreReader {
   // Opens <data_dir>/stimloop.sqlite read-only. NOT_FOUND when the file is
   // missing, FAILED_PRECONDITION when it is not a stimloop store.
   static absl::StatusOr<std::unique_ptr<StoreReader>> Open(const std::string& data_dir);
-  ~StoreReader();
+  // Connects to a PostgreSQL store (a libpq URI). UNAVAILABLE when the
+  // server cannot be reached, FAILED_PRECONDITION when the database is not
+  // a stimloop store or has a newer schema.
+  static absl::StatusOr<std::unique_ptr<StoreReader>> OpenPostgres(const std::string& uri);
+  virtual ~StoreReader() = default;
   StoreReader(const StoreReader&) = delete;
   StoreReader& operator=(const StoreReader&) = delete;
 
   // Every session, oldest first; DATA_LOSS when a config fails its
   // checksum.
-  absl::StatusOr<std::vector<SessionSummary>> ListSessions();
+  virtual absl::StatusOr<std::vector<SessionSummary>> ListSessions() = 0;
   // One session; NOT_FOUND for an unknown id, DATA_LOSS for a row that
   // cannot be decoded or fails its checksum.
-  absl::StatusOr<SessionData> LoadSession(const std::string& session_id);
+  virtual absl::StatusOr<SessionData> LoadSession(const std::string& session_id) = 0;
 
+  // The file, or "PostgreSQL host:port/dbname".
   const std::string& path() const { return path_; }
 
+ protected:
+  explicit StoreReader(std::string path) : path_(std::move(path)) {}
+
  private:
-  StoreReader(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
   const std::string path_;
-  sqlite3* const db_;
-  bool checksums_ = false;  // the store keeps <column>_crc32 (schema 2 on)
 };
 
 }  // namespace inspect

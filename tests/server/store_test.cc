@@ -1,5 +1,7 @@
-// SessionStore: the schema, round trips of every journal call, and the
-// checks on open (foreign, garbage, corrupt, newer, locked).
+// SessionStore, what only the SQLite store has: its schema in WAL mode,
+// migrations from SQLite schema 1, and the checks on open (foreign,
+// garbage, corrupt, newer, locked). The round trips of every journal call,
+// on both stores, are in store_contract_test.cc.
 #include "server/session_store.h"
 
 #include <sqlite3.h>
@@ -83,75 +85,6 @@ TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
   ASSERT_TRUE(again.ok()) << again.status();
 }
 
-TEST(SessionStoreTest, LoadSessionReturnsWhatWasJournaled) {
-  const std::string dir = FreshStoreTestDir("roundtrip");
-  auto opened = SessionStore::Open(dir);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  SessionStore& store = **opened;
-  const absl::Time created = absl::FromUnixNanos(1700000000123456789);
-  ASSERT_TRUE(store.SessionCreated("s1", Config(), created).ok());
-  const auto g1 = Generation("s1", 1, 1, 3);
-  const auto g2 = Generation("s1", 2, 4, 3);
-  ASSERT_TRUE(store.GenerationProposed("s1", 1, g1, "state-1", 0).ok());
-  ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-1", "s1-2", "s1-3"}).ok());
-  std::vector<ResponseEntry> responses = {{"s1-1", {1.0, 2.5}, false},
-                                          {"s1-2", {}, true},
-                                          {"s1-1", {0.1, 1e-300}, false}};
-  const std::string digest = *ReportDigest(responses);
-  ASSERT_TRUE(
-      store.ResponsesReported("s1", "r1", digest, responses, Ack(3, 2), absl::Now()).ok());
-  ASSERT_TRUE(store.GenerationProposed("s1", 2, g2, std::string("state\0two", 9), 2).ok());
-  ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-4"}).ok());
-
-  auto loaded = store.LoadSession("s1");
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_EQ(loaded->id, "s1");
-  EXPECT_FALSE(loaded->closed);
-  EXPECT_EQ(loaded->created, created);
-  EXPECT_EQ(loaded->config.SerializeAsString(), Config().SerializeAsString());
-  EXPECT_EQ(loaded->generation, 2);
-  EXPECT_EQ(loaded->optimizer_state, std::string("state\0two", 9));
-  EXPECT_EQ(loaded->responses_told, 2);
-  ASSERT_EQ(loaded->stimuli.size(), 6u);
-  for (size_t i = 0; i < 6; ++i) {
-    const StimulusEntry& want = i < 3 ? g1[i] : g2[i - 3];
-    const JournaledStimulus& got = loaded->stimuli[i];
-    EXPECT_EQ(got.entry.id, want.id);
-    EXPECT_EQ(got.entry.sequence, want.sequence);
-    EXPECT_EQ(got.entry.generation, want.generation);
-    EXPECT_EQ(got.position, static_cast<int>(i % 3));
-    EXPECT_EQ(got.entry.origin, want.origin);
-    EXPECT_EQ(got.entry.is_reference, want.is_reference);
-    EXPECT_EQ(got.entry.png, want.png);
-    EXPECT_EQ(got.entry.code, want.code);
-    EXPECT_EQ(got.entry.model_version, want.model_version);
-    if (std::isnan(want.predicted_objective)) {
-      EXPECT_TRUE(std::isnan(got.entry.predicted_objective));
-    } else {
-      EXPECT_EQ(got.entry.predicted_objective, want.predicted_objective);
-    }
-    EXPECT_EQ(got.handed_out, i < 4) << i;
-  }
-  ASSERT_EQ(loaded->responses.size(), 3u);
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(loaded->responses[i].stimulus_id, responses[i].stimulus_id);
-    EXPECT_EQ(loaded->responses[i].rates, responses[i].rates);  // bit for bit
-    EXPECT_EQ(loaded->responses[i].skipped, responses[i].skipped);
-  }
-  ASSERT_EQ(loaded->acks.size(), 1u);
-  EXPECT_EQ(loaded->acks[0].request_id, "r1");
-  EXPECT_EQ(loaded->acks[0].ack.SerializeAsString(), Ack(3, 2).SerializeAsString());
-  EXPECT_EQ(loaded->acks[0].content_digest, digest);
-  ASSERT_EQ(loaded->response_rows.size(), 3u);
-  EXPECT_LT(loaded->response_rows[0], loaded->response_rows[1]);
-
-  const std::string path = store.path();
-  EXPECT_EQ(Sql(path, "SELECT metadata_json FROM sessions"),
-            R"({"subject":"M1 \"quoted\""})");
-  EXPECT_EQ(Sql(path, "SELECT json_extract(config_json, '$.optimizer.name') FROM sessions"),
-            "genetic");
-}
-
 // Schema 1 -> 2 (issue 26): reports gain content_digest; rows written by
 // schema 1 have none, and LoadSession computes it from their responses.
 TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
@@ -186,63 +119,6 @@ TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ASSERT_EQ(loaded->acks.size(), 1u);
   EXPECT_EQ(loaded->acks[0].content_digest, *ReportDigest(responses));
-}
-
-TEST(SessionStoreTest, ClosedSessionsAreNotOpen) {
-  auto store = SessionStore::Open(FreshStoreTestDir("closed"));
-  ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->SessionCreated("a", Config(), absl::FromUnixSeconds(1)).ok());
-  ASSERT_TRUE((*store)->SessionCreated("b", Config(), absl::FromUnixSeconds(2)).ok());
-  ASSERT_TRUE((*store)->SessionClosed("a", absl::FromUnixSeconds(3)).ok());
-  auto open = (*store)->OpenSessionIds();
-  ASSERT_TRUE(open.ok());
-  EXPECT_EQ(*open, std::vector<std::string>{"b"});
-  auto a = (*store)->LoadSession("a");
-  ASSERT_TRUE(a.ok());
-  EXPECT_TRUE(a->closed);
-  EXPECT_TRUE(absl::IsNotFound((*store)->SessionClosed("nope", absl::Now())));
-  EXPECT_TRUE(absl::IsNotFound((*store)->LoadSession("nope").status()));
-  EXPECT_EQ(Sql((*store)->path(), "SELECT group_concat(kind) FROM events WHERE session_id='a'"),
-            "created,closed");
-}
-
-TEST(SessionStoreTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
-  auto store = SessionStore::Open(FreshStoreTestDir("repeat"));
-  ASSERT_TRUE(store.ok());
-  SessionStore& s = **store;
-  ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
-  ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
-  ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1"}).ok());
-  std::vector<ResponseEntry> r = {{"s-1", {1, 2}, false}};
-  ASSERT_TRUE(s.ResponsesReported("s", "r", "digest", r, Ack(1, 1), absl::Now()).ok());
-  absl::Status again = s.ResponsesReported("s", "r", "digest", r, Ack(1, 2), absl::Now());
-  EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
-  EXPECT_THAT(std::string(again.message()), HasSubstr("request_id"));
-  auto loaded = s.LoadSession("s");
-  ASSERT_TRUE(loaded.ok());
-  EXPECT_EQ(loaded->responses.size(), 1u);
-  ASSERT_EQ(loaded->acks.size(), 1u);
-  EXPECT_EQ(loaded->acks[0].ack.counts().responses(), 1);
-  // A stimulus of no session is refused, and the transaction rolled back.
-  EXPECT_FALSE(s.StimuliHandedOut("s", {"s-2", "other-1"}).ok());
-  loaded = s.LoadSession("s");
-  EXPECT_FALSE(loaded->stimuli[1].handed_out);
-}
-
-TEST(SessionStoreTest, ModelVersionsAndEventsAreRecorded) {
-  auto store = SessionStore::Open(FreshStoreTestDir("models"));
-  ASSERT_TRUE(store.ok());
-  SessionStore& s = **store;
-  ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
-  ASSERT_TRUE(s.RecordModelVersion("s", 1, R"({"heldout_r":0.5})", "ckpt", absl::Now()).ok());
-  EXPECT_TRUE(absl::IsAlreadyExists(s.RecordModelVersion("s", 1, "{}", "", absl::Now())));
-  EXPECT_TRUE(absl::IsNotFound(s.RecordModelVersion("zz", 1, "{}", "", absl::Now())));
-  ASSERT_TRUE(s.RecordEvent("s", kEventRefitStarted, "", absl::Now()).ok());
-  ASSERT_TRUE(s.RecordEvent("", kEventError, "server-wide", absl::Now()).ok());
-  EXPECT_EQ(Sql(s.path(), "SELECT json_extract(metrics_json, '$.heldout_r') FROM model_versions"),
-            "0.5");
-  EXPECT_EQ(Sql(s.path(), "SELECT group_concat(kind) FROM events"),
-            "created,refit_started,error");
 }
 
 TEST(SessionStoreTest, ForeignSqliteFileIsRefusedAndLeftUntouched) {

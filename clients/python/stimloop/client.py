@@ -17,9 +17,18 @@ DEADLINE_EXCEEDED) with the same request_id, which the server counts once.
 Any failure raises StimloopError with the gRPC code and the server's message,
 which names the offending field. A Client is safe to share between threads
 (gRPC channels are); a Session holds no state beyond its id.
+
+Several servers on one PostgreSQL store (README, "Running several servers"):
+give the other replicas' addresses, Client(address, replicas=[...]). A call
+answered with the owner error (FAILED_PRECONDITION "... is owned by replica
+'<id>' at <host:port>; send its requests there") is sent again to the owner,
+and a call that finds its server UNAVAILABLE to the next address, until
+failover_timeout; a report is resent with its request_id, counted once.
 """
 
 import os
+import re
+import threading
 import time
 import uuid
 
@@ -42,6 +51,15 @@ except ImportError as e:  # The stubs are a build output, not in the source tree
 SKIPPED = None
 
 _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+# The owner error of a replica (base/session_owner.h): the owner's address.
+_OWNER = re.compile(r"' is owned by replica '.*' at (\S+); send its requests there$")
+
+
+def owner_address(message):
+    """The owner's address in a replica's owner error message, else None."""
+    match = _OWNER.search(message or "")
+    return match.group(1) if match else None
 
 
 class StimloopError(Exception):
@@ -208,35 +226,72 @@ class Client:
       report_attempts: tries of a report on UNAVAILABLE / DEADLINE_EXCEEDED.
       retry_backoff: seconds before the first retry, doubled for each next one.
       interceptors: optional grpc client interceptors (e.g. for logging).
+      replicas: addresses of other replicas of the same store, tried after
+        `address` when it is down, and followed on the owner error.
+      failover_timeout: seconds a call keeps following before it raises.
     Raises:
       StimloopError(UNAVAILABLE): the server was not reachable in connect_timeout.
     """
 
     def __init__(self, address="127.0.0.1:50051", timeout=30.0, token=None, root_cert=None,
                  connect_timeout=10.0, report_attempts=5, retry_backoff=0.2,
-                 interceptors=()):
+                 interceptors=(), replicas=(), failover_timeout=30.0):
         self.address = address
         self.timeout = timeout
         self.report_attempts = max(1, int(report_attempts))
         self.retry_backoff = retry_backoff
+        self.failover_timeout = failover_timeout
+        self._addresses = [address] + list(replicas)
+        self._root_cert = root_cert
+        self._interceptors = interceptors
         self._metadata = (("authorization", "Bearer " + token),) if token else None
+        self._lock = threading.Lock()
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            for candidate in self._addresses:
+                channel = self._open(candidate)
+                wait = deadline - time.monotonic()
+                if len(self._addresses) > 1:
+                    wait = min(wait, 0.5)
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=max(wait, 0.01))
+                except grpc.FutureTimeoutError:
+                    channel.close()
+                    continue
+                self._use(candidate, channel)
+                return
+            if time.monotonic() >= deadline:
+                raise StimloopError(grpc.StatusCode.UNAVAILABLE,
+                                    "cannot reach stimloop server at %s%s within %gs"
+                                    % (address, " or its replicas" if replicas else "",
+                                       connect_timeout)) from None
+
+    @property
+    def current_address(self):
+        """The address calls go to now (changes when following replicas)."""
+        return self._current
+
+    def _open(self, address):
         options = [("grpc.max_receive_message_length", 64 << 20)]
-        if root_cert is None:
-            channel = grpc.insecure_channel(address, options=options)
-        else:
-            credentials = grpc.ssl_channel_credentials(root_certificates=_pem(root_cert))
-            channel = grpc.secure_channel(address, credentials, options=options)
-        try:
-            grpc.channel_ready_future(channel).result(timeout=connect_timeout)
-        except grpc.FutureTimeoutError:
-            channel.close()
-            raise StimloopError(grpc.StatusCode.UNAVAILABLE,
-                                "cannot reach stimloop server at %s within %gs"
-                                % (address, connect_timeout)) from None
+        if self._root_cert is None:
+            return grpc.insecure_channel(address, options=options)
+        credentials = grpc.ssl_channel_credentials(root_certificates=_pem(self._root_cert))
+        return grpc.secure_channel(address, credentials, options=options)
+
+    def _use(self, address, channel):
+        self._current = address
         self._channel = channel
-        if interceptors:
-            channel = grpc.intercept_channel(channel, *interceptors)
+        if self._interceptors:
+            channel = grpc.intercept_channel(channel, *self._interceptors)
         self._stub = pb_grpc.StimLoopStub(channel)
+
+    def _move_to(self, address):
+        with self._lock:
+            if address == self._current:
+                return
+            old = self._channel
+            self._use(address, self._open(address))
+        old.close()
 
     def create_session(self, height=64, width=64, channels=1, num_neurons=1,
                        optimizer=None, image_space=None, seed=0,
@@ -310,22 +365,54 @@ class Client:
         self.close()
 
     def _call(self, method, request):
+        return self._follow(method, request, retry_transient=False)
+
+    def _call_with_retries(self, method, request):
+        return self._follow(method, request, retry_transient=True)
+
+    def _call_once(self, method, request):
         try:
             return getattr(self._stub, method)(request, timeout=self.timeout,
                                                metadata=self._metadata)
         except grpc.RpcError as e:
             raise StimloopError.from_rpc_error(e) from None
 
-    def _call_with_retries(self, method, request):
+    def _follow(self, method, request, retry_transient):
+        """One call; with replicas, follows the owner error and moves past
+        UNAVAILABLE servers until failover_timeout; with retry_transient,
+        retries UNAVAILABLE / DEADLINE_EXCEEDED (a report, same request_id)."""
+        deadline = time.monotonic() + self.failover_timeout
         delay = self.retry_backoff
-        for attempt in range(self.report_attempts):
+        attempts = 0
+        following = len(self._addresses) > 1
+        while True:
             try:
-                return self._call(method, request)
+                return self._call_once(method, request)
             except StimloopError as e:
-                if e.code not in _TRANSIENT or attempt + 1 == self.report_attempts:
+                attempts += 1
+                owner = owner_address(e.message)
+                if following and owner and time.monotonic() < deadline:
+                    if owner == self._current:
+                        time.sleep(delay)
+                    self._move_to(owner)
+                    continue
+                transient = e.code == grpc.StatusCode.UNAVAILABLE or (
+                    retry_transient and e.code in _TRANSIENT)
+                if not transient:
+                    raise
+                if following:
+                    if time.monotonic() >= deadline:
+                        raise
+                    try:
+                        i = self._addresses.index(self._current)
+                        nxt = self._addresses[(i + 1) % len(self._addresses)]
+                    except ValueError:  # an owner's address not in the list
+                        nxt = self._addresses[0]
+                    self._move_to(nxt)
+                elif not retry_transient or attempts >= self.report_attempts:
                     raise
             time.sleep(delay)  # Back off before retrying the same request.
-            delay *= 2
+            delay = min(delay * 2, 1.0)
 
 
 def _flat(rates):

@@ -14,23 +14,43 @@ from server_process import ServerProcess
 class _Injected(grpc.RpcError):
     """What a call that failed in transit raises."""
 
-    def __init__(self, code):
+    def __init__(self, code, details="injected by the test"):
         super().__init__()
         self._code = code
+        self._details = details
 
     def code(self):
         return self._code
 
     def details(self):
-        return "injected by the test"
+        return self._details
 
 
 class _FailedCall:
-    def __init__(self, code):
+    def __init__(self, code, details="injected by the test"):
         self._code = code
+        self._details = details
 
     def result(self, timeout=None):
-        raise _Injected(self._code)
+        raise _Injected(self._code, self._details)
+
+
+class OwnerInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Answers the first call, without sending it, with a replica's owner
+    error naming `owner` (as a replica that does not own the session would);
+    records where every call went."""
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.calls = 0
+
+    def intercept_unary_unary(self, continuation, details, request):
+        self.calls += 1
+        if self.calls == 1:
+            return _FailedCall(grpc.StatusCode.FAILED_PRECONDITION,
+                               "session_id: session 'ab12cd34' is owned by replica "
+                               "'host-1-beef' at %s; send its requests there" % self.owner)
+        return continuation(details, request)
 
 
 class ReportInterceptor(grpc.UnaryUnaryClientInterceptor):
@@ -243,6 +263,47 @@ class ClientTest(unittest.TestCase):
             session.report([(s, [2.0]) for s in stimuli])
         self.assertEqual(caught.exception.code, grpc.StatusCode.UNAVAILABLE)
         self.assertEqual(len(recorder.request_ids), 1)
+
+    def test_owner_address_parses_only_the_owner_error(self):
+        self.assertEqual(stimloop.client.owner_address(
+            "session_id: session 'x' is owned by replica 'r-1' at 10.0.0.7:50051; "
+            "send its requests there"), "10.0.0.7:50051")
+        self.assertIsNone(stimloop.client.owner_address("session_id: no session 'x'"))
+
+    def second_server(self):
+        other = ServerProcess()
+        self.addCleanup(other.stop)
+        return other.start()
+
+    def test_follows_the_owner_error_to_the_owner(self):
+        other = self.second_server()
+        owner = OwnerInterceptor(other)
+        client = self.connect(interceptors=[owner], replicas=[other], retry_backoff=0.01)
+        session = self.new_session(client)
+        self.assertEqual(client.current_address, other)
+        self.assertEqual(owner.calls, 2)
+        # The session lives on the owner it was sent to.
+        on_other = stimloop.Client(other, connect_timeout=30)
+        self.addCleanup(on_other.close)
+        self.assertEqual(on_other.resume_session(session.id).id, session.id)
+
+    def test_without_replicas_the_owner_error_is_raised(self):
+        owner = OwnerInterceptor("127.0.0.1:1")
+        client = self.connect(interceptors=[owner])
+        with self.assertRaises(stimloop.StimloopError) as caught:
+            self.new_session(client)
+        self.assertEqual(caught.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("is owned by replica 'host-1-beef' at 127.0.0.1:1", caught.exception.message)
+        self.assertEqual(owner.calls, 1)
+
+    def test_moves_past_a_server_that_died_to_a_live_replica(self):
+        other = self.second_server()
+        client = self.connect(replicas=[other], retry_backoff=0.01)
+        self.assertEqual(client.current_address, self.address)
+        self.server.stop()
+        session = self.new_session(client)
+        self.assertEqual(client.current_address, other)
+        self.assertEqual(session.info().id, session.id)
 
     def test_skipped_trial(self):
         session = self.new_session()
