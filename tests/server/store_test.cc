@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/report_digest.h"
+#include "tests/server/store_test_journal.h"
 #include "tests/server/store_test_util.h"
 
 namespace stimloop {
@@ -28,44 +29,15 @@ namespace {
 
 using ::testing::HasSubstr;
 
-v1::SessionConfig Config() {
-  v1::SessionConfig config;
-  config.mutable_image()->set_height(16);
-  config.mutable_image()->set_width(16);
-  config.mutable_image()->set_channels(1);
-  config.set_num_neurons(2);
-  config.mutable_optimizer()->set_name("genetic");
-  config.mutable_image_space()->set_name("spectral");
-  config.set_generation_size(3);
-  config.set_seed(7);
-  (*config.mutable_metadata())["subject"] = "M1 \"quoted\"";
-  return config;
-}
+v1::SessionConfig Config() { return StoreTestConfig(); }
 
 std::vector<StimulusEntry> Generation(const std::string& session, int64_t generation,
                                       int64_t first_sequence, int count) {
-  std::vector<StimulusEntry> out;
-  for (int i = 0; i < count; ++i) {
-    StimulusEntry e;
-    e.sequence = first_sequence + i;
-    e.id = session + "-" + std::to_string(e.sequence);
-    e.generation = generation;
-    e.origin = i == count - 1 ? "reference" : "genetic";
-    e.is_reference = i == count - 1;
-    e.png = std::string("\x89PNG\0bytes", 10) + std::to_string(e.sequence);
-    if (!e.is_reference) e.code = {0.5f, -1.25f, static_cast<float>(e.sequence)};
-    e.model_version = i;
-    e.predicted_objective = i == 0 ? std::numeric_limits<double>::quiet_NaN() : 1.5 * i;
-    out.push_back(std::move(e));
-  }
-  return out;
+  return StoreTestGeneration(session, generation, first_sequence, count);
 }
 
 v1::ReportResponsesAck Ack(int accepted, int64_t responses) {
-  v1::ReportResponsesAck ack;
-  ack.set_accepted(accepted);
-  ack.mutable_counts()->set_responses(responses);
-  return ack;
+  return StoreTestAck(accepted, responses);
 }
 
 TEST(SessionStoreTest, CreatesAVersionedSchemaInWalMode) {
