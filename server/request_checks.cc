@@ -35,6 +35,17 @@ absl::Status CheckRequestId(const std::string& request_id) {
     return absl::InvalidArgumentError(absl::StrCat(
         "request_id: must be 1..", kMaxRequestIdLength, " characters, got ", request_id.size()));
   }
+  // Control characters (a NUL above all) are refused alike by every store:
+  // PostgreSQL's text cannot hold a NUL.
+  for (size_t i = 0; i < request_id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(request_id[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("request_id: character %d is the control character 0x%02x; use "
+                          "printable characters",
+                          i, c));
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -44,6 +44,10 @@ TEST(RequestChecksTest, RequestIdHasOneToTheLimitCharacters) {
   EXPECT_TRUE(CheckRequestId(std::string(kMaxRequestIdLength, 'x')).ok());
   ExpectInvalid(CheckRequestId(""), "request_id: must be 1..128 characters, got 0");
   ExpectInvalid(CheckRequestId(std::string(kMaxRequestIdLength + 1, 'x')), "got 129");
+  ExpectInvalid(CheckRequestId(std::string("ab\0c", 4)),
+                "request_id: character 2 is the control character 0x00");
+  ExpectInvalid(CheckRequestId("trial\t7"), "character 5 is the control character 0x09");
+  EXPECT_TRUE(CheckRequestId("trial 7/\xc3\xa9").ok());  // spaces and UTF-8 are fine
 }
 
 TEST(RequestChecksTest, AReportHoldsOneToTheLimitResponses) {
