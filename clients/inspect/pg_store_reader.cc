@@ -39,16 +39,7 @@ absl::Status ReadSummary(const PgResult& q, int r, SessionSummary* out, v1::Sess
       !s.ok()) {
     return s;
   }
-  if (!config->ParseFromString(config_bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("store: session '", out->id, "': config does not parse"));
-  }
-  auto find = [&](const char* key) {
-    auto it = config->metadata().find(key);
-    return it == config->metadata().end() ? std::string() : it->second;
-  };
-  out->subject = find("subject");
-  out->site = find("site");
+  if (absl::Status s = ParseStoredConfig(config_bytes, out, config); !s.ok()) return s;
   out->generations = q.Int(r, 6);
   out->stimuli = q.Int(r, 7);
   out->responses = q.Int(r, 8);

@@ -78,16 +78,7 @@ absl::Status ReadSummary(const SqliteStatement& q, bool checksums, SessionSummar
       !s.ok()) {
     return s;
   }
-  if (!config->ParseFromString(config_bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("store: session '", out->id, "': config does not parse"));
-  }
-  auto find = [&](const char* key) {
-    auto it = config->metadata().find(key);
-    return it == config->metadata().end() ? std::string() : it->second;
-  };
-  out->subject = find("subject");
-  out->site = find("site");
+  if (absl::Status s = ParseStoredConfig(config_bytes, out, config); !s.ok()) return s;
   out->generations = q.ColumnInt(6);
   out->stimuli = q.ColumnInt(7);
   out->responses = q.ColumnInt(8);
@@ -271,6 +262,21 @@ absl::StatusOr<SessionData> SqliteStoreReader::LoadSession(const std::string& se
     if (absl::Status s = q.status(); !s.ok()) return s;
   }
   return data;
+}
+
+absl::Status ParseStoredConfig(const std::string& config_bytes, SessionSummary* summary,
+                               v1::SessionConfig* config) {
+  if (!config->ParseFromString(config_bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("store: session '", summary->id, "': config does not parse"));
+  }
+  auto find = [&](const char* key) {
+    auto it = config->metadata().find(key);
+    return it == config->metadata().end() ? std::string() : it->second;
+  };
+  summary->subject = find("subject");
+  summary->site = find("site");
+  return absl::OkStatus();
 }
 
 }  // namespace inspect

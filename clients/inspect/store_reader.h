@@ -45,6 +45,12 @@ struct SessionSummary {
   int64_t skipped = 0;    // presentations reported as skipped
 };
 
+// Parses a stored (already checksum-verified) session config into `config`
+// and copies its subject and site into `summary`; DATA_LOSS naming the
+// session when it does not parse. For every StoreReader.
+absl::Status ParseStoredConfig(const std::string& config_bytes, SessionSummary* summary,
+                               v1::SessionConfig* config);
+
 struct StoredStimulus {
   std::string id;
   int64_t sequence = 0;
