@@ -88,8 +88,8 @@ void FillConfig(FuzzedDataProvider& in, v1::SessionConfig* config) {
   }
   // A model-based session in the pixel space scans every pixel at creation
   // (gradient ascent's code range, a batch of images per 256 pixels), which
-  // made those rare creates most of the time per input (2.5x fewer inputs
-  // per second): they get the spectral space, named or by default.
+  // made those rare creates most of the time per input: they get the
+  // spectral space, named or by default.
   config->mutable_image_space()->set_name(model_based ? PickName(in, {"spectral", ""})
                                                       : PickName(in, {"spectral", "pixel", ""}));
   auto& space_params = *config->mutable_image_space()->mutable_params();
