@@ -155,7 +155,7 @@ absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch) {
 
 absl::Status Session::TellChanges(std::vector<size_t>* told, std::string* before) {
   std::vector<Observation> observations = ledger_.Untold(told);
-  *before = SaveOptimizerState(*optimizer_);
+  *before = committed_state_.empty() ? SaveOptimizerState(*optimizer_) : committed_state_;
   if (absl::Status s = optimizer_->Tell(observations); !s.ok()) {
     return UndoOptimizer(*before, absl::InternalError(absl::StrCat(
                                       "optimizer rejected observations: ", s.message())));
@@ -196,12 +196,13 @@ absl::Status Session::ProposeGeneration() {
       repeats);
   if (!entries.ok()) return undo(entries.status());
 
-  if (absl::Status s = journal_->GenerationProposed(id_, generation, *entries,
-                                                    SaveOptimizerState(*optimizer_),
-                                                    ledger_.responses());
+  std::string state = SaveOptimizerState(*optimizer_);
+  if (absl::Status s =
+          journal_->GenerationProposed(id_, generation, *entries, state, ledger_.responses());
       !s.ok()) {
     return undo(s);
   }
+  committed_state_ = std::move(state);
   CommitGeneration(generation, *std::move(entries), told);
   return absl::OkStatus();
 }

@@ -193,7 +193,8 @@ class Session {
   // Hands out up to max_count (0: all) stimuli of the current generation,
   // within kMaxBatchPngBytes. REQUIRES: ledger_.waiting() > 0.
   absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Keeps the optimizer's state in *before, then tells it every optimizer
+  // Keeps the optimizer's state in *before (committed_state_ once there is
+  // one), then tells it every optimizer
   // stimulus whose mean changed since it last heard of it (their record
   // indices in *told). On failure the optimizer is as it was.
   absl::Status TellChanges(std::vector<size_t>* told, std::string* before)
@@ -259,6 +260,11 @@ class Session {
   bool propose_ahead_ = false;        // see "Proposing ahead"; set by Build
   BackgroundProposer proposer_;       // shares mu_
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // The optimizer's state as last journaled (or restored); empty before the
+  // first generation. Only Tell, Ask and Load change that state (PrepareAsk
+  // does not), so it is the next boundary's undo point without serializing
+  // the optimizer again (for CMA-ES over a large code, about a megabyte).
+  std::string committed_state_ ABSL_GUARDED_BY(mu_);
   StimulusLedger ledger_ ABSL_GUARDED_BY(mu_);
   // Every accepted report by request_id.
   absl::flat_hash_map<std::string, StoredAck> acks_ ABSL_GUARDED_BY(mu_);

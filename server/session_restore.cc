@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Restore(const JournaledSession
       return absl::DataLossError(absl::StrCat(where, "optimizer_state of generation ",
                                               journaled.generation, ": ", loaded.message()));
     }
+    s.committed_state_ = journaled.optimizer_state;
   }
 
   // Records, by sequence; the last generation's unhanded stimuli queue up in

@@ -115,12 +115,13 @@ absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
   std::vector<StimulusEntry> entries =
       BuildValidationBlock(id_, generation, static_cast<int64_t>(ledger_.size()) + 1, shown,
                            presentations, config_.proto.seed());
-  if (absl::Status s = journal_->GenerationProposed(id_, generation, entries,
-                                                    SaveOptimizerState(*optimizer_),
-                                                    ledger_.responses());
+  std::string state = SaveOptimizerState(*optimizer_);
+  if (absl::Status s =
+          journal_->GenerationProposed(id_, generation, entries, state, ledger_.responses());
       !s.ok()) {
     return UndoOptimizer(before, s);
   }
+  committed_state_ = std::move(state);
   CommitGeneration(generation, std::move(entries), told);
   return absl::OkStatus();
 }
