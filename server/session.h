@@ -194,9 +194,9 @@ class Session {
   // within kMaxBatchPngBytes. REQUIRES: ledger_.waiting() > 0.
   absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps the optimizer's state in *before (committed_state_ once there is
-  // one), then tells it every optimizer
-  // stimulus whose mean changed since it last heard of it (their record
-  // indices in *told). On failure the optimizer is as it was.
+  // one), then tells it every optimizer stimulus whose mean changed since
+  // it last heard of it (their record indices in *told). On failure the
+  // optimizer is as it was.
   absl::Status TellChanges(std::vector<size_t>* told, std::string* before)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts the optimizer back in state `before`; returns `status`, or the
