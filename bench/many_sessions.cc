@@ -51,6 +51,7 @@ ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
 ABSL_FLAG(int, size, 32, "Image side (grayscale)");
 ABSL_FLAG(int, display_ms, 250, "Time the rig shows each stimulus");
 ABSL_FLAG(std::string, optimizer, "", "Optimizer name; empty: the default strategy");
+ABSL_FLAG(std::string, optimizer_params, "", "name=value,... (e.g. cmaes.full_cov_max_dim=1000)");
 ABSL_FLAG(std::string, surrogate_params, "", "name=value,...");
 ABSL_FLAG(std::string, server_args, "", "Extra server flags, comma-separated");
 ABSL_FLAG(std::string, data_dir, "/tmp/stimloop-bench-many-sessions", "Scratch directory");
@@ -92,6 +93,11 @@ absl::Status RunRig(const std::string& address, int index, RigLog* log) {
   config.set_seed(100 + index);
   if (!absl::GetFlag(FLAGS_optimizer).empty()) {
     config.mutable_optimizer()->set_name(absl::GetFlag(FLAGS_optimizer));
+  }
+  if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params),
+                                         config.mutable_optimizer()->mutable_params());
+      !s.ok()) {
+    return s;
   }
   if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
                                          config.mutable_surrogate()->mutable_params());
@@ -185,11 +191,13 @@ int Main() {
   }
   std::cout << absl::StrFormat(
       "# %s, %dx%d gray, generations of %d, %d generations per session, %d ms per stimulus, "
-      "one stimulus per call, surrogate {%s}, server {%s}, loopback gRPC, %d cores\n",
+      "one stimulus per call, optimizer {%s}, surrogate {%s}, server {%s}, loopback gRPC, "
+      "%d cores\n",
       absl::GetFlag(FLAGS_optimizer).empty() ? "default strategy" : absl::GetFlag(FLAGS_optimizer),
       absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_generation_size),
       absl::GetFlag(FLAGS_generations), absl::GetFlag(FLAGS_display_ms),
-      absl::GetFlag(FLAGS_surrogate_params), absl::GetFlag(FLAGS_server_args),
+      absl::GetFlag(FLAGS_optimizer_params), absl::GetFlag(FLAGS_surrogate_params),
+      absl::GetFlag(FLAGS_server_args),
       static_cast<int>(std::thread::hardware_concurrency()));
   std::cout << "| sessions | run | NextStimuli p50 ms | p99 ms | boundary wait p50 ms | p99 ms "
                "| max ms | model lag median | max | server peak RSS MiB | server CPU cores "
