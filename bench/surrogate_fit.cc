@@ -7,10 +7,18 @@
 // closed loop fits its surrogate on. Correlations are with the noiseless rates of 1000 new images
 // ("truth") and with the noisy held-out trials of the fit ("held-out").
 // Median over seeds.
+// --chain=S fits as a session does: from scratch on the first 2 S trials,
+// then warm-started (models/trainer.h) every S trials until the count of
+// the row; "refit s" and "epochs" are then the last fit's (from the one
+// before it, S trials earlier) and "chain s" the whole chain's; each row
+// is printed twice, from scratch and as the chain, in one run. The chain's
+// fits hold out stimuli as a session's do (one held-out set, kept as the
+// data grow: TrainingData::holdout_seed). Without it every fit is from
+// scratch.
 //
 //   surrogate_fit [--seeds=3] [--trials=250,1000,3000] [--threads=2]
 //                 [--images=genetic|pink|smooth] [--cells=simple,complex,...]
-//                 [--params=key=value,...] [--ask=key=value,...]
+//                 [--params=key=value,...] [--ask=key=value,...] [--chain=S]
 // --params overrides the surrogate's defaults (models/surrogate_config.h).
 // --ask (may be empty: "--ask=") also times one gradient_ascent Ask of 40
 // in the spectral space with each fitted model (its parameters over the
@@ -28,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "bench/fixed_model_ascent.h"
@@ -90,6 +99,7 @@ int Main(int argc, char** argv) {
   std::string cells = "simple,complex";
   std::string params_text, ask_text;
   bool ask = false;
+  int64_t chain = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--seeds=", 8) == 0) {
       seeds = std::atoi(argv[i] + 8);
@@ -103,6 +113,12 @@ int Main(int argc, char** argv) {
       cells = argv[i] + 8;
     } else if (std::strncmp(argv[i], "--params=", 9) == 0) {
       params_text = argv[i] + 9;
+    } else if (std::strncmp(argv[i], "--chain=", 8) == 0) {
+      chain = std::atoll(argv[i] + 8);
+      if (chain < 1) {
+        std::fprintf(stderr, "--chain: a positive number of trials, not '%s'\n", argv[i] + 8);
+        return 2;
+      }
     } else if (std::strncmp(argv[i], "--ask=", 6) == 0) {
       ask = true;
       ask_text = argv[i] + 6;
@@ -110,7 +126,7 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr,
                    "unknown argument '%s'; usage: surrogate_fit [--seeds=N] [--trials=a,b,...] "
                    "[--threads=N] [--images=genetic|pink|smooth] [--cells=simple,complex] "
-                   "[--params=key=value,...] [--ask=key=value,...]\n",
+                   "[--params=key=value,...] [--ask=key=value,...] [--chain=S]\n",
                    argv[i]);
       return 2;
     }
@@ -142,16 +158,21 @@ int Main(int argc, char** argv) {
   std::printf("surrogate fit: %s images, spec defaults%s%s, %d seed(s), %d intra-op threads\n",
               images.c_str(), params_text.empty() ? "" : " with ", params_text.c_str(), seeds,
               threads);
-  std::printf("%-8s %7s %12s %15s %12s %10s %13s", "cell", "trials", "truth corr",
-              "held-out corr", "refit s", "epochs", "spikes/trial");
+  std::printf("%-8s %7s", "cell", "trials");
+  if (chain > 0) std::printf(" %8s", "fit");
+  std::printf(" %12s %15s %12s %10s %13s", "truth corr", "held-out corr", "refit s", "epochs",
+              "spikes/trial");
+  if (chain > 0) std::printf(" %9s", "chain s");
   if (ask) std::printf(" %8s %9s", "ask s", "ask best");
   std::printf("\n");
   for (CellKind kind : kinds) {
     const int64_t channels = kind == CellKind::kColor ? 3 : 1;
     auto front_end = MakeFrontEnd(*spec, {channels, 64, 64});
     if (!front_end.ok()) return 1;
-    for (int64_t n : trials) {
-      std::vector<double> truth, heldout, secs, epochs, spikes, ask_secs, ask_best;
+    std::vector<int64_t> modes = {0};  // 0: from scratch; S: the chain
+    if (chain > 0) modes.push_back(chain);
+    for (int64_t n : trials) for (int64_t step : modes) {
+      std::vector<double> truth, heldout, secs, epochs, spikes, chain_secs, ask_secs, ask_best;
       for (int seed = 0; seed < seeds; ++seed) {
         SimulatedNeuronSpec ns;
         ns.kind = kind;
@@ -174,15 +195,37 @@ int Main(int argc, char** argv) {
           test = RandomImages(images, 1000, channels, 64, gen);
         }
         spikes.push_back(data.rates.mean().item<double>() * 0.2);
-        FitMetrics metrics;
-        const auto start = std::chrono::steady_clock::now();
-        auto model = FitSurrogate(data, *spec, *front_end, 1, seed, nullptr, &metrics);
-        secs.push_back(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        if (!model.ok()) {
-          std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
-          return 1;
+        // The fits: one from scratch on all n trials, or the chain.
+        std::vector<int64_t> counts = {n};
+        if (step > 0) {
+          counts.clear();
+          for (int64_t k = std::min(2 * step, n); k < n; k += step) counts.push_back(k);
+          counts.push_back(n);
         }
+        FitMetrics metrics;
+        absl::StatusOr<std::shared_ptr<const Surrogate>> model;
+        double total = 0;
+        for (size_t f = 0; f < counts.size(); ++f) {
+          TrainingData prefix{data.images.narrow(0, 0, counts[f]),
+                              data.rates.narrow(0, 0, counts[f]), {}};
+          // A session's fits hold out the same stimuli (models/training_data.h).
+          if (step > 0) prefix.holdout_seed = 77 + seed;
+          const auto start = std::chrono::steady_clock::now();
+          SurrogateSpec fit_spec = *spec;
+          fit_spec.warm_start = step > 0;  // the chain warm-starts whatever --params says
+          model = FitSurrogate(prefix, fit_spec, *front_end, static_cast<int64_t>(f) + 1,
+                               seed + 1000 * static_cast<int64_t>(f), nullptr, &metrics,
+                               f == 0 ? nullptr : model->get());
+          const double s =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          total += s;
+          if (f + 1 == counts.size()) secs.push_back(s);
+          if (!model.ok()) {
+            std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+            return 1;
+          }
+        }
+        chain_secs.push_back(total);
         torch::NoGradGuard no_grad;
         truth.push_back(Correlation((*model)->PredictMean(test), (*neuron)->Rates(test)));
         heldout.push_back(metrics.heldout_correlation[0]);
@@ -206,9 +249,13 @@ int Main(int argc, char** argv) {
           ask_best.push_back(TrueFractions(**neuron, *candidates).max().item<double>());
         }
       }
-      std::printf("%-8s %7lld %12.3f %15.3f %12.1f %10.1f %13.2f",
-                  std::string(CellKindName(kind)).c_str(), static_cast<long long>(n),
-                  Median(truth), Median(heldout), Median(secs), Median(epochs), Median(spikes));
+      std::printf("%-8s %7lld", std::string(CellKindName(kind)).c_str(),
+                  static_cast<long long>(n));
+      if (chain > 0) {
+        std::printf(" %8s", step == 0 ? "scratch" : absl::StrCat("warm/", step).c_str());
+      }
+      std::printf(" %12.3f %15.3f %12.1f %10.1f %13.2f", Median(truth), Median(heldout), Median(secs), Median(epochs), Median(spikes));
+      if (chain > 0) std::printf(" %9.1f", Median(chain_secs));
       if (ask) std::printf(" %8.2f %9.3f", Median(ask_secs), Median(ask_best));
       std::printf("\n");
       std::fflush(stdout);

@@ -260,7 +260,12 @@ void RefitScheduler::RunNextFit() {
   }
   absl::StatusOr<FitOutcome> outcome = absl::InternalError("refit: not run");
   try {
-    outcome = fit_(Snapshot(n), version, cancel_);
+    RefitData data = Snapshot(n);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!models_.empty()) data.previous = models_.rbegin()->second;
+    }
+    outcome = fit_(data, version, cancel_);
   } catch (const std::exception& e) {  // e.g. LibTorch out of memory: a failed fit, no crash
     outcome = absl::InternalError(absl::StrCat("refit: the fit threw: ", e.what()));
   }

@@ -93,6 +93,10 @@ struct RefitData {
   torch::Tensor images;  // [N, C, H, W] float on the 8-bit grid, in [0, 1]
   torch::Tensor rates;   // [N, num_neurons] float, >= 0
   std::vector<int64_t> stimulus_ids;  // [N]: equal ids showed the same stimulus
+  // The newest version finished before this fit (null: none yet), for a fit
+  // that starts from it. Which version that is depends on the requests
+  // alone (fits run one at a time, in request order; Resume restores it).
+  std::shared_ptr<const ResponseModel> previous;
 };
 
 // What a finished fit hands back.

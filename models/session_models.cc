@@ -36,6 +36,10 @@ std::map<std::string, double> FlattenMetrics(const FitMetrics& m) {
   return out;
 }
 
+// The stream of the session seed that chooses held-out stimuli (versions
+// use 1, 2, ...).
+constexpr uint64_t kHoldoutStream = 0x686f6c646f7574;  // "holdout"
+
 // Version v of a session with seed s fits with this seed (see the header).
 uint64_t VersionSeed(uint64_t session_seed, int64_t version) {
   return DeriveSeed(session_seed, static_cast<uint64_t>(version));
@@ -53,17 +57,21 @@ CheckpointLoader MakeCheckpointLoader(Deserialize deserialize) {
   };
 }
 
-// The refit scheduler's FitFunction for a model class: `fit` (FitSurrogate's
-// or FitGaborModel's arguments after the spec) fits version v with
+// The refit scheduler's FitFunction for a model class: `fit` (the data, the
+// previous version to start from, then FitSurrogate's or FitGaborModel's
+// arguments after the spec) fits version v with
 // VersionSeed(session_seed, v); `serialize` gives its checkpoint.
 template <typename Fit, typename Serialize>
-FitFunction MakeFitFunction(Fit fit, Serialize serialize, uint64_t session_seed) {
-  return [fit, serialize, session_seed](
+FitFunction MakeFitFunction(Fit fit, Serialize serialize, uint64_t session_seed,
+                            bool stable_holdout) {
+  return [fit, serialize, session_seed, stable_holdout](
              const RefitData& data, int64_t version,
              const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
     FitMetrics metrics;
-    auto model = fit(TrainingData{data.images, data.rates, data.stimulus_ids}, version,
-                     VersionSeed(session_seed, version), &cancel, &metrics);
+    TrainingData training{data.images, data.rates, data.stimulus_ids};
+    if (stable_holdout) training.holdout_seed = DeriveSeed(session_seed, kHoldoutStream);
+    auto model = fit(training, data.previous,
+                     version, VersionSeed(session_seed, version), &cancel, &metrics);
     if (!model.ok()) return model.status();
     absl::StatusOr<std::string> checkpoint = serialize(**model);
     if (!checkpoint.ok()) return checkpoint.status();
@@ -124,11 +132,13 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
           return DeserializeGaborModel(bytes, height, width);
         });
     fit = MakeFitFunction(
-        [surrogate = *surrogate](const TrainingData& data, int64_t version, uint64_t seed,
+        [surrogate = *surrogate](const TrainingData& data,
+                                 const std::shared_ptr<const ResponseModel>& /*previous*/,
+                                 int64_t version, uint64_t seed,
                                  const std::atomic<bool>* cancel, FitMetrics* metrics) {
           return FitGaborModel(data, surrogate, version, seed, cancel, metrics);
         },
-        SerializeGaborModel, spec.seed);
+        SerializeGaborModel, spec.seed, /*stable_holdout=*/false);
   } else {
     absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
     if (!front_end.ok()) return InConfig(front_end.status());
@@ -138,11 +148,13 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
         });
     fit = MakeFitFunction(
         [surrogate = *surrogate, front_end = *front_end](
-            const TrainingData& data, int64_t version, uint64_t seed,
-            const std::atomic<bool>* cancel, FitMetrics* metrics) {
-          return FitSurrogate(data, surrogate, front_end, version, seed, cancel, metrics);
+            const TrainingData& data, const std::shared_ptr<const ResponseModel>& previous,
+            int64_t version, uint64_t seed, const std::atomic<bool>* cancel,
+            FitMetrics* metrics) {
+          return FitSurrogate(data, surrogate, front_end, version, seed, cancel, metrics,
+                              dynamic_cast<const Surrogate*>(previous.get()));
         },
-        SerializeSurrogate, spec.seed);
+        SerializeSurrogate, spec.seed, /*stable_holdout=*/surrogate->warm_start);
   }
   {
     std::lock_guard<std::mutex> lock(override_mu);

@@ -12,6 +12,8 @@ void ReadSurrogateParams(ParamReader& r, SurrogateSpec* spec) {
   s.ensemble_size = r.GetInt("ensemble_size", s.ensemble_size, 1, 32);
   s.max_epochs = r.GetInt("max_epochs", s.max_epochs, 1, 100000);
   s.patience = r.GetInt("patience", s.patience, 1, 100000);
+  s.warm_start = r.GetInt("warm_start", s.warm_start ? 1 : 0, 0, 1) != 0;
+  s.warm_patience = r.GetInt("warm_patience", s.warm_patience, 1, 100000);
   s.batch_size = r.GetInt("batch_size", s.batch_size, 1, 65536);
   s.learning_rate = r.Get("learning_rate", s.learning_rate, 1e-6, 1);
   s.weight_decay = r.Get("weight_decay", s.weight_decay, 0, 1);

@@ -31,12 +31,29 @@ void Restore(SurrogateHead& head, const ParamState& state) {
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(state[i]);
 }
 
+// Whether `previous` can start a fit of `options` with `ensemble_size`
+// members on `front_end`: the same members, heads and front end.
+bool CanWarmStart(const Surrogate* previous, const SurrogateHeadOptions& options,
+                  int64_t ensemble_size, const FrontEnd& front_end) {
+  if (previous == nullptr || previous->num_members() != ensemble_size ||
+      previous->front_end()->Describe() != front_end.Describe()) {
+    return false;
+  }
+  const SurrogateHeadOptions& o = previous->members().front()->options();
+  return o.features.channels == options.features.channels &&
+         o.features.height == options.features.height &&
+         o.features.width == options.features.width &&
+         o.core_channels == options.core_channels && o.num_neurons == options.num_neurons &&
+         o.output == options.output && o.readout == options.readout &&
+         o.normalization == options.normalization;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     const TrainingData& data, const SurrogateSpec& spec,
     std::shared_ptr<const FrontEnd> front_end, int64_t version, uint64_t seed,
-    const std::atomic<bool>* cancel, FitMetrics* metrics) {
+    const std::atomic<bool>* cancel, FitMetrics* metrics, const Surrogate* warm_start) {
   if (front_end == nullptr) return absl::InvalidArgumentError("front_end: null");
   absl::StatusOr<TrainingSplit> split =
       SplitTrainingData(data, spec.min_trials, spec.holdout_fraction, seed);
@@ -76,11 +93,33 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   torch::Tensor features = torch::cat(chunks, 0).contiguous();  // [G, F, h, w]
   chunks.clear();
 
-  // Standardization and initial rates from the training split.
+  SurrogateHeadOptions options;
+  options.features = front_end->feature_shape();
+  options.core_channels = spec.core_channels;
+  options.num_neurons = num_neurons;
+  options.output = spec.output;
+  options.readout = spec.readout;
+  options.normalization = spec.normalization;
+  if (features.size(1) != options.features.channels ||
+      features.size(2) != options.features.height || features.size(3) != options.features.width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training_data.images: [", absl::StrJoin(data.images.sizes(), ", "),
+        "] give features [", absl::StrJoin(features.sizes(), ", "), "]; the front end '",
+        front_end->Describe(), "' expects images giving [N, ", options.features.channels, ", ",
+        options.features.height, ", ", options.features.width, "]"));
+  }
+  const bool warm = spec.warm_start && CanWarmStart(warm_start, options, spec.ensemble_size,
+                                                    *front_end);
+
+  // Standardization and initial rates from the training split; a warm
+  // start keeps the previous version's standardization (its heads' inputs).
   const torch::Tensor train_groups =
       torch::nonzero(~heldout_group).flatten();
   torch::Tensor feature_mean, feature_scale;
-  {
+  if (warm) {
+    feature_mean = warm_start->members().front()->feature_mean().flatten();
+    feature_scale = warm_start->members().front()->feature_scale().flatten();
+  } else {
     const torch::Tensor train_features = features.index_select(0, train_groups);
     feature_mean = train_features.mean({0, 2, 3});
     feature_scale = train_features.std({0, 2, 3}, /*unbiased=*/false);
@@ -99,21 +138,6 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   row_of_group.index_copy_(0, heldout_groups, torch::arange(num_heldout_groups, torch::kLong));
   const torch::Tensor heldout_rows = row_of_group.index_select(0, heldout_group_idx);
 
-  SurrogateHeadOptions options;
-  options.features = front_end->feature_shape();
-  options.core_channels = spec.core_channels;
-  options.num_neurons = num_neurons;
-  options.output = spec.output;
-  options.readout = spec.readout;
-  options.normalization = spec.normalization;
-  if (features.size(1) != options.features.channels ||
-      features.size(2) != options.features.height || features.size(3) != options.features.width) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "training_data.images: [", absl::StrJoin(data.images.sizes(), ", "),
-        "] give features [", absl::StrJoin(features.sizes(), ", "), "]; the front end '",
-        front_end->Describe(), "' expects images giving [N, ", options.features.channels, ", ",
-        options.features.height, ", ", options.features.width, "]"));
-  }
   // Training reads the features standardized and position-major (the
   // layout of SurrogateHeadImpl::ForwardPositionMajor, 4x cheaper per step);
   // every member standardizes alike, so one copy serves them all.
@@ -135,13 +159,24 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     auto gen = at::make_generator<at::CPUGeneratorImpl>(FitStream(seed, 1 + member));
     SurrogateHead head(options);
     head->Reset(feature_mean, feature_scale, mean_rate, gen, centers);
+    if (warm) {
+      ParamState start = Snapshot(warm_start->members()[static_cast<size_t>(member)]);
+      Restore(head, start);
+    }
     const torch::Tensor boot =
         train_trials.index_select(0, torch::randint(n_train, {n_train}, gen, torch::kLong));
     torch::optim::Adam adam(head->parameters(), torch::optim::AdamOptions(spec.learning_rate));
-    double best = std::numeric_limits<double>::infinity();
+    auto heldout_loss = [&] {
+      const torch::Tensor pred =
+          head->ForwardPositionMajor(heldout_standardized).index_select(0, heldout_rows);
+      return WeightedLoss(pred, heldout_rates, neuron_weight, spec.loss).item<double>();
+    };
+    // A warm member keeps its starting point unless training improves on it.
+    double best = warm ? heldout_loss() : std::numeric_limits<double>::infinity();
     ParamState best_state = Snapshot(head);
+    const int64_t patience = warm ? spec.warm_patience : spec.patience;
     int64_t since_best = 0, epoch = 0;
-    for (; epoch < spec.max_epochs && since_best < spec.patience; ++epoch) {
+    for (; epoch < spec.max_epochs && since_best < patience; ++epoch) {
       const torch::Tensor order = boot.index_select(0, torch::randperm(n_train, gen, torch::kLong));
       for (int64_t start = 0; start < n_train; start += spec.batch_size) {
         if (FitCancelled(cancel)) return FitCancelledStatus();
@@ -168,10 +203,7 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
         adam.step();
         ++m.steps;
       }
-      const torch::Tensor pred =
-          head->ForwardPositionMajor(heldout_standardized).index_select(0, heldout_rows);
-      const double heldout =
-          WeightedLoss(pred, heldout_rates, neuron_weight, spec.loss).item<double>();
+      const double heldout = heldout_loss();
       if (heldout < best) {
         best = heldout;
         best_state = Snapshot(head);

@@ -19,6 +19,14 @@
 //    weight decay on the core. After every epoch the held-out loss is
 //    measured; training stops after spec.patience epochs without improvement
 //    or spec.max_epochs, and the member keeps its best held-out parameters.
+//  - Warm start (spec.warm_start): given the previous version
+//    `warm_start` of the same session (same ensemble size, heads and front
+//    end), member m starts from that version's member m and its feature
+//    standardization, begins with the starting point's held-out loss as its
+//    best, and stops after spec.warm_patience epochs without improvement. A
+//    refit on 40 new trials then costs a few epochs instead of tens
+//    (BENCHMARKS.md, "Refit and proposal cost"). Anything else (null, or a
+//    version that does not match) fits from scratch as above.
 //  - Metrics (FitMetrics) are computed on the held-out trials from the
 //    ensemble mean.
 #ifndef STIMLOOP_MODELS_TRAINER_H_
@@ -49,12 +57,12 @@ namespace stimloop {
 //  - CANCELLED when `*cancel` (may be null) becomes true; it is polled
 //    before every Adam step, so a superseded fit stops within one step.
 // `metrics` (may be null) is filled on success. Deterministic given the
-// inputs, seed and LibTorch's thread count. Uses LibTorch's intra-op
+// inputs (`warm_start` included), seed and LibTorch's thread count. Uses LibTorch's intra-op
 // threads (bounded by the caller with at::set_num_threads).
 absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     const TrainingData& data, const SurrogateSpec& spec,
     std::shared_ptr<const FrontEnd> front_end, int64_t version, uint64_t seed,
-    const std::atomic<bool>* cancel, FitMetrics* metrics);
+    const std::atomic<bool>* cancel, FitMetrics* metrics, const Surrogate* warm_start = nullptr);
 
 }  // namespace stimloop
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/seed.h"
@@ -115,10 +116,30 @@ absl::StatusOr<TrainingSplit> SplitTrainingData(const TrainingData& data, int64_
         absl::StrCat("training_data: ", num_groups, " distinct stimuli; at least 4 are needed"));
   }
   split.group_of = torch::tensor(split.group, torch::kLong);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(FitStream(seed, 0));
-  const torch::Tensor perm = torch::randperm(num_groups, gen, torch::kLong);
-  const int64_t num_heldout = std::clamp<int64_t>(
-      std::llround(holdout_fraction * static_cast<double>(num_groups)), 1, num_groups - 2);
+  torch::Tensor perm;  // the groups in order; the first num_heldout are held out
+  int64_t num_heldout = 0;
+  if (data.holdout_seed.has_value()) {
+    // Each group by its own draw; perm orders the groups by draw.
+    std::vector<std::pair<uint64_t, int64_t>> draws;
+    draws.reserve(static_cast<size_t>(num_groups));
+    for (int64_t g = 0; g < num_groups; ++g) {
+      draws.emplace_back(SplitMix64At(*data.holdout_seed, static_cast<uint64_t>(g)), g);
+    }
+    std::sort(draws.begin(), draws.end());
+    std::vector<int64_t> order;
+    order.reserve(draws.size());
+    for (const auto& [draw, g] : draws) {
+      order.push_back(g);
+      if (static_cast<double>(draw) < holdout_fraction * 18446744073709551616.0) ++num_heldout;
+    }
+    perm = torch::tensor(order, torch::kLong);
+    num_heldout = std::clamp<int64_t>(num_heldout, 1, num_groups - 2);
+  } else {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(FitStream(seed, 0));
+    perm = torch::randperm(num_groups, gen, torch::kLong);
+    num_heldout = std::clamp<int64_t>(
+        std::llround(holdout_fraction * static_cast<double>(num_groups)), 1, num_groups - 2);
+  }
   split.heldout_group = torch::zeros({num_groups}, torch::kBool);
   split.heldout_group.index_fill_(0, perm.narrow(0, 0, num_heldout), true);
   split.heldout_groups = std::get<0>(torch::sort(perm.narrow(0, 0, num_heldout)));

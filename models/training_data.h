@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +30,12 @@ struct TrainingData {
   // (used to hold repeats out together and for FEVE). Empty: presentations
   // with bit-identical images count as repeats.
   std::vector<int64_t> stimulus_ids;
+  // Optional: the held-out stimuli are chosen by this seed alone, group by
+  // group (SplitTrainingData), so that a stimulus held out once stays held
+  // out as the data grow. A session sets it for all its fits: a refit that
+  // starts from the previous version must not stop early on trials that
+  // version trained on.
+  std::optional<uint64_t> holdout_seed;
 };
 
 // What one fit measured on its held-out trials.
@@ -88,7 +95,11 @@ struct TrainingSplit {
 // Validates `data` (ValidateTrainingData), then FAILED_PRECONDITION with
 // fewer than `min_trials` trials or fewer than 4 distinct stimuli. Holds out
 // round(holdout_fraction * groups) groups, at least 1 and leaving at least
-// 2, drawn from FitStream(seed, 0).
+// 2, drawn from FitStream(seed, 0). With data.holdout_seed, group g (in
+// order of first appearance) is held out instead when
+// SplitMix64At(holdout_seed, g) / 2^64 < holdout_fraction, which does not
+// change when trials are appended (still at least 1 held out and 2 left,
+// moving the groups of the lowest or highest draws when needed).
 absl::StatusOr<TrainingSplit> SplitTrainingData(const TrainingData& data, int64_t min_trials,
                                                 double holdout_fraction, uint64_t seed);
 

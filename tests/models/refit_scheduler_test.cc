@@ -71,6 +71,7 @@ struct FakeFit {
   std::mutex mu;
   std::vector<int64_t> sizes;     // examples per call
   std::vector<int64_t> versions;  // version per call
+  std::vector<int64_t> previous;  // version of data.previous per call (0: none)
   Gate started;                   // opened when a call starts
   Gate release;                   // calls wait for it when `hold`
   bool hold = false;
@@ -85,6 +86,7 @@ struct FakeFit {
         std::lock_guard<std::mutex> lock(mu);
         sizes.push_back(data.images.size(0));
         versions.push_back(version);
+        previous.push_back(data.previous == nullptr ? 0 : data.previous->version());
         held = hold;
       }
       started.Open();
@@ -290,10 +292,14 @@ TEST(RefitSchedulerTest, ResumeGoesOnExactlyAsTheUninterruptedRun) {
     resumed.WaitIdle();
     // The refits after the crash were fitted on the same examples, with the
     // same numbers, as in the uninterrupted run.
+    // and started from the same previous version (a warm start).
+    ASSERT_FALSE(resumed_fit.versions.empty()) << "lag " << lag;
     for (size_t i = 0; i < resumed_fit.versions.size(); ++i) {
       const int64_t v = resumed_fit.versions[i];
       ASSERT_LE(v, static_cast<int64_t>(straight_fit.sizes.size()));
       EXPECT_EQ(resumed_fit.sizes[i], straight_fit.sizes[v - 1]) << "lag " << lag << " v" << v;
+      EXPECT_EQ(resumed_fit.previous[i], straight_fit.previous[v - 1])
+          << "lag " << lag << " v" << v;
     }
   }
 }
@@ -352,6 +358,8 @@ TEST(RefitSchedulerTest, VersionsIncreaseAndAreReportedBeforeAnAskCanUseThem) {
   EXPECT_FALSE(s.AfterAsk(4)) << "no new data: nothing to refit";
   EXPECT_EQ(reported, (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(newest_at_report, (std::vector<int64_t>{0, 1, 2}));
+  // Each fit was handed the version before it to start from.
+  EXPECT_EQ(fit.previous, (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(checkpoints.back(), "ckpt3");
   EXPECT_EQ(fit.sizes, (std::vector<int64_t>{2, 4, 6}));
 }
