@@ -558,6 +558,24 @@ TEST(SurrogateFitTest, CancellationStopsAFit) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled) << result.status();
 }
 
+// With a holdout seed the split is made group by group: a stimulus held out
+// at 100 trials is still held out at 160, and about the asked share is.
+TEST(TrainingSplitTest, AHoldoutSeedKeepsHeldOutStimuliHeldOutAsDataGrow) {
+  TrainingData all = SmallTrials(160, 1, 5);
+  all.holdout_seed = 42;
+  TrainingData early{all.images.narrow(0, 0, 100), all.rates.narrow(0, 0, 100), {}, 42};
+  auto a = SplitTrainingData(early, 8, 0.2, /*seed=*/1);
+  auto b = SplitTrainingData(all, 8, 0.2, /*seed=*/2);  // the fit seed does not matter
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->num_groups, 100);
+  for (int64_t g = 0; g < a->num_groups; ++g) {
+    EXPECT_EQ(a->heldout_group[g].item<bool>(), b->heldout_group[g].item<bool>()) << g;
+  }
+  const int64_t held = b->heldout_groups.size(0);
+  EXPECT_GE(held, 16);
+  EXPECT_LE(held, 50);
+}
+
 TEST(SurrogateFitTest, RepeatsGiveFeveAndStayOnOneSideOfTheSplit) {
   const TrainingData data = SmallTrials(240, 4, 5);  // 60 stimuli, 4 repeats each
   const SurrogateSpec spec = SmallSpec();
