@@ -187,7 +187,9 @@ TEST(SessionRestoreTest, InconsistentJournalIsDataLossNotACrash) {
 }
 
 // A model-based session (real surrogate, tiny); refit_lag -1: the default.
-v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed, int refit_lag = -1) {
+// `warm_start`: refits start from the previous version (models/trainer.h).
+v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed, int refit_lag = -1,
+                              bool warm_start = false) {
   v1::SessionConfig config = Config(seed);
   config.mutable_image()->set_height(16);
   config.mutable_image()->set_width(16);
@@ -198,6 +200,7 @@ v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed, int r
   if (optimizer == "adaptive_sampling") optimizer_params["pool_size"] = 50;
   auto& surrogate = *config.mutable_surrogate()->mutable_params();
   if (refit_lag >= 0) surrogate["refit_lag"] = refit_lag;
+  if (warm_start) surrogate["warm_start"] = 1;
   surrogate["ensemble_size"] = 2;
   surrogate["max_epochs"] = 3;
   surrogate["min_trials"] = 8;
@@ -225,13 +228,26 @@ JournaledSession LoadWhenRefitJournaled(SessionStore& store, const std::string& 
   return {};
 }
 
+// Also with warm-started refits: version 3 starts from version 2, which the
+// restored session reads back from the journal (or refits, when killed while
+// it was fitting).
 TEST(SessionRestoreTest, ModelBasedSessionResumesWithTheModelAnUninterruptedRunUses) {
-  for (const std::string optimizer : {"gradient_ascent", "adaptive_sampling"})
-  for (int lag : {1, 2}) {
-    SCOPED_TRACE(optimizer + " lag " + std::to_string(lag));
-    auto store = SessionStore::Open(FreshDir("model-" + optimizer + std::to_string(lag)));
+  struct Case {
+    std::string optimizer;
+    int lag;
+    bool warm_start;
+  };
+  const Case cases[] = {{"gradient_ascent", 1, false}, {"gradient_ascent", 2, false},
+                        {"adaptive_sampling", 1, false}, {"adaptive_sampling", 2, false},
+                        {"gradient_ascent", 1, true}};
+  for (const Case& c : cases) {
+    const std::string& optimizer = c.optimizer;
+    const int lag = c.lag;
+    SCOPED_TRACE(optimizer + " lag " + std::to_string(lag) + (c.warm_start ? " warm" : ""));
+    auto store = SessionStore::Open(FreshDir("model-" + optimizer + std::to_string(lag) +
+                                             (c.warm_start ? "-warm" : "")));
     ASSERT_TRUE(store.ok()) << store.status();
-    auto resolved = ResolveConfig(ModelConfig(optimizer, 5, lag));
+    auto resolved = ResolveConfig(ModelConfig(optimizer, 5, lag, c.warm_start));
     ASSERT_TRUE(resolved.ok()) << resolved.status();
     auto created = Session::Create("m", *std::move(resolved), absl::Now(), store->get());
     ASSERT_TRUE(created.ok()) << created.status();
