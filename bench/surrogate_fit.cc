@@ -254,7 +254,8 @@ int Main(int argc, char** argv) {
       if (chain > 0) {
         std::printf(" %8s", step == 0 ? "scratch" : absl::StrCat("warm/", step).c_str());
       }
-      std::printf(" %12.3f %15.3f %12.1f %10.1f %13.2f", Median(truth), Median(heldout), Median(secs), Median(epochs), Median(spikes));
+      std::printf(" %12.3f %15.3f %12.1f %10.1f %13.2f", Median(truth), Median(heldout),
+                  Median(secs), Median(epochs), Median(spikes));
       if (chain > 0) std::printf(" %9.1f", Median(chain_secs));
       if (ask) std::printf(" %8.2f %9.3f", Median(ask_secs), Median(ask_best));
       std::printf("\n");

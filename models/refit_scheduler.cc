@@ -232,6 +232,7 @@ RefitData RefitScheduler::Snapshot(int64_t n) const {
     std::lock_guard<std::mutex> lock(mu_);
     images.assign(images_.begin(), images_.begin() + n);
     data.stimulus_ids.assign(stimulus_ids_.begin(), stimulus_ids_.begin() + n);
+    if (!models_.empty()) data.previous = models_.rbegin()->second;
     neurons = static_cast<int64_t>(rates_.front().size());
     rates.reserve(static_cast<size_t>(n * neurons));
     for (int64_t i = 0; i < n; ++i) {
@@ -260,12 +261,7 @@ void RefitScheduler::RunNextFit() {
   }
   absl::StatusOr<FitOutcome> outcome = absl::InternalError("refit: not run");
   try {
-    RefitData data = Snapshot(n);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!models_.empty()) data.previous = models_.rbegin()->second;
-    }
-    outcome = fit_(data, version, cancel_);
+    outcome = fit_(Snapshot(n), version, cancel_);
   } catch (const std::exception& e) {  // e.g. LibTorch out of memory: a failed fit, no crash
     outcome = absl::InternalError(absl::StrCat("refit: the fit threw: ", e.what()));
   }

@@ -212,6 +212,7 @@ class RefitScheduler : public ModelSource {
   // them when omitted) if refit_every are new. REQUIRES: mu_ held.
   bool RequestLocked(int64_t boundary);
   bool RequestLocked(int64_t boundary, int64_t examples);
+  // The first n examples and the newest version, as a fit is handed them.
   RefitData Snapshot(int64_t n) const;   // REQUIRES: mu_ not held
 
   const RefitOptions options_;

@@ -159,10 +159,7 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     auto gen = at::make_generator<at::CPUGeneratorImpl>(FitStream(seed, 1 + member));
     SurrogateHead head(options);
     head->Reset(feature_mean, feature_scale, mean_rate, gen, centers);
-    if (warm) {
-      ParamState start = Snapshot(warm_start->members()[static_cast<size_t>(member)]);
-      Restore(head, start);
-    }
+    if (warm) Restore(head, Snapshot(warm_start->members()[static_cast<size_t>(member)]));
     const torch::Tensor boot =
         train_trials.index_select(0, torch::randint(n_train, {n_train}, gen, torch::kLong));
     torch::optim::Adam adam(head->parameters(), torch::optim::AdamOptions(spec.learning_rate));

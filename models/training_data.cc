@@ -130,7 +130,7 @@ absl::StatusOr<TrainingSplit> SplitTrainingData(const TrainingData& data, int64_
     order.reserve(draws.size());
     for (const auto& [draw, g] : draws) {
       order.push_back(g);
-      if (static_cast<double>(draw) < holdout_fraction * 18446744073709551616.0) ++num_heldout;
+      if (static_cast<double>(draw) < std::ldexp(holdout_fraction, 64)) ++num_heldout;  // draw / 2^64
     }
     perm = torch::tensor(order, torch::kLong);
     num_heldout = std::clamp<int64_t>(num_heldout, 1, num_groups - 2);
