@@ -9,10 +9,10 @@
 // Fit seeds: version v of a session with seed s is fitted with seed
 // DeriveSeed(s, v) (base/seed.h), so refits are reproducible and versions
 // draw independent initializations and resamples. With
-// surrogate.params.warm_start 1 the flexible model's refits start from the
-// session's previous version (models/trainer.h) and every fit of the
-// session holds out the same stimuli (TrainingData::holdout_seed, from the
-// session seed).
+// surrogate.params.warm_start 1 (the default) the flexible model's refits
+// start from the session's previous version (models/trainer.h) and every
+// fit of the session holds out the same stimuli (TrainingData::holdout_seed,
+// from the session seed).
 // Metrics reported per version (VersionCallback): num_trials,
 // num_train_trials, num_heldout_trials, num_stimuli, heldout_loss, steps,
 // and per neuron i heldout_correlation.<i> and heldout_feve.<i> (NaN where

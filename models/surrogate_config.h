@@ -7,12 +7,12 @@
 //   max_epochs          200      [1, 100000]    passes over the training split
 //   patience            20       [1, 100000]    epochs without a better held-out
 //                                               loss before training stops
-//   warm_start          0        {0, 1}         1: a refit starts from the session's previous
+//   warm_start          1        {0, 1}         1: a refit starts from the session's previous
 //                                               version (models/trainer.h), every fit holding
-//                                               out the same stimuli; 0: from scratch (not yet
-//                                               the default: BENCHMARKS.md, "Refit and
-//                                               proposal cost")
-//   warm_patience       5        [1, 100000]    patience of a warm-started refit
+//                                               out the same stimuli; 0: every fit from
+//                                               scratch, held-out stimuli drawn per fit
+//                                               (BENCHMARKS.md, "Refit and proposal cost")
+//   warm_patience       3        [1, 100000]    patience of a warm-started refit
 //   batch_size          64       [1, 65536]     trials per Adam step
 //   learning_rate       0.01     [1e-6, 1]      Adam step size
 //   weight_decay        0        [0, 1]         L2 on the trainable core
@@ -99,8 +99,8 @@ struct SurrogateSpec {
   int64_t ensemble_size = 5;
   int64_t max_epochs = 200;
   int64_t patience = 20;
-  bool warm_start = false;
-  int64_t warm_patience = 5;
+  bool warm_start = true;
+  int64_t warm_patience = 3;
   int64_t batch_size = 64;
   double learning_rate = 0.01;
   double weight_decay = 0;

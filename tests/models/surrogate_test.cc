@@ -68,9 +68,9 @@ TEST(SurrogateSpecTest, DefaultsAndErrorsNameTheField) {
   EXPECT_NE(bad.status().message().find("surrogate.params.readout: 2 is outside [0, 1]"),
             std::string::npos)
       << bad.status();
-  EXPECT_FALSE(spec.warm_start);
-  EXPECT_EQ(spec.warm_patience, 5);
-  EXPECT_TRUE(Spec({{"warm_start", 1}}).warm_start);
+  EXPECT_TRUE(spec.warm_start);
+  EXPECT_EQ(spec.warm_patience, 3);
+  EXPECT_FALSE(Spec({{"warm_start", 0}}).warm_start);
   bad = ParseSurrogateSpec({{"warm_patience", 0}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("surrogate.params.warm_patience: 0 is outside [1, 100000]"),

@@ -187,9 +187,10 @@ TEST(SessionRestoreTest, InconsistentJournalIsDataLossNotACrash) {
 }
 
 // A model-based session (real surrogate, tiny); refit_lag -1: the default.
-// `warm_start`: refits start from the previous version (models/trainer.h).
+// `warm_start` (the default): refits start from the previous version
+// (models/trainer.h); false: every fit from scratch.
 v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed, int refit_lag = -1,
-                              bool warm_start = false) {
+                              bool warm_start = true) {
   v1::SessionConfig config = Config(seed);
   config.mutable_image()->set_height(16);
   config.mutable_image()->set_width(16);
@@ -200,7 +201,7 @@ v1::SessionConfig ModelConfig(const std::string& optimizer, uint64_t seed, int r
   if (optimizer == "adaptive_sampling") optimizer_params["pool_size"] = 50;
   auto& surrogate = *config.mutable_surrogate()->mutable_params();
   if (refit_lag >= 0) surrogate["refit_lag"] = refit_lag;
-  if (warm_start) surrogate["warm_start"] = 1;
+  surrogate["warm_start"] = warm_start ? 1 : 0;
   surrogate["ensemble_size"] = 2;
   surrogate["max_epochs"] = 3;
   surrogate["min_trials"] = 8;
@@ -228,24 +229,24 @@ JournaledSession LoadWhenRefitJournaled(SessionStore& store, const std::string& 
   return {};
 }
 
-// Also with warm-started refits: version 3 starts from version 2, which the
-// restored session reads back from the journal (or refits, when killed while
-// it was fitting).
+// Refits warm-started (the default): version 3 starts from version 2, which
+// the restored session reads back from the journal (or refits, when killed
+// while it was fitting); and once with every fit from scratch.
 TEST(SessionRestoreTest, ModelBasedSessionResumesWithTheModelAnUninterruptedRunUses) {
   struct Case {
     std::string optimizer;
     int lag;
     bool warm_start;
   };
-  const Case cases[] = {{"gradient_ascent", 1, false}, {"gradient_ascent", 2, false},
-                        {"adaptive_sampling", 1, false}, {"adaptive_sampling", 2, false},
-                        {"gradient_ascent", 1, true}};
+  const Case cases[] = {{"gradient_ascent", 1, true}, {"gradient_ascent", 2, true},
+                        {"adaptive_sampling", 1, true}, {"adaptive_sampling", 2, true},
+                        {"gradient_ascent", 1, false}};
   for (const Case& c : cases) {
     const std::string& optimizer = c.optimizer;
     const int lag = c.lag;
-    SCOPED_TRACE(optimizer + " lag " + std::to_string(lag) + (c.warm_start ? " warm" : ""));
+    SCOPED_TRACE(optimizer + " lag " + std::to_string(lag) + (c.warm_start ? "" : " scratch"));
     auto store = SessionStore::Open(FreshDir("model-" + optimizer + std::to_string(lag) +
-                                             (c.warm_start ? "-warm" : "")));
+                                             (c.warm_start ? "" : "-scratch")));
     ASSERT_TRUE(store.ok()) << store.status();
     auto resolved = ResolveConfig(ModelConfig(optimizer, 5, lag, c.warm_start));
     ASSERT_TRUE(resolved.ok()) << resolved.status();
