@@ -95,6 +95,33 @@ int Main() {
               surrogate_ms / bank_ms);
   std::printf("| default surrogate: GaborBank + 5 heads one by one | %.1f | %.2f |\n",
               one_by_one_ms, one_by_one_ms / bank_ms);
+
+  // What a refit pays for features (forward only, no gradient): the images
+  // one at a time, as a feature cache computes new stimuli, against batches
+  // of 128, as a fit without a cache does; and whether the two agree to the
+  // bit (the cache's features must not depend on how images were batched).
+  const int refit_images = 512;
+  const torch::Tensor refit_batch = torch::rand({refit_images, 1, size, size});
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> singles, chunks;
+  std::vector<double> single_ms, chunk_ms;
+  for (int r = 0; r < 3; ++r) {
+    singles.clear();
+    chunks.clear();
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < refit_images; ++i) singles.push_back(front_end->Forward(refit_batch.narrow(0, i, 1)));
+    auto end = std::chrono::steady_clock::now();
+    single_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count() / refit_images);
+    start = std::chrono::steady_clock::now();
+    for (int i = 0; i < refit_images; i += 128) chunks.push_back(front_end->Forward(refit_batch.narrow(0, i, 128)));
+    end = std::chrono::steady_clock::now();
+    chunk_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count() / refit_images);
+  }
+  const bool bitwise = torch::equal(torch::cat(singles, 0), torch::cat(chunks, 0));
+  std::printf("\n# refit features, forward only, %d images, median of 3\n", refit_images);
+  std::printf("| batch | ms per image |\n|---|---|\n| 1 | %.3f |\n| 128 | %.3f |\n",
+              Summarize(single_ms).median, Summarize(chunk_ms).median);
+  std::printf("# one by one and in batches of 128 equal to the bit: %s\n", bitwise ? "yes" : "no");
   return 0;
 }
 

@@ -11,7 +11,11 @@
 // then warm-started (models/trainer.h) every S trials until the count of
 // the row; "refit s" and "epochs" are then the last fit's (from the one
 // before it, S trials earlier) and "chain s" the whole chain's; each row
-// is printed twice, from scratch and as the chain, in one run. The chain's
+// is printed three times in one run: from scratch, as the chain computing
+// every fit's features anew ("warm/S"), and as the chain with the
+// session's feature cache (models/feature_cache.h: "cached/S", what a
+// session does; each trial is its own stimulus unless its pixels repeat an
+// earlier one). The chain's
 // fits hold out stimuli as a session's do (one held-out set, kept as the
 // data grow: TrainingData::holdout_seed). Without it every fit is from
 // scratch.
@@ -33,6 +37,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -169,9 +174,11 @@ int Main(int argc, char** argv) {
     const int64_t channels = kind == CellKind::kColor ? 3 : 1;
     auto front_end = MakeFrontEnd(*spec, {channels, 64, 64});
     if (!front_end.ok()) return 1;
-    std::vector<int64_t> modes = {0};  // 0: from scratch; S: the chain
-    if (chain > 0) modes.push_back(chain);
-    for (int64_t n : trials) for (int64_t step : modes) {
+    // 0: from scratch; S: the chain; -S: the chain with a feature cache.
+    std::vector<int64_t> modes = {0};
+    if (chain > 0) modes.insert(modes.end(), {chain, -chain});
+    for (int64_t n : trials) for (int64_t mode : modes) {
+      const int64_t step = std::abs(mode);
       std::vector<double> truth, heldout, secs, epochs, spikes, chain_secs, ask_secs, ask_best;
       for (int seed = 0; seed < seeds; ++seed) {
         SimulatedNeuronSpec ns;
@@ -202,12 +209,26 @@ int Main(int argc, char** argv) {
           for (int64_t k = std::min(2 * step, n); k < n; k += step) counts.push_back(k);
           counts.push_back(n);
         }
+        // Stimulus ids for the cache: the first trial with the same pixels.
+        std::vector<int64_t> ids;
+        std::unique_ptr<FeatureCache> cache;
+        if (mode < 0) {
+          std::map<std::string, int64_t> first_of_pixels;
+          const torch::Tensor flat = data.images.to(torch::kFloat).reshape({n, -1}).contiguous();
+          for (int64_t i = 0; i < n; ++i) {
+            const std::string pixels(static_cast<const char*>(flat[i].data_ptr()),
+                                     flat.size(1) * sizeof(float));
+            ids.push_back(first_of_pixels.emplace(pixels, i).first->second);
+          }
+          cache = std::make_unique<FeatureCache>(*front_end);
+        }
         FitMetrics metrics;
         absl::StatusOr<std::shared_ptr<const Surrogate>> model;
         double total = 0;
         for (size_t f = 0; f < counts.size(); ++f) {
           TrainingData prefix{data.images.narrow(0, 0, counts[f]),
                               data.rates.narrow(0, 0, counts[f]), {}};
+          if (mode < 0) prefix.stimulus_ids.assign(ids.begin(), ids.begin() + counts[f]);
           // A session's fits hold out the same stimuli (models/training_data.h).
           if (step > 0) prefix.holdout_seed = 77 + seed;
           const auto start = std::chrono::steady_clock::now();
@@ -215,7 +236,7 @@ int Main(int argc, char** argv) {
           fit_spec.warm_start = step > 0;  // the chain warm-starts whatever --params says
           model = FitSurrogate(prefix, fit_spec, *front_end, static_cast<int64_t>(f) + 1,
                                seed + 1000 * static_cast<int64_t>(f), nullptr, &metrics,
-                               f == 0 ? nullptr : model->get());
+                               f == 0 ? nullptr : model->get(), cache.get());
           const double s =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           total += s;
@@ -252,7 +273,9 @@ int Main(int argc, char** argv) {
       std::printf("%-8s %7lld", std::string(CellKindName(kind)).c_str(),
                   static_cast<long long>(n));
       if (chain > 0) {
-        std::printf(" %8s", step == 0 ? "scratch" : absl::StrCat("warm/", step).c_str());
+        std::printf(" %8s", mode == 0  ? "scratch"
+                            : mode > 0 ? absl::StrCat("warm/", step).c_str()
+                                       : absl::StrCat("cached/", step).c_str());
       }
       std::printf(" %12.3f %15.3f %12.1f %10.1f %13.2f", Median(truth), Median(heldout),
                   Median(secs), Median(epochs), Median(spikes));

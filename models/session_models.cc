@@ -146,13 +146,15 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
         MakeCheckpointLoader([front_end = *front_end](const std::string& bytes) {
           return DeserializeSurrogate(bytes, front_end);
         });
+    // The session's stimuli's features, kept across its refits.
+    auto cache = std::make_shared<FeatureCache>(*front_end);
     fit = MakeFitFunction(
-        [surrogate = *surrogate, front_end = *front_end](
+        [surrogate = *surrogate, front_end = *front_end, cache](
             const TrainingData& data, const std::shared_ptr<const ResponseModel>& previous,
             int64_t version, uint64_t seed, const std::atomic<bool>* cancel,
             FitMetrics* metrics) {
           return FitSurrogate(data, surrogate, front_end, version, seed, cancel, metrics,
-                              dynamic_cast<const Surrogate*>(previous.get()));
+                              dynamic_cast<const Surrogate*>(previous.get()), cache.get());
         },
         SerializeSurrogate, spec.seed, /*stable_holdout=*/surrogate->warm_start);
   }

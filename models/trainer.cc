@@ -53,7 +53,8 @@ bool CanWarmStart(const Surrogate* previous, const SurrogateHeadOptions& options
 absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     const TrainingData& data, const SurrogateSpec& spec,
     std::shared_ptr<const FrontEnd> front_end, int64_t version, uint64_t seed,
-    const std::atomic<bool>* cancel, FitMetrics* metrics, const Surrogate* warm_start) {
+    const std::atomic<bool>* cancel, FitMetrics* metrics, const Surrogate* warm_start,
+    FeatureCache* cache) {
   if (front_end == nullptr) return absl::InvalidArgumentError("front_end: null");
   absl::StatusOr<TrainingSplit> split =
       SplitTrainingData(data, spec.min_trials, spec.holdout_fraction, seed);
@@ -78,20 +79,32 @@ absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
   }
   const torch::Tensor unique_images =
       data.images.index_select(0, torch::tensor(first_trial, torch::kLong)).to(torch::kFloat);
-  std::vector<torch::Tensor> chunks;
-  try {
-    for (int64_t start = 0; start < num_groups; start += kFeatureChunk) {
-      if (FitCancelled(cancel)) return FitCancelledStatus();
-      chunks.push_back(front_end->Forward(
-          unique_images.narrow(0, start, std::min(kFeatureChunk, num_groups - start))));
+  torch::Tensor features;  // [G, F, h, w]
+  if (cache != nullptr && !data.stimulus_ids.empty() && cache->front_end() == front_end) {
+    std::vector<int64_t> group_ids(static_cast<size_t>(num_groups));
+    for (int64_t g = 0; g < num_groups; ++g) group_ids[g] = data.stimulus_ids[first_trial[g]];
+    absl::StatusOr<torch::Tensor> cached = cache->Features(unique_images, group_ids, cancel);
+    if (!cached.ok()) {
+      if (absl::IsCancelled(cached.status())) return FitCancelledStatus();
+      return absl::InvalidArgumentError(
+          absl::StrCat("training_data.images: ", cached.status().message()));
     }
-  } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("training_data.images: the front end '",
-                                                   front_end->Describe(), "' rejects them: ",
-                                                   e.what_without_backtrace()));
+    features = *std::move(cached);
+  } else {
+    std::vector<torch::Tensor> chunks;
+    try {
+      for (int64_t start = 0; start < num_groups; start += kFeatureChunk) {
+        if (FitCancelled(cancel)) return FitCancelledStatus();
+        chunks.push_back(front_end->Forward(
+            unique_images.narrow(0, start, std::min(kFeatureChunk, num_groups - start))));
+      }
+    } catch (const c10::Error& e) {
+      return absl::InvalidArgumentError(absl::StrCat("training_data.images: the front end '",
+                                                     front_end->Describe(), "' rejects them: ",
+                                                     e.what_without_backtrace()));
+    }
+    features = torch::cat(chunks, 0).contiguous();
   }
-  torch::Tensor features = torch::cat(chunks, 0).contiguous();  // [G, F, h, w]
-  chunks.clear();
 
   SurrogateHeadOptions options;
   options.features = front_end->feature_shape();

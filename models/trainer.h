@@ -27,6 +27,12 @@
 //    refit on 40 new trials then costs a few epochs instead of tens
 //    (BENCHMARKS.md, "Refit and proposal cost"). Anything else (null, or a
 //    version that does not match) fits from scratch as above.
+//  - Feature cache (`cache`, may be null): when given, built on this very
+//    front end, and the data carry stimulus_ids, each stimulus' features
+//    come from the cache (models/feature_cache.h), computed there once per
+//    stimulus for all of a session's fits; otherwise they are computed here
+//    in batches. The two give the same features on this stack (measured to
+//    the bit: bench/frontend_time), but only the cache promises it.
 //  - Metrics (FitMetrics) are computed on the held-out trials from the
 //    ensemble mean.
 #ifndef STIMLOOP_MODELS_TRAINER_H_
@@ -40,6 +46,7 @@
 #include <torch/types.h>
 
 #include "absl/status/statusor.h"
+#include "models/feature_cache.h"
 #include "models/surrogate.h"
 #include "models/surrogate_config.h"
 #include "models/surrogate_frontend.h"
@@ -62,7 +69,8 @@ namespace stimloop {
 absl::StatusOr<std::shared_ptr<const Surrogate>> FitSurrogate(
     const TrainingData& data, const SurrogateSpec& spec,
     std::shared_ptr<const FrontEnd> front_end, int64_t version, uint64_t seed,
-    const std::atomic<bool>* cancel, FitMetrics* metrics, const Surrogate* warm_start = nullptr);
+    const std::atomic<bool>* cancel, FitMetrics* metrics, const Surrogate* warm_start = nullptr,
+    FeatureCache* cache = nullptr);
 
 }  // namespace stimloop
 
