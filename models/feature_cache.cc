@@ -15,7 +15,7 @@ FeatureCache::FeatureCache(std::shared_ptr<const FrontEnd> front_end)
 
 int64_t FeatureCache::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return size_;
+  return static_cast<int64_t>(rows_.size());
 }
 
 absl::StatusOr<torch::Tensor> FeatureCache::Features(const torch::Tensor& images,
@@ -41,24 +41,25 @@ absl::StatusOr<torch::Tensor> FeatureCache::Features(const torch::Tensor& images
     }
     torch::Tensor features;
     try {
-      features = front_end_->Forward(images.narrow(0, static_cast<int64_t>(g), 1).to(torch::kFloat));
+      features =
+          front_end_->Forward(images.narrow(0, static_cast<int64_t>(g), 1).to(torch::kFloat));
     } catch (const c10::Error& e) {
       return absl::InvalidArgumentError(absl::StrCat("the front end '", front_end_->Describe(),
                                                      "' rejects the images: ",
                                                      e.what_without_backtrace()));
     }
-    if (!rows_.defined() || size_ == rows_.size(0)) {
-      std::vector<int64_t> shape = features.sizes().vec();
-      shape[0] = std::max<int64_t>(64, 2 * size_);
-      torch::Tensor grown = torch::empty(shape, features.options());
-      if (size_ > 0) grown.narrow(0, 0, size_).copy_(rows_.narrow(0, 0, size_));
-      rows_ = grown;
-    }
-    rows_.narrow(0, size_, 1).copy_(features);
-    row_of_id_.emplace(ids[g], size_);
-    rows.push_back(size_++);
+    row_of_id_.emplace(ids[g], static_cast<int64_t>(rows_.size()));
+    rows.push_back(static_cast<int64_t>(rows_.size()));
+    rows_.push_back(features[0].clone());  // its own storage, not a view of the batch
   }
-  return rows_.index_select(0, torch::tensor(rows, torch::kLong));
+  if (rows.empty()) {
+    const FeatureShape& shape = front_end_->feature_shape();
+    return torch::empty({0, shape.channels, shape.height, shape.width});
+  }
+  std::vector<torch::Tensor> asked;
+  asked.reserve(rows.size());
+  for (int64_t row : rows) asked.push_back(rows_[static_cast<size_t>(row)]);
+  return torch::stack(asked, 0);
 }
 
 }  // namespace stimloop

@@ -12,7 +12,9 @@
 // session resumed with an empty cache gets the same bits as the one that
 // filled it incrementally. Memory: F * h * w * 4 bytes per stimulus held
 // for the session's life (96 features of 8x8 at 32x32: 24 KiB; of 16x16 at
-// 64x64: 96 KiB), up to twice that while the store grows.
+// 64x64: 96 KiB, so ~290 MB for 3000 stimuli), and a copy of the asked
+// rows while a fit reads them. `surrogate.params.feature_cache` 0 turns it
+// off (models/surrogate_config.h).
 //
 // Thread-safe: calls are serialized.
 #ifndef STIMLOOP_MODELS_FEATURE_CACHE_H_
@@ -56,8 +58,7 @@ class FeatureCache {
   std::shared_ptr<const FrontEnd> front_end_;
   mutable std::mutex mu_;
   std::unordered_map<int64_t, int64_t> row_of_id_;  // guarded by mu_
-  torch::Tensor rows_;   // [capacity, F, h, w]; the first size() rows in use; guarded by mu_
-  int64_t size_ = 0;     // guarded by mu_
+  std::vector<torch::Tensor> rows_;  // [F, h, w] per stimulus; guarded by mu_
 };
 
 }  // namespace stimloop

@@ -147,7 +147,8 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
           return DeserializeSurrogate(bytes, front_end);
         });
     // The session's stimuli's features, kept across its refits.
-    auto cache = std::make_shared<FeatureCache>(*front_end);
+    auto cache =
+        surrogate->feature_cache ? std::make_shared<FeatureCache>(*front_end) : nullptr;
     fit = MakeFitFunction(
         [surrogate = *surrogate, front_end = *front_end, cache](
             const TrainingData& data, const std::shared_ptr<const ResponseModel>& previous,

@@ -14,6 +14,7 @@ void ReadSurrogateParams(ParamReader& r, SurrogateSpec* spec) {
   s.patience = r.GetInt("patience", s.patience, 1, 100000);
   s.warm_start = r.GetInt("warm_start", s.warm_start ? 1 : 0, 0, 1) != 0;
   s.warm_patience = r.GetInt("warm_patience", s.warm_patience, 1, 100000);
+  s.feature_cache = r.GetInt("feature_cache", s.feature_cache ? 1 : 0, 0, 1) != 0;
   s.batch_size = r.GetInt("batch_size", s.batch_size, 1, 65536);
   s.learning_rate = r.Get("learning_rate", s.learning_rate, 1e-6, 1);
   s.weight_decay = r.Get("weight_decay", s.weight_decay, 0, 1);

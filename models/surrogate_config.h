@@ -13,6 +13,11 @@
 //                                               scratch, held-out stimuli drawn per fit
 //                                               (BENCHMARKS.md, "Refit and proposal cost")
 //   warm_patience       3        [1, 100000]    patience of a warm-started refit
+//   feature_cache       1        {0, 1}         1: each stimulus' front-end features are
+//                                               computed once and kept for the session's
+//                                               refits (models/feature_cache.h; memory
+//                                               F*h*w*4 bytes per stimulus); 0: every
+//                                               refit computes them anew. Same models.
 //   batch_size          64       [1, 65536]     trials per Adam step
 //   learning_rate       0.01     [1e-6, 1]      Adam step size
 //   weight_decay        0        [0, 1]         L2 on the trainable core
@@ -101,6 +106,7 @@ struct SurrogateSpec {
   int64_t patience = 20;
   bool warm_start = true;
   int64_t warm_patience = 3;
+  bool feature_cache = true;
   int64_t batch_size = 64;
   double learning_rate = 0.01;
   double weight_decay = 0;

@@ -69,7 +69,7 @@ TEST(FeatureCacheTest, ComputesEachStimulusOnceAndReturnsRowsInTheAskedOrder) {
   }
 }
 
-TEST(FeatureCacheTest, GrowsPastItsFirstCapacity) {
+TEST(FeatureCacheTest, KeepsEveryStimulusOfALongSession) {
   auto front_end = std::make_shared<CountingFrontEnd>();
   FeatureCache cache(front_end);
   const torch::Tensor images = Images(150, 2);
@@ -85,6 +85,10 @@ TEST(FeatureCacheTest, GrowsPastItsFirstCapacity) {
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal((*all)[0], front_end->Forward(images.narrow(0, 0, 1))[0]));
   EXPECT_TRUE(torch::equal((*all)[149], front_end->Forward(images.narrow(0, 149, 1))[0]));
+  auto none = cache.Features(images.narrow(0, 0, 0), {}, nullptr);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->size(0), 0);
+  EXPECT_EQ(none->size(1), front_end->feature_shape().channels);
 }
 
 TEST(FeatureCacheTest, RefusesMismatchedIdsAndStopsWhenCancelled) {

@@ -76,6 +76,13 @@ TEST(SurrogateSpecTest, DefaultsAndErrorsNameTheField) {
   EXPECT_NE(bad.status().message().find("surrogate.params.warm_patience: 0 is outside [1, 100000]"),
             std::string::npos)
       << bad.status();
+  EXPECT_TRUE(spec.feature_cache);
+  EXPECT_FALSE(Spec({{"feature_cache", 0}}).feature_cache);
+  bad = ParseSurrogateSpec({{"feature_cache", 2}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("surrogate.params.feature_cache: 2 is outside [0, 1]"),
+            std::string::npos)
+      << bad.status();
   bad = ParseSurrogateSpec({}, "a.pt", "b.pt");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("config.surrogate.model_path"), std::string::npos);
