@@ -31,8 +31,9 @@
 //    front end, and the data carry stimulus_ids, each stimulus' features
 //    come from the cache (models/feature_cache.h), computed there once per
 //    stimulus for all of a session's fits; otherwise they are computed here
-//    in batches. The two give the same features on this stack (measured to
-//    the bit: bench/frontend_time), but only the cache promises it.
+//    in batches. The two agree to the bit for the Gabor front end on this
+//    stack (bench/frontend_time checks it); only the cache's features are
+//    independent of batching by construction.
 //  - Metrics (FitMetrics) are computed on the held-out trials from the
 //    ensemble mean.
 #ifndef STIMLOOP_MODELS_TRAINER_H_
