@@ -117,10 +117,16 @@ section "Refit and proposal cost"
 if ((quick)); then
   run "$bench/surrogate_fit" --seeds=1 --trials=250 --threads=1 --images=genetic \
       --cells=simple --ask=
+  run "$bench/surrogate_fit" --chain=40 --seeds=1 --trials=250 --threads=1 --images=genetic \
+      --cells=simple
   run "$bench/frontend_time" --images=40 --size=64 --repeats=3 --threads=1
 else
   run "$bench/surrogate_fit" --seeds=1 --trials=1000,3000 --threads=1 --images=genetic \
       --cells=simple,complex --ask=
+  run "$bench/surrogate_fit" --chain=40 --seeds=2 --trials=1000 --threads=1 --images=genetic \
+      --cells=simple,complex,v4
+  run "$bench/surrogate_fit" --chain=40 --seeds=1 --trials=3000 --threads=1 --images=genetic \
+      --cells=simple,complex
   run "$bench/frontend_time" --images=40 --size=64 --repeats=10 --threads=1
 fi
 
@@ -130,7 +136,8 @@ if ((quick)); then
   run "$bench/many_sessions" --sessions=1,4 --generations=3 --display_ms=50 \
       --data_dir="$scratch/many"
 else
-  run "$bench/many_sessions" --sessions=1,4,8,16 --generations=8 --data_dir="$scratch/many"
+  run "$bench/many_sessions" --sessions=1,4 --generations=8 --data_dir="$scratch/many"
+  run "$bench/many_sessions" --sessions=8,16 --generations=8 --runs=5 --data_dir="$scratch/many"
 fi
 
 # --- Session store -------------------------------------------------------------
