@@ -108,14 +108,17 @@ int Main() {
   for (int r = 0; r < 3; ++r) {
     singles.clear();
     chunks.clear();
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < refit_images; ++i) singles.push_back(front_end->Forward(refit_batch.narrow(0, i, 1)));
-    auto end = std::chrono::steady_clock::now();
-    single_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count() / refit_images);
-    start = std::chrono::steady_clock::now();
-    for (int i = 0; i < refit_images; i += 128) chunks.push_back(front_end->Forward(refit_batch.narrow(0, i, 128)));
-    end = std::chrono::steady_clock::now();
-    chunk_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count() / refit_images);
+    // Milliseconds per image of computing every image in batches of `batch`.
+    auto per_image_ms = [&](int batch, std::vector<torch::Tensor>* out) {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < refit_images; i += batch) {
+        out->push_back(front_end->Forward(refit_batch.narrow(0, i, batch)));
+      }
+      const auto end = std::chrono::steady_clock::now();
+      return std::chrono::duration<double, std::milli>(end - start).count() / refit_images;
+    };
+    single_ms.push_back(per_image_ms(1, &singles));
+    chunk_ms.push_back(per_image_ms(128, &chunks));
   }
   const bool bitwise = torch::equal(torch::cat(singles, 0), torch::cat(chunks, 0));
   std::printf("\n# refit features, forward only, %d images, median of 3\n", refit_images);

@@ -91,13 +91,19 @@ TEST(FeatureCacheTest, KeepsEveryStimulusOfALongSession) {
   EXPECT_EQ(none->size(1), front_end->feature_shape().channels);
 }
 
-TEST(FeatureCacheTest, RefusesMismatchedIdsAndStopsWhenCancelled) {
+TEST(FeatureCacheTest, RefusesBadInputAndStopsWhenCancelled) {
   auto front_end = std::make_shared<CountingFrontEnd>();
   FeatureCache cache(front_end);
   auto mismatched = cache.Features(Images(3, 3), {1, 2}, nullptr);
   EXPECT_EQ(mismatched.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(mismatched.status().message().find("2 stimulus ids"), absl::string_view::npos)
       << mismatched.status();
+  // Images of another size than the front end's.
+  auto wrong_size = cache.Features(torch::rand({1, 1, kSide / 2, kSide / 2}), {7}, nullptr);
+  EXPECT_EQ(wrong_size.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong_size.status().message().find("the front end 'gabor' rejects the images"),
+            absl::string_view::npos)
+      << wrong_size.status();
   const std::atomic<bool> cancel{true};
   auto cancelled = cache.Features(Images(3, 3), {1, 2, 3}, &cancel);
   EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);

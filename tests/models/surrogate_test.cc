@@ -44,6 +44,13 @@ std::shared_ptr<const FrontEnd> Gabor(const SurrogateSpec& spec) {
   return *front_end;
 }
 
+// ParseSurrogateSpec refuses `params` with a message containing `message`.
+void ExpectSpecError(const std::map<std::string, double>& params, const std::string& message) {
+  absl::StatusOr<SurrogateSpec> spec = ParseSurrogateSpec(params);
+  ASSERT_FALSE(spec.ok()) << message;
+  EXPECT_NE(spec.status().message().find(message), std::string::npos) << spec.status();
+}
+
 TEST(SurrogateSpecTest, DefaultsAndErrorsNameTheField) {
   const SurrogateSpec spec = Spec();
   EXPECT_EQ(spec.ensemble_size, 5);
@@ -53,36 +60,19 @@ TEST(SurrogateSpecTest, DefaultsAndErrorsNameTheField) {
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("surrogate.params.ensemble_size"), std::string::npos)
       << bad.status();
-  bad = ParseSurrogateSpec({{"learning_rat", 0.1}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("surrogate.params.learning_rat: unknown"),
-            std::string::npos)
-      << bad.status();
-  bad = ParseSurrogateSpec({{"loss", 0.5}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("not a whole number"), std::string::npos);
+  ExpectSpecError({{"learning_rat", 0.1}}, "surrogate.params.learning_rat: unknown");
+  ExpectSpecError({{"loss", 0.5}}, "not a whole number");
   EXPECT_EQ(spec.readout, ReadoutMask::kFree);
   EXPECT_EQ(Spec({{"readout", 1}}).readout, ReadoutMask::kGaussian);
-  bad = ParseSurrogateSpec({{"readout", 2}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("surrogate.params.readout: 2 is outside [0, 1]"),
-            std::string::npos)
-      << bad.status();
+  ExpectSpecError({{"readout", 2}}, "surrogate.params.readout: 2 is outside [0, 1]");
   EXPECT_TRUE(spec.warm_start);
   EXPECT_EQ(spec.warm_patience, 3);
   EXPECT_FALSE(Spec({{"warm_start", 0}}).warm_start);
-  bad = ParseSurrogateSpec({{"warm_patience", 0}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("surrogate.params.warm_patience: 0 is outside [1, 100000]"),
-            std::string::npos)
-      << bad.status();
+  ExpectSpecError({{"warm_patience", 0}},
+                  "surrogate.params.warm_patience: 0 is outside [1, 100000]");
   EXPECT_TRUE(spec.feature_cache);
   EXPECT_FALSE(Spec({{"feature_cache", 0}}).feature_cache);
-  bad = ParseSurrogateSpec({{"feature_cache", 2}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("surrogate.params.feature_cache: 2 is outside [0, 1]"),
-            std::string::npos)
-      << bad.status();
+  ExpectSpecError({{"feature_cache", 2}}, "surrogate.params.feature_cache: 2 is outside [0, 1]");
   bad = ParseSurrogateSpec({}, "a.pt", "b.pt");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("config.surrogate.model_path"), std::string::npos);
