@@ -62,14 +62,14 @@ section() {
 section "Sample efficiency per cell family"
 all_cells=simple,complex,plaid,v4,deepnet,endstopped,color
 if ((quick)); then
-  run "$bench/sample_efficiency" --optimizers=portfolio,cmaes,genetic --spaces=spectral \
+  run "$bench/sample_efficiency" --optimizers=default,cmaes,genetic --spaces=spectral \
       --cells=simple,color --seeds=1 --budgets=200,500 --size=32 --repeats=4 --threads=2
   run "$bench/sample_efficiency" --optimizers=random,genetic,cmaes --spaces=spectral \
       --cells=simple,complex --seeds=2 --budgets=200,500 --threads=2
   run "$bench/ascent_ceiling" --seeds=1 --size=32 --spaces=spectral --cells="$all_cells"
 else
   for first_seed in 1 9; do
-    run "$bench/sample_efficiency" --optimizers=portfolio,cmaes,genetic --spaces=spectral \
+    run "$bench/sample_efficiency" --optimizers=default,cmaes,genetic --spaces=spectral \
         --cells="$all_cells" --seeds=4 --first_seed="$first_seed" \
         --budgets=200,500,1000 --size=32 --repeats=4 --threads=2
   done
@@ -85,7 +85,7 @@ else
   run "$bench/sample_efficiency" --optimizers=adaptive_sampling --spaces=spectral \
       --cells=simple,complex --seeds=8 --budgets=200,500,1000 \
       --surrogate_params=refit_every=120 --repeats=4 --threads=2
-  run "$bench/sample_efficiency" --optimizers=portfolio --spaces=spectral \
+  run "$bench/sample_efficiency" --optimizers=default --spaces=spectral \
       --cells=simple,complex --seeds=4 --budgets=200,500,1000 --size=32 --repeats=4 \
       --threads=1 --surrogate_params=refit_lag=2
   run "$bench/ascent_ceiling" --seeds=4 --size=32 --spaces=spectral --cells="$all_cells"

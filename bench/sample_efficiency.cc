@@ -20,8 +20,11 @@
 // stimulus, and a row "minutes" gives the wall time each budget took
 // (median over seeds): the time the rig waited for late fits shows there.
 //
-//   sample_efficiency --optimizers=random,genetic --spaces=pixel,spectral \
+//   sample_efficiency --optimizers=default,genetic --spaces=pixel,spectral \
 //       --cells=simple,complex --seeds=8 --budgets=200,500,1000,3000
+//
+// "default" names no optimizer: the session runs the server's default
+// strategy (server/session_config.h) in each image space given.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -53,7 +56,11 @@
 #include "server/session_manager.h"
 #include "server/torch_threads.h"
 
-ABSL_FLAG(std::string, optimizers, "random,genetic", "Optimizers to compare");
+// The name --optimizers gives to the server's default strategy.
+constexpr char kDefaultStrategyName[] = "default";
+
+ABSL_FLAG(std::string, optimizers, "random,genetic",
+          "Optimizers to compare; \"default\" names none: the server's default strategy");
 ABSL_FLAG(std::string, spaces, "pixel,spectral", "Image spaces");
 ABSL_FLAG(std::string, cells, "simple,complex",
           "Simulated cell kinds: simple, complex, plaid, v4, deepnet, endstopped, color");
@@ -70,7 +77,7 @@ ABSL_FLAG(int, generation_size, 40, "Stimuli per generation");
 ABSL_FLAG(std::string, optimizer_params, "", "name=value,... for every optimizer");
 ABSL_FLAG(std::string, image_space_params, "", "name=value,... for every image space");
 ABSL_FLAG(std::string, surrogate_params, "",
-          "name=value,... for the surrogate of gradient_ascent and adaptive_sampling");
+          "name=value,... for the surrogate of the model-based optimizers and the default");
 ABSL_FLAG(int, repeats, 0, "Session repeats per generation (RepeatsConfig.per_generation)");
 ABSL_FLAG(int, max_presentations, 0, "RepeatsConfig.max_presentations (0: the default, 4)");
 ABSL_FLAG(int, threads, 2, "Configurations run in parallel");
@@ -205,7 +212,10 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
   config.mutable_image()->set_width(spec.width);
   config.mutable_image()->set_channels(spec.channels);
   config.set_num_neurons(1);
-  config.mutable_optimizer()->set_name(job.optimizer);
+  // "default": no optimizer named, so the server's default strategy (its
+  // optimizer and surrogate) runs in the image space given.
+  const bool default_strategy = job.optimizer == kDefaultStrategyName;
+  if (!default_strategy) config.mutable_optimizer()->set_name(job.optimizer);
   if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_optimizer_params),
                                          config.mutable_optimizer()->mutable_params());
       !s.ok()) {
@@ -218,7 +228,7 @@ absl::Status RunJob(Job& job, const std::vector<int64_t>& budgets,
     return s;
   }
   // Only the model-based optimizers take a surrogate (the others refuse one).
-  if (UsesSurrogate(job.optimizer)) {
+  if (default_strategy || UsesSurrogate(job.optimizer)) {
     if (absl::Status s = ParseNamedNumbers(absl::GetFlag(FLAGS_surrogate_params),
                                            config.mutable_surrogate()->mutable_params());
         !s.ok()) {
@@ -456,7 +466,7 @@ int Main() {
   }
   std::cout << absl::StrFormat("# %.1f s wall\n", absl::ToDoubleSeconds(absl::Now() - start));
   // The whole process over every session: the cost of one optimizer when
-  // the run has one (--optimizers=portfolio), a mix otherwise.
+  // the run has one (--optimizers=default), a mix otherwise.
   const double responses = static_cast<double>(jobs.size()) *
                            static_cast<double>(*std::max_element(budgets.begin(), budgets.end()));
   std::cout << absl::StrFormat("# %.0f CPU s, %.1f CPU s per 1000 responses per session\n",

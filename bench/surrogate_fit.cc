@@ -23,7 +23,9 @@
 //   surrogate_fit [--seeds=3] [--trials=250,1000,3000] [--threads=2]
 //                 [--images=genetic|pink|smooth] [--cells=simple,complex,...]
 //                 [--params=key=value,...] [--ask=key=value,...] [--chain=S]
-// --params overrides the surrogate's defaults (models/surrogate_config.h).
+// --params overrides the surrogate's defaults (models/surrogate_config.h);
+// with model_class=2 every fit is FitPairedModel's (both model classes, the
+// parametric part warm-started along the chain), model_class=1 is refused.
 // --ask (may be empty: "--ask=") also times one gradient_ascent Ask of 40
 // in the spectral space with each fitted model (its parameters over the
 // defaults, bench/fixed_model_ascent.h) and reports the true rate / optimum
@@ -47,6 +49,7 @@
 #include "bench/fixed_model_ascent.h"
 #include "clients/named_numbers.h"
 #include "clients/simulated_trials.h"
+#include "models/paired_fit.h"
 #include "models/simulated_neuron.h"
 #include "models/torchscript_model.h"
 #include "models/trainer.h"
@@ -151,6 +154,10 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", spec.status().ToString().c_str());
     return 2;
   }
+  if (spec->model_class == SurrogateClass::kParametricGabor) {
+    std::fprintf(stderr, "--params: model_class 1 has no front end to time; use 0 or 2\n");
+    return 2;
+  }
   std::vector<CellKind> kinds;
   for (absl::string_view name : absl::StrSplit(cells, ',')) {
     absl::StatusOr<CellKind> kind = ParseCellKind(name);
@@ -223,7 +230,11 @@ int Main(int argc, char** argv) {
           cache = std::make_unique<FeatureCache>(*front_end);
         }
         FitMetrics metrics;
-        absl::StatusOr<std::shared_ptr<const Surrogate>> model;
+        // The flexible model, or with model_class 2 both classes (paired):
+        // the chain's previous version is the typed one, `model` predicts.
+        std::shared_ptr<const Surrogate> flexible;
+        std::shared_ptr<const PairedModel> paired;
+        std::shared_ptr<const ResponseModel> model;
         double total = 0;
         for (size_t f = 0; f < counts.size(); ++f) {
           TrainingData prefix{data.images.narrow(0, 0, counts[f]),
@@ -234,28 +245,42 @@ int Main(int argc, char** argv) {
           const auto start = std::chrono::steady_clock::now();
           SurrogateSpec fit_spec = *spec;
           fit_spec.warm_start = step > 0;  // the chain warm-starts whatever --params says
-          model = FitSurrogate(prefix, fit_spec, *front_end, static_cast<int64_t>(f) + 1,
-                               seed + 1000 * static_cast<int64_t>(f), nullptr, &metrics,
-                               f == 0 ? nullptr : model->get(), cache.get());
+          const int64_t version = static_cast<int64_t>(f) + 1;
+          const uint64_t fit_seed = seed + 1000 * static_cast<int64_t>(f);
+          absl::Status status;
+          if (spec->model_class == SurrogateClass::kPaired) {
+            PairedFitMetrics paired_metrics;
+            auto fitted = FitPairedModel(prefix, fit_spec, *front_end, version, fit_seed,
+                                         nullptr, &paired_metrics, paired.get(), cache.get());
+            status = fitted.status();
+            if (fitted.ok()) paired = *std::move(fitted), model = paired;
+            metrics = paired_metrics.ensemble;
+          } else {
+            auto fitted = FitSurrogate(prefix, fit_spec, *front_end, version, fit_seed, nullptr,
+                                       &metrics, flexible.get(), cache.get());
+            status = fitted.status();
+            if (fitted.ok()) flexible = *std::move(fitted), model = flexible;
+          }
           const double s =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           total += s;
           if (f + 1 == counts.size()) secs.push_back(s);
-          if (!model.ok()) {
-            std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+          if (!status.ok()) {
+            std::fprintf(stderr, "%s\n", status.ToString().c_str());
             return 1;
           }
         }
         chain_secs.push_back(total);
         torch::NoGradGuard no_grad;
-        truth.push_back(Correlation((*model)->PredictMean(test), (*neuron)->Rates(test)));
+        truth.push_back(
+            Correlation(model->PredictMembers(test).mean(0), (*neuron)->Rates(test)));
         heldout.push_back(metrics.heldout_correlation[0]);
         double e = 0;
         for (int64_t m : metrics.member_epochs) e += static_cast<double>(m);
         epochs.push_back(e / static_cast<double>(metrics.member_epochs.size()));
         if (ask) {
           torch::AutoGradMode grad(true);  // the ascent differentiates the model
-          auto ascent = MakeFixedModelAscent(*model, "spectral", "", ask_text, {1, 64, 64},
+          auto ascent = MakeFixedModelAscent(model, "spectral", "", ask_text, {1, 64, 64},
                                              500 + seed);
           if (!ascent.ok()) {
             std::fprintf(stderr, "--ask: %s\n", ascent.status().ToString().c_str());

@@ -82,11 +82,9 @@ GaborParameters StackMembers(const std::vector<GaborParameters>& members) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(const TrainingData& data,
-                                                                const SurrogateSpec& spec,
-                                                                int64_t version, uint64_t seed,
-                                                                const std::atomic<bool>* cancel,
-                                                                FitMetrics* metrics) {
+absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(
+    const TrainingData& data, const SurrogateSpec& spec, int64_t version, uint64_t seed,
+    const std::atomic<bool>* cancel, FitMetrics* metrics, const GaborModel* previous) {
   absl::StatusOr<TrainingSplit> split =
       SplitTrainingData(data, spec.min_trials, spec.holdout_fraction, seed);
   if (!split.ok()) return split.status();
@@ -126,6 +124,12 @@ absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(const TrainingDa
         (half / (d1 * d1 + d2 * d2).mean(0).clamp_min(1e-9)).log().view({members, starts, n});
     g.log_exponent = torch::full({members, starts, n}, std::log(2.0));
     g.log_baseline = (0.05 * mean_rate).log().expand({members, starts, n}).clone();
+  }
+  if (previous != nullptr && previous->num_members() == members && previous->num_neurons() == n &&
+      previous->height() == height && previous->width() == width) {
+    std::vector<torch::Tensor> current = g.all();
+    const std::vector<torch::Tensor> before = previous->parameters().all();
+    for (size_t i = 0; i < current.size(); ++i) current[i].select(1, starts - 1).copy_(before[i]);
   }
   std::vector<torch::Tensor> params = g.all();
   for (torch::Tensor& p : params) p.requires_grad_(true);

@@ -17,6 +17,11 @@
 //    Every start of every member and neuron is one independent problem in
 //    one batch (Adam is elementwise, so batching changes no update). Each
 //    neuron keeps the start with the lowest training loss.
+//  - With `previous` (a version of the same session: as many members and
+//    neurons, same image size), member m's last start is replaced by that
+//    version's member m, gains included: a refit continues from where the
+//    previous fit ended and can only keep or improve on it on the new
+//    data, while the other starts still search afresh.
 //  - No early stopping (ten parameters per neuron); the held-out trials
 //    give the metrics of the ensemble mean (FitMetrics; its steps and each
 //    member's epochs count the full-batch Adam steps).
@@ -38,11 +43,10 @@ namespace stimloop {
 // for too few trials or stimuli, CANCELLED within one Adam step of `*cancel`
 // (may be null) becoming true). `metrics` (may be null) is filled on
 // success. Deterministic given the inputs, seed and LibTorch's thread count.
-absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(const TrainingData& data,
-                                                                const SurrogateSpec& spec,
-                                                                int64_t version, uint64_t seed,
-                                                                const std::atomic<bool>* cancel,
-                                                                FitMetrics* metrics);
+// `previous` may be null; one of another shape is ignored.
+absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(
+    const TrainingData& data, const SurrogateSpec& spec, int64_t version, uint64_t seed,
+    const std::atomic<bool>* cancel, FitMetrics* metrics, const GaborModel* previous = nullptr);
 
 }  // namespace stimloop
 

@@ -10,6 +10,8 @@
 #include "base/seed.h"
 #include "models/gabor_fit.h"
 #include "models/gabor_model.h"
+#include "models/paired_fit.h"
+#include "models/paired_model.h"
 #include "models/surrogate.h"
 #include "models/surrogate_config.h"
 #include "models/torchscript_model.h"
@@ -79,6 +81,38 @@ FitFunction MakeFitFunction(Fit fit, Serialize serialize, uint64_t session_seed,
   };
 }
 
+// The FitFunction of model_class 2: both classes on one stable split, each
+// from its part of the previous version. Metrics: the predicting
+// ensemble's (FlattenMetrics), plus parametric_joins (0 or 1) and each
+// part's flexible_heldout_correlation.<i> / parametric_heldout_correlation.<i>.
+FitFunction MakePairedFitFunction(const SurrogateSpec& spec,
+                                  std::shared_ptr<const FrontEnd> front_end,
+                                  std::shared_ptr<FeatureCache> cache, uint64_t session_seed) {
+  return [spec, front_end, cache, session_seed](
+             const RefitData& data, int64_t version,
+             const std::atomic<bool>& cancel) -> absl::StatusOr<FitOutcome> {
+    TrainingData training{data.images, data.rates, data.stimulus_ids};
+    training.holdout_seed = DeriveSeed(session_seed, kHoldoutStream);
+    PairedFitMetrics metrics;
+    auto model = FitPairedModel(training, spec, front_end, version,
+                                VersionSeed(session_seed, version), &cancel, &metrics,
+                                dynamic_cast<const PairedModel*>(data.previous.get()), cache.get());
+    if (!model.ok()) return model.status();
+    absl::StatusOr<std::string> checkpoint = SerializePairedModel(**model);
+    if (!checkpoint.ok()) return checkpoint.status();
+    std::map<std::string, double> flat = FlattenMetrics(metrics.ensemble);
+    flat["parametric_joins"] = metrics.parametric_joins ? 1 : 0;
+    for (const auto& [prefix, part] : {std::pair<const char*, const FitMetrics*>{
+                                           "flexible_", &metrics.flexible},
+                                       {"parametric_", &metrics.parametric}}) {
+      for (size_t i = 0; i < part->heldout_correlation.size(); ++i) {
+        flat[absl::StrCat(prefix, "heldout_correlation.", i)] = part->heldout_correlation[i];
+      }
+    }
+    return FitOutcome{*std::move(model), std::move(flat), *std::move(checkpoint)};
+  };
+}
+
 std::mutex override_mu;
 FitFunction* fit_override = nullptr;  // guarded by override_mu
 
@@ -139,6 +173,17 @@ absl::StatusOr<SessionModels> MakeSessionModels(const SessionModelsSpec& spec,
           return FitGaborModel(data, surrogate, version, seed, cancel, metrics);
         },
         SerializeGaborModel, spec.seed, /*stable_holdout=*/false);
+  } else if (surrogate->model_class == SurrogateClass::kPaired) {
+    absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
+    if (!front_end.ok()) return InConfig(front_end.status());
+    models.load_checkpoint = MakeCheckpointLoader(
+        [front_end = *front_end, height = spec.height, width = spec.width](
+            const std::string& bytes) {
+          return DeserializePairedModel(bytes, front_end, height, width);
+        });
+    auto cache =
+        surrogate->feature_cache ? std::make_shared<FeatureCache>(*front_end) : nullptr;
+    fit = MakePairedFitFunction(*surrogate, *front_end, cache, spec.seed);
   } else {
     absl::StatusOr<std::shared_ptr<const FrontEnd>> front_end = MakeFrontEnd(*surrogate, shape);
     if (!front_end.ok()) return InConfig(front_end.status());

@@ -4,7 +4,9 @@
 // RefitScheduler (models/refit_scheduler.h): the flexible model
 // (models/surrogate.h, fitted by models/trainer.h FitSurrogate) or, with
 // surrogate.params.model_class 1, the parametric Gabor model
-// (models/gabor_model.h, fitted by models/gabor_fit.h FitGaborModel).
+// (models/gabor_model.h, fitted by models/gabor_fit.h FitGaborModel), or
+// with model_class 2 both in one ensemble (models/paired_model.h, fitted by
+// models/paired_fit.h FitPairedModel on the session's stable split).
 //
 // Fit seeds: version v of a session with seed s is fitted with seed
 // DeriveSeed(s, v) (base/seed.h), so refits are reproducible and versions
@@ -16,8 +18,10 @@
 // Metrics reported per version (VersionCallback): num_trials,
 // num_train_trials, num_heldout_trials, num_stimuli, heldout_loss, steps,
 // and per neuron i heldout_correlation.<i> and heldout_feve.<i> (NaN where
-// undefined). The checkpoint is SerializeSurrogate's (or, model_class 1,
-// SerializeGaborModel's) bytes, read back by SessionModels::load_checkpoint.
+// undefined); model_class 2 adds parametric_joins (0 or 1) and each class's
+// own flexible_heldout_correlation.<i> and parametric_heldout_correlation.<i>.
+// The checkpoint is SerializeSurrogate's (model_class 1 SerializeGaborModel's,
+// 2 SerializePairedModel's) bytes, read back by SessionModels::load_checkpoint.
 #ifndef STIMLOOP_MODELS_SESSION_MODELS_H_
 #define STIMLOOP_MODELS_SESSION_MODELS_H_
 

@@ -27,7 +27,8 @@ void ReadSurrogateParams(ParamReader& r, SurrogateSpec* spec) {
   s.core_channels = r.GetInt("core_channels", s.core_channels, 0, 256);
   s.normalization = r.GetInt("normalization", s.normalization ? 1 : 0, 0, 1) != 0;
   s.min_trials = r.GetInt("min_trials", s.min_trials, 8, 1000000000);
-  s.model_class = static_cast<SurrogateClass>(r.GetInt("model_class", 0, 0, 1));
+  s.model_class = static_cast<SurrogateClass>(
+      r.GetInt("model_class", static_cast<int64_t>(s.model_class), 0, 2));
   s.parametric_starts = r.GetInt("parametric_starts", s.parametric_starts, 1, 256);
   s.parametric_steps = r.GetInt("parametric_steps", s.parametric_steps, 10, 100000);
   GaborBankSpec& g = s.gabor;
@@ -57,6 +58,11 @@ absl::Status SetSurrogatePaths(std::string frontend_path, std::string model_path
         "config.surrogate.", frontend_path.empty() ? "model_path" : "frontend_path",
         ": surrogate.params.model_class 1 (the parametric Gabor model) reads pixels and takes "
         "no TorchScript front end or model; drop the path or use model_class 0"));
+  }
+  if (s.model_class == SurrogateClass::kPaired && !model_path.empty()) {
+    return absl::InvalidArgumentError(
+        "config.surrogate.model_path: surrogate.params.model_class 2 (both model classes) "
+        "fits its models; a whole TorchScript model replaces them: use model_class 0 with it");
   }
   spec->frontend_path = std::move(frontend_path);
   spec->model_path = std::move(model_path);

@@ -43,17 +43,23 @@
 //                                               pool of the same features (divisive
 //                                               normalization, models/surrogate.h)
 //   min_trials          50       [8, 1e9]       FitSurrogate refuses fewer trials
-//   model_class         0        {0, 1}         0 the flexible model (front end,
+//   model_class         0        {0, 1, 2}      0 the flexible model (front end,
 //                                               core, readout: models/surrogate.h);
 //                                               1 the parametric Gabor model, one
 //                                               quadrature Gabor pair per neuron with
 //                                               linear and energy subunits
 //                                               (models/gabor_model.h); the keys from
 //                                               max_epochs to core_channels and the
-//                                               gabor_* bank keys do not apply to it
-//   parametric_starts   8        [1, 256]       model_class 1: starts fitted per
-//                                               neuron and member (models/gabor_fit.h)
-//   parametric_steps    300      [10, 100000]   model_class 1: Adam steps per fit
+//                                               gabor_* bank keys do not apply to it;
+//                                               2 both in one ensemble, the parametric
+//                                               members joining when they predict the
+//                                               held-out trials at least as well
+//                                               (models/paired_fit.h)
+//   parametric_starts   8        [1, 256]       model_class 1 and 2: starts fitted per
+//                                               neuron and member (models/gabor_fit.h;
+//                                               with 2, one of them is the previous
+//                                               version's fit)
+//   parametric_steps    300      [10, 100000]   model_class 1 and 2: Adam steps per fit
 //   gabor_scales        4        [1, 8]         Gabor front end: number of scales
 //   gabor_orientations  8        [2, 16]        orientations over [0, pi)
 //   gabor_min_wavelength 0.1     [0.02, 1]      shortest wavelength, fraction of
@@ -72,8 +78,9 @@
 // Paths (strings of the session config, checked when the surrogate is made,
 // see models/torchscript_model.h): frontend_path replaces the Gabor front
 // end with a TorchScript module; model_path replaces the whole surrogate
-// (then nothing is ever refit). At most one of them may be set, and neither
-// with model_class 1 (INVALID_ARGUMENT naming the path).
+// (then nothing is ever refit). At most one of them may be set; neither
+// with model_class 1, and no model_path with model_class 2 (INVALID_ARGUMENT
+// naming the path).
 #ifndef STIMLOOP_MODELS_SURROGATE_CONFIG_H_
 #define STIMLOOP_MODELS_SURROGATE_CONFIG_H_
 
@@ -89,7 +96,7 @@ namespace stimloop {
 enum class SurrogateLoss { kPoisson = 0, kMse = 1 };
 enum class RateNonlinearity { kSoftplus = 0, kExp = 1 };
 enum class ReadoutMask { kFree = 0, kGaussian = 1 };
-enum class SurrogateClass { kFlexible = 0, kParametricGabor = 1 };
+enum class SurrogateClass { kFlexible = 0, kParametricGabor = 1, kPaired = 2 };
 
 struct GaborBankSpec {
   int64_t scales = 4;

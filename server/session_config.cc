@@ -140,6 +140,15 @@ absl::StatusOr<ResolvedConfig> ResolveConfig(const v1::SessionConfig& config) {
       p.mutable_repeats()->set_per_generation(
           std::min(kDefaultStrategyRepeats, p.generation_size() / 2));
     }
+    // Both model classes in one ensemble, unless the config fixes the model
+    // (model_path) or names a class itself. Written into the stored config,
+    // so a resumed session keeps the strategy it started with.
+    auto& surrogate = *p.mutable_surrogate()->mutable_params();
+    if (p.surrogate().model_path().empty() && surrogate.count("model_class") == 0) {
+      for (const auto& [key, value] : kDefaultStrategySurrogate) {
+        if (surrogate.count(key) == 0) surrogate[key] = value;
+      }
+    }
   }
   out.optimizer.name = p.optimizer().name();
   out.optimizer.params.insert(p.optimizer().params().begin(), p.optimizer().params().end());

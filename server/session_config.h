@@ -4,6 +4,7 @@
 #define STIMLOOP_SERVER_SESSION_CONFIG_H_
 
 #include <cstdint>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -28,6 +29,12 @@ inline constexpr int kDefaultMaxPresentations = 4;  // repeats: 4 trials halve t
 inline constexpr char kDefaultOptimizer[] = "portfolio";
 inline constexpr char kDefaultImageSpace[] = "spectral";
 inline constexpr int kDefaultStrategyRepeats = 4;
+// ... and its surrogate, unless the config names a model_class or a
+// model_path: both model classes in one ensemble (models/paired_fit.h), the
+// parametric part warm-started from the previous version with few starts
+// and steps (keys the config sets itself are kept).
+inline constexpr std::pair<const char*, double> kDefaultStrategySurrogate[] = {
+    {"model_class", 2}, {"parametric_starts", 4}, {"parametric_steps", 100}};
 inline constexpr int kMaxPresentations = 1000;
 
 // OK when min <= value <= max; else INVALID_ARGUMENT

@@ -381,6 +381,21 @@ TEST(ResumeTest, ParametricModelSessionSurvivesRepeatedSigkillsUnchanged) {
   EXPECT_GE(killed.model_versions.rbegin()->second, 15);
 }
 
+// Both model classes in one ensemble (model_class 2): each version holds
+// two fits, the second warm-started from the previous version's, and the
+// join decision; all of it must come back exactly from the checkpoints.
+TEST(ResumeTest, PairedModelSessionSurvivesRepeatedSigkillsUnchanged) {
+  v1::SessionConfig config = ModelBasedConfig(20240615);
+  auto& surrogate = *config.mutable_surrogate()->mutable_params();
+  surrogate["model_class"] = 2;
+  surrogate["parametric_starts"] = 2;
+  surrogate["parametric_steps"] = 20;
+  RunResult killed;
+  ExpectResumeIsExact("resume-paired", config, &killed);
+  ASSERT_FALSE(killed.model_versions.empty());
+  EXPECT_GE(killed.model_versions.rbegin()->second, 15);
+}
+
 // The default strategy (no optimizer named: portfolio in the spectral
 // space) in the default refit mode, with a surrogate small enough for a
 // test: its split between gradient ascent and CMA-ES, both sources' states

@@ -195,7 +195,7 @@ TEST(GaborModelSpecTest, KeysAndErrorsNameTheField) {
     std::string frontend_path, model_path, message;
   };
   const std::vector<Case> cases = {
-      {{{"model_class", 2}}, "", "", "surrogate.params.model_class: 2 is outside [0, 1]"},
+      {{{"model_class", 3}}, "", "", "surrogate.params.model_class: 3 is outside [0, 2]"},
       {{{"parametric_starts", 0}}, "", "", "surrogate.params.parametric_starts: 0 is outside"},
       {{{"parametric_steps", 5}}, "", "", "surrogate.params.parametric_steps: 5 is outside"},
       {{{"model_class", 1}},

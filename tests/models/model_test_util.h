@@ -25,12 +25,14 @@ inline double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
   return ((x * y).sum() / (x.norm() * y.norm())).item<double>();
 }
 
-// A kTestImageSize x kTestImageSize grayscale cell (a test failure if the
-// spec is refused).
-inline std::unique_ptr<SimulatedNeuron> Neuron(CellKind kind, uint64_t seed) {
+// A kTestImageSize x kTestImageSize cell, grayscale unless `channels` is 3
+// (a test failure if the spec is refused).
+inline std::unique_ptr<SimulatedNeuron> Neuron(CellKind kind, uint64_t seed,
+                                               int64_t channels = 1) {
   SimulatedNeuronSpec spec;
   spec.kind = kind;
   spec.seed = seed;
+  spec.channels = channels;
   spec.height = spec.width = kTestImageSize;
   absl::StatusOr<std::unique_ptr<SimulatedNeuron>> neuron = SimulatedNeuron::Create(spec);
   EXPECT_TRUE(neuron.ok()) << neuron.status();
