@@ -1,5 +1,6 @@
 // CheckNoUnusedFields (server/session_config.h): what each optimizer and
-// image space reads may be set; nothing else.
+// image space reads may be set; nothing else. And the default strategy's
+// surrogate settings in the resolved config.
 #include "server/session_config.h"
 
 #include <gmock/gmock.h>
@@ -68,6 +69,38 @@ TEST(CheckNoUnusedFieldsTest, ModelFreeOptimizersTakeNoSurrogate) {
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("config.surrogate.model_path: set, but optimizer 'cmaes' uses no "
                         "surrogate"));
+}
+
+// With no optimizer named, the default strategy's surrogate (both model
+// classes) is written into the stored config; a model_class or a
+// model_path the config gives wins, and keys it sets are kept.
+TEST(DefaultStrategyConfigTest, StoresBothModelClassesUnlessTheConfigChoosesAModel) {
+  v1::SessionConfig config = Config("");
+  config.clear_image_space();
+  auto resolved = ResolveConfig(config);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  const auto& params = resolved->proto.surrogate().params();
+  EXPECT_EQ(params.at("model_class"), 2);
+  EXPECT_EQ(params.at("parametric_starts"), 4);
+  EXPECT_EQ(params.at("parametric_steps"), 100);
+  EXPECT_EQ(resolved->surrogate.spec.model_class, SurrogateClass::kPaired);
+
+  (*config.mutable_surrogate()->mutable_params())["parametric_steps"] = 50;
+  resolved = ResolveConfig(config);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->proto.surrogate().params().at("parametric_steps"), 50);
+
+  (*config.mutable_surrogate()->mutable_params())["model_class"] = 0;
+  resolved = ResolveConfig(config);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->proto.surrogate().params().count("parametric_starts"), 0u);
+  EXPECT_EQ(resolved->surrogate.spec.model_class, SurrogateClass::kFlexible);
+
+  v1::SessionConfig fixed = Config("");
+  fixed.mutable_surrogate()->set_model_path("model.pt");
+  resolved = ResolveConfig(fixed);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_TRUE(resolved->proto.surrogate().params().empty());
 }
 
 }  // namespace
