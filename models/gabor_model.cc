@@ -29,8 +29,7 @@ GaborParameters GaborParameters::FromList(const std::vector<torch::Tensor>& t) {
   return {t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]};
 }
 
-torch::Tensor GaborWeights(const GaborParameters& g, int64_t height, int64_t width,
-                           double phase_offset) {
+torch::Tensor GaborWeightPair(const GaborParameters& g, int64_t height, int64_t width) {
   const torch::Tensor y = (torch::arange(height, torch::kFloat) + 0.5).view({1, height, 1});
   const torch::Tensor x = (torch::arange(width, torch::kFloat) + 0.5).view({1, 1, width});
   auto column = [](const torch::Tensor& t) { return t.reshape({-1, 1, 1}); };
@@ -40,18 +39,20 @@ torch::Tensor GaborWeights(const GaborParameters& g, int64_t height, int64_t wid
   const torch::Tensor wavelength = sigma * column(g.log_cycles).exp();
   const torch::Tensor along = column(g.theta).cos() * dx + column(g.theta).sin() * dy;
   const torch::Tensor envelope = (-(dx * dx + dy * dy) / (2 * sigma * sigma)).exp();
-  const torch::Tensor carrier =
-      (2 * kPi * along / wavelength + column(g.phase) + phase_offset).cos();
+  const torch::Tensor angle = 2 * kPi * along / wavelength + column(g.phase);
+  // cos(angle + pi / 2) = -sin(angle): the quadrature partner.
+  const torch::Tensor carrier = torch::cat({angle.cos(), -angle.sin()}, 0);
+  const torch::Tensor weight = torch::cat({envelope, envelope}, 0);
   // Zero mean under the envelope's weighting, so a uniform image drives nothing.
-  const torch::Tensor mean = (envelope * carrier).sum({1, 2}, true) / envelope.sum({1, 2}, true);
-  const torch::Tensor w = (envelope * (carrier - mean)).flatten(1);
+  const torch::Tensor mean = (weight * carrier).sum({1, 2}, true) / weight.sum({1, 2}, true);
+  const torch::Tensor w = (weight * (carrier - mean)).flatten(1);
   return w / w.norm(2, 1, true).clamp_min(1e-12);
 }
 
-torch::Tensor GaborRates(const GaborParameters& g, const torch::Tensor& centered,
-                         const torch::Tensor& w1, const torch::Tensor& w2) {
-  const torch::Tensor d1 = centered.matmul(w1.t());
-  const torch::Tensor d2 = centered.matmul(w2.t());
+torch::Tensor GaborRatesFromDrives(const GaborParameters& g, const torch::Tensor& drives) {
+  const int64_t cells = g.cx.numel();
+  const torch::Tensor d1 = drives.narrow(1, 0, cells);
+  const torch::Tensor d2 = drives.narrow(1, cells, cells);
   auto row = [](const torch::Tensor& t) { return t.reshape({1, -1}); };
   const torch::Tensor exponent = row(g.log_exponent).exp().clamp(0.5, 6);
   return row(g.log_linear).exp() * d1.clamp_min(1e-6).pow(exponent) +
@@ -70,15 +71,15 @@ GaborModel::GaborModel(int64_t version, int64_t height, int64_t width,
   TORCH_CHECK(height >= 1 && width >= 1, "GaborModel: bad image size");
   params_ = GaborParameters::FromList(copies);
   torch::NoGradGuard no_grad;
-  w1_ = GaborWeights(params_, height, width, 0);
-  w2_ = GaborWeights(params_, height, width, kPi / 2);
+  weights_ = GaborWeightPair(params_, height, width);
 }
 
 torch::Tensor GaborModel::PredictMembers(const torch::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4 && images.size(2) == height_ && images.size(3) == width_,
               "GaborModel: images must be [N, C, ", height_, ", ", width_, "]");
   const torch::Tensor centered = images.to(torch::kFloat).mean(1).flatten(1) - 0.5;
-  const torch::Tensor rates = GaborRates(params_, centered, w1_, w2_);  // [N, M * n]
+  const torch::Tensor rates =
+      GaborRatesFromDrives(params_, centered.matmul(weights_.t()));  // [N, M * n]
   return rates.view({images.size(0), num_members(), num_neurons()}).permute({1, 0, 2});
 }
 

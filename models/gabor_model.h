@@ -53,16 +53,16 @@ struct GaborParameters {
   static GaborParameters FromList(const std::vector<torch::Tensor>& tensors);
 };
 
-// Zero-mean, unit-norm Gabor weights [numel(S), height * width] of `g` with
-// `phase_offset` added to every phase (pi / 2: the quadrature partner).
-torch::Tensor GaborWeights(const GaborParameters& g, int64_t height, int64_t width,
-                           double phase_offset);
+// The zero-mean, unit-norm Gabor weights of `g`, both subunits in one
+// tensor [2 * numel(S), height * width]: first the carrier at each cell's
+// phase, then its quadrature partner (phase + pi / 2), so that one matrix
+// product gives both drives.
+torch::Tensor GaborWeightPair(const GaborParameters& g, int64_t height, int64_t width);
 
-// Rates [N, numel(S)] of the cells `g` for luminance images centered at
-// gray, `centered` [N, height * width] (x - 0.5), with the weights of
-// GaborWeights(g, ..., 0) and (..., pi / 2) given as w1, w2.
-torch::Tensor GaborRates(const GaborParameters& g, const torch::Tensor& centered,
-                         const torch::Tensor& w1, const torch::Tensor& w2);
+// Rates [N, numel(S)] of the cells `g` from their drives [N, 2 * numel(S)]:
+// centered.matmul(GaborWeightPair(g, ...).t()) for luminance images
+// centered at gray, `centered` [N, height * width] (x - 0.5).
+torch::Tensor GaborRatesFromDrives(const GaborParameters& g, const torch::Tensor& drives);
 
 class GaborModel : public ResponseModel {
  public:
@@ -83,7 +83,7 @@ class GaborModel : public ResponseModel {
  private:
   int64_t version_, height_, width_;
   GaborParameters params_;
-  torch::Tensor w1_, w2_;  // [M * n, height * width]
+  torch::Tensor weights_;  // [2 * M * n, height * width], GaborWeightPair
 };
 
 // The model as torch::save archive bytes (INTERNAL on failure).

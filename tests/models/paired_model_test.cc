@@ -141,6 +141,36 @@ TEST(PairedModelFitTest, ParametricWarmStartContinuesThePreviousFit) {
   EXPECT_LT(truth(**cold), truth(**warm) - 0.1);
 }
 
+// A warm refit with the default strategy's 4 starts halves its fresh
+// starts as it goes (models/gabor_fit.h): the fit it keeps must still be at
+// least as good as the previous version it continues, on a simple cell
+// with more data.
+TEST(PairedModelFitTest, WarmRefitThatHalvesItsFreshStartsKeepsThePreviousQuality) {
+  const std::unique_ptr<SimulatedNeuron> cell = Neuron(CellKind::kSimple, 6);
+  const SimulatedTrials first = Search(*cell, 300, 31);
+  const SimulatedTrials more = Search(*cell, 700, 32);
+  const SimulatedTrials test = Search(*cell, 400, 33);
+  absl::StatusOr<SurrogateSpec> spec =
+      ParseSurrogateSpec({{"model_class", 1}, {"parametric_starts", 4}, {"parametric_steps", 100}});
+  ASSERT_TRUE(spec.ok());
+  auto previous = FitGaborModel({first.images, first.rates, {}}, *spec, 1, 3, nullptr, nullptr);
+  ASSERT_TRUE(previous.ok()) << previous.status();
+  FitMetrics metrics;
+  auto warm =
+      FitGaborModel({more.images, more.rates, {}}, *spec, 2, 4, nullptr, &metrics, previous->get());
+  ASSERT_TRUE(warm.ok()) << warm.status();
+  torch::NoGradGuard no_grad;
+  auto truth = [&](const GaborModel& m) {
+    return Correlation(m.PredictMembers(test.images).mean(0).select(1, 0),
+                       test.true_rates.select(1, 0));
+  };
+  std::printf("simple cell, truth correlation: previous %.3f, warm (starts halved) %.3f\n",
+              truth(**previous), truth(**warm));
+  EXPECT_GT(truth(**warm), 0.9);
+  EXPECT_GT(truth(**warm), truth(**previous) - 0.01);
+  EXPECT_EQ(metrics.steps, 100);
+}
+
 // A checkpoint restores both parts and the join decision; bytes that are
 // not a paired checkpoint (another class's included) are INVALID_ARGUMENT.
 TEST(PairedModelTest, CheckpointRoundTripAndBadCheckpoints) {
