@@ -88,6 +88,7 @@ class StartsAdam {
   }
 
   const std::vector<torch::Tensor>& params() const { return params_; }
+  int64_t num_starts() const { return params_.front().size(1); }
 
   // One update from the gradients backward() left on the parameters.
   void Step() {
@@ -187,13 +188,13 @@ absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(
     for (size_t i = 0; i < current.size(); ++i) current[i].select(1, starts - 1).copy_(before[i]);
   }
   StartsAdam adam(g.all(), kLearningRate);
-  int64_t live = starts;  // starts still optimized
-  // Loss of every (member, live start, neuron) on the member's resample [M, live, n].
+  // Loss of every (member, start still optimized, neuron) on the member's
+  // resample [M, adam.num_starts(), n].
   auto problem_losses = [&]() {
     const GaborParameters current = GaborParameters::FromList(adam.params());
     const torch::Tensor pred =
         GaborRatesFromDrives(current, x.matmul(GaborWeightPair(current, height, width).t()))
-            .view({t, members, live, n});
+            .view({t, members, adam.num_starts(), n});
     const torch::Tensor per = ElementLoss(pred, y.view({t, 1, 1, n}), spec.loss) * neuron_weight;
     return (per * boot).sum(0);
   };
@@ -214,12 +215,12 @@ absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(
     adam.Step();
     // The fresh starts race each other, not the previous fit, which has
     // had every earlier version's steps: it stays, last, to the end.
+    const int64_t live = adam.num_starts();
     if (warm && live > 2 && (step + 1) % halving_interval == 0) {
       const int64_t fresh = live / 2;  // of live - 1, rounded up
       const torch::Tensor kept = std::get<1>(
           finite_or_inf(losses.detach().narrow(1, 0, live - 1)).topk(fresh, 1, /*largest=*/false));
       adam.Keep(torch::cat({kept, torch::full_like(kept.narrow(1, 0, 1), live - 1)}, 1));
-      live = fresh + 1;
     }
   }
 
