@@ -15,9 +15,6 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 constexpr int64_t kCandidatesPerStart = 32;
 constexpr double kLearningRate = 0.02;
-// A warm fit drops the worse half of each (member, neuron)'s fresh starts
-// every parametric_steps / kHalvingRounds steps, until one is left.
-constexpr int64_t kHalvingRounds = 5;
 
 // `count` candidate fields per neuron ([count, num_neurons] each) from the
 // broad prior of the header; gains are set later.
@@ -70,57 +67,6 @@ GaborParameters ScreenStarts(const torch::Tensor& centered, const torch::Tensor&
   const torch::Tensor best = std::get<1>(score.nan_to_num(0).topk(starts, 0));  // [K, n]
   return Apply(candidates, [&](const torch::Tensor& p) { return p.gather(0, best); });
 }
-
-// Full-batch Adam on parameters [M, K, n] whose dimension 1 holds the
-// starts of every (member, neuron), with LibTorch's update and defaults but
-// the rate (betas 0.9 and 0.999, eps 1e-8), written out so that starts can
-// be dropped between steps together with their moments. Call Step() and
-// Keep() with gradients off; the parameters require grad.
-class StartsAdam {
- public:
-  StartsAdam(const std::vector<torch::Tensor>& params, double learning_rate)
-      : learning_rate_(learning_rate) {
-    for (const torch::Tensor& p : params) {
-      params_.push_back(p.detach().clone().requires_grad_(true));
-      first_.push_back(torch::zeros_like(p));
-      second_.push_back(torch::zeros_like(p));
-    }
-  }
-
-  const std::vector<torch::Tensor>& params() const { return params_; }
-  int64_t num_starts() const { return params_.front().size(1); }
-
-  // One update from the gradients backward() left on the parameters.
-  void Step() {
-    ++steps_;
-    const double correction1 = 1 - std::pow(kBeta1, steps_);
-    const double correction2 = 1 - std::pow(kBeta2, steps_);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      torch::Tensor& grad = params_[i].mutable_grad();
-      if (!grad.defined()) continue;
-      first_[i].mul_(kBeta1).add_(grad, 1 - kBeta1);
-      second_[i].mul_(kBeta2).addcmul_(grad, grad, 1 - kBeta2);
-      const torch::Tensor denom = (second_[i].sqrt() / std::sqrt(correction2)).add_(kEpsilon);
-      params_[i].data().addcdiv_(first_[i], denom, -learning_rate_ / correction1);
-      grad = torch::Tensor();
-    }
-  }
-
-  // Keeps the starts `index` [M, K', n] (positions along dimension 1).
-  void Keep(const torch::Tensor& index) {
-    for (size_t i = 0; i < params_.size(); ++i) {
-      params_[i] = params_[i].detach().gather(1, index).requires_grad_(true);
-      first_[i] = first_[i].gather(1, index);
-      second_[i] = second_[i].gather(1, index);
-    }
-  }
-
- private:
-  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEpsilon = 1e-8;
-  double learning_rate_;
-  int64_t steps_ = 0;
-  std::vector<torch::Tensor> params_, first_, second_;
-};
 
 // Stacks members' parameters ([K, n] each) to [M, K, n].
 GaborParameters StackMembers(const std::vector<GaborParameters>& members) {
@@ -179,57 +125,39 @@ absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(
     g.log_exponent = torch::full({members, starts, n}, std::log(2.0));
     g.log_baseline = (0.05 * mean_rate).log().expand({members, starts, n}).clone();
   }
-  const bool warm = previous != nullptr && previous->num_members() == members &&
-                    previous->num_neurons() == n && previous->height() == height &&
-                    previous->width() == width;
-  if (warm) {
+  if (previous != nullptr && previous->num_members() == members && previous->num_neurons() == n &&
+      previous->height() == height && previous->width() == width) {
     std::vector<torch::Tensor> current = g.all();
     const std::vector<torch::Tensor> before = previous->parameters().all();
     for (size_t i = 0; i < current.size(); ++i) current[i].select(1, starts - 1).copy_(before[i]);
   }
-  StartsAdam adam(g.all(), kLearningRate);
-  // Loss of every (member, start still optimized, neuron) on the member's
-  // resample [M, adam.num_starts(), n].
+  std::vector<torch::Tensor> params = g.all();
+  for (torch::Tensor& p : params) p.requires_grad_(true);
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(kLearningRate));
+  // Loss of every (member, start, neuron) on the member's resample [M, K, n].
   auto problem_losses = [&]() {
-    const GaborParameters current = GaborParameters::FromList(adam.params());
     const torch::Tensor pred =
-        GaborRatesFromDrives(current, x.matmul(GaborWeightPair(current, height, width).t()))
-            .view({t, members, adam.num_starts(), n});
+        GaborRatesFromDrives(g, x.matmul(GaborWeightPair(g, height, width).t()))
+            .view({t, members, starts, n});
     const torch::Tensor per = ElementLoss(pred, y.view({t, 1, 1, n}), spec.loss) * neuron_weight;
     return (per * boot).sum(0);
   };
-  // A start whose gain overflowed has a non-finite loss and never wins.
-  auto finite_or_inf = [](const torch::Tensor& loss) {
-    return torch::where(loss.isfinite(), loss,
-                        torch::full_like(loss, std::numeric_limits<float>::infinity()));
-  };
-  const int64_t halving_interval = std::max<int64_t>(1, spec.parametric_steps / kHalvingRounds);
   for (int64_t step = 0; step < spec.parametric_steps; ++step) {
     if (FitCancelled(cancel)) return FitCancelledStatus();
-    torch::Tensor losses;
-    {
-      torch::AutoGradMode grad(true);
-      losses = problem_losses();
-      losses.sum().backward();
-    }
-    adam.Step();
-    // The fresh starts race each other, not the previous fit, which has
-    // had every earlier version's steps: it stays, last, to the end.
-    const int64_t live = adam.num_starts();
-    if (warm && live > 2 && (step + 1) % halving_interval == 0) {
-      const int64_t fresh = live / 2;  // of live - 1, rounded up
-      const torch::Tensor kept = std::get<1>(
-          finite_or_inf(losses.detach().narrow(1, 0, live - 1)).topk(fresh, 1, /*largest=*/false));
-      adam.Keep(torch::cat({kept, torch::full_like(kept.narrow(1, 0, 1), live - 1)}, 1));
-    }
+    torch::AutoGradMode grad(true);
+    adam.zero_grad();
+    problem_losses().sum().backward();
+    adam.step();
   }
 
-  // Each (member, neuron) keeps its best start.
-  const torch::Tensor best = finite_or_inf(problem_losses()).argmin(1, /*keepdim=*/true);
+  // Each (member, neuron) keeps its best start; a start whose gain
+  // overflowed has a non-finite loss and never wins.
+  torch::Tensor final_loss = problem_losses();
+  final_loss = torch::where(final_loss.isfinite(), final_loss,
+                            torch::full_like(final_loss, std::numeric_limits<float>::infinity()));
+  const torch::Tensor best = final_loss.argmin(1, /*keepdim=*/true);  // [M, 1, n]
   std::vector<torch::Tensor> chosen;
-  for (const torch::Tensor& p : adam.params()) {
-    chosen.push_back(p.detach().gather(1, best).squeeze(1));
-  }
+  for (const torch::Tensor& p : params) chosen.push_back(p.detach().gather(1, best).squeeze(1));
   auto model =
       std::make_shared<const GaborModel>(version, height, width, GaborParameters::FromList(chosen));
 

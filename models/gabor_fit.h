@@ -21,13 +21,8 @@
 //    neurons, same image size), member m's last start is replaced by that
 //    version's member m, gains included: a refit continues from where the
 //    previous fit ended and can only keep or improve on it on the new
-//    data, while the other starts still search afresh. Such a warm fit
-//    also halves its fresh starts every spec.parametric_steps / 5 steps
-//    (each (member, neuron) keeps the half with the lower training loss
-//    at that step, until one is left; the previous fit is not in that race
-//    and stays to the end): with 4 starts a refit runs 2.6 starts per step
-//    on average instead of 4. The fit from scratch keeps all its starts to
-//    the end.
+//    data, while the other starts still search afresh, all of them for
+//    every step.
 //  - No early stopping (ten parameters per neuron); the held-out trials
 //    give the metrics of the ensemble mean (FitMetrics; its steps and each
 //    member's epochs count the full-batch Adam steps).
