@@ -101,15 +101,15 @@ enum class FitClass { kSimple, kComplex, kBoth };
 // subunit (simple), an energy subunit (complex) or their sum.
 torch::Tensor Rates(FitClass fit, const GaborParameters& g, const torch::Tensor& centered,
                     int64_t height, int64_t width) {
-  const int64_t cells = g.cx.numel();
-  const torch::Tensor drives = centered.matmul(GaborWeightPair(g, height, width).t());
-  const torch::Tensor d1 = drives.narrow(1, 0, cells);
+  const std::vector<torch::Tensor> drives =
+      centered.matmul(GaborWeightPair(g, height, width).t()).chunk(2, 1);
+  const torch::Tensor& d1 = drives[0];
   torch::Tensor rates = torch::zeros_like(d1);
   if (fit != FitClass::kComplex) {
     rates = rates + g.log_linear.exp() * d1.clamp_min(1e-6).pow(g.log_exponent.exp());
   }
   if (fit != FitClass::kSimple) {
-    const torch::Tensor d2 = drives.narrow(1, cells, cells);
+    const torch::Tensor& d2 = drives[1];
     rates = rates + g.log_energy.exp() * (d1 * d1 + d2 * d2);
   }
   return rates;
@@ -121,9 +121,9 @@ torch::Tensor Rates(FitClass fit, const GaborParameters& g, const torch::Tensor&
 // is sign(w1)) and, up to the grid, for a complex cell's.
 torch::Tensor FittedOptimum(FitClass fit, const GaborParameters& g, int64_t height, int64_t width) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor pair = GaborWeightPair(g, height, width);
-  const torch::Tensor w1 = pair[0];
-  const torch::Tensor w2 = pair[g.cx.numel()];
+  const std::vector<torch::Tensor> pair = GaborWeightPair(g, height, width).chunk(2, 0);
+  const torch::Tensor w1 = pair[0][0];
+  const torch::Tensor w2 = pair[1][0];
   const torch::Tensor t = torch::arange(720, torch::kFloat) * (kPi / 720);
   const torch::Tensor u = t.cos().unsqueeze(1) * w1 + t.sin().unsqueeze(1) * w2;  // [T, n]
   const torch::Tensor patterns = (u > 0).to(torch::kFloat);

@@ -59,9 +59,10 @@ GaborParameters ScreenStarts(const torch::Tensor& centered, const torch::Tensor&
                              int64_t starts, int64_t height, int64_t width, at::Generator& gen) {
   const int64_t n = rates.size(1), count = kCandidatesPerStart * starts;
   GaborParameters candidates = DrawCandidates(count, n, height, width, gen);
-  const torch::Tensor drives = centered.matmul(GaborWeightPair(candidates, height, width).t());
-  const torch::Tensor d1 = drives.narrow(1, 0, count * n).view({-1, count, n});
-  const torch::Tensor d2 = drives.narrow(1, count * n, count * n).view({-1, count, n});
+  const std::vector<torch::Tensor> drives =
+      centered.matmul(GaborWeightPair(candidates, height, width).t()).chunk(2, 1);
+  const torch::Tensor d1 = drives[0].view({-1, count, n});
+  const torch::Tensor d2 = drives[1].view({-1, count, n});
   const torch::Tensor score = torch::maximum(SquaredCorrelation(d1.clamp_min(0), rates),
                                              SquaredCorrelation(d1 * d1 + d2 * d2, rates));
   const torch::Tensor best = std::get<1>(score.nan_to_num(0).topk(starts, 0));  // [K, n]
@@ -114,9 +115,9 @@ absl::StatusOr<std::shared_ptr<const GaborModel>> FitGaborModel(
   {
     // Gains where each subunit alone (exponent 2) gives half the mean rate,
     // and a spontaneous rate of 5% of it.
-    const int64_t cells = members * starts * n;
-    const torch::Tensor drives = x.matmul(GaborWeightPair(g, height, width).t());
-    const torch::Tensor d1 = drives.narrow(1, 0, cells), d2 = drives.narrow(1, cells, cells);
+    const std::vector<torch::Tensor> drives =
+        x.matmul(GaborWeightPair(g, height, width).t()).chunk(2, 1);
+    const torch::Tensor &d1 = drives[0], &d2 = drives[1];
     const torch::Tensor half = (0.5 * mean_rate).repeat({members * starts});
     g.log_linear =
         (half / d1.clamp_min(0).pow(2).mean(0).clamp_min(1e-9)).log().view({members, starts, n});

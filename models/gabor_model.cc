@@ -5,6 +5,7 @@
 
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -50,9 +51,8 @@ torch::Tensor GaborWeightPair(const GaborParameters& g, int64_t height, int64_t 
 }
 
 torch::Tensor GaborRatesFromDrives(const GaborParameters& g, const torch::Tensor& drives) {
-  const int64_t cells = g.cx.numel();
-  const torch::Tensor d1 = drives.narrow(1, 0, cells);
-  const torch::Tensor d2 = drives.narrow(1, cells, cells);
+  const std::vector<torch::Tensor> halves = drives.chunk(2, 1);
+  const torch::Tensor &d1 = halves[0], &d2 = halves[1];
   auto row = [](const torch::Tensor& t) { return t.reshape({1, -1}); };
   const torch::Tensor exponent = row(g.log_exponent).exp().clamp(0.5, 6);
   return row(g.log_linear).exp() * d1.clamp_min(1e-6).pow(exponent) +
