@@ -5,9 +5,11 @@
 // run in process through SessionManager, as the server runs them; the rig
 // answers each stimulus with the cell's noiseless rate.
 #include <gtest/gtest.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,27 +27,30 @@ namespace {
 
 constexpr int kSide = 16;
 constexpr int kResponses = 400;
-constexpr uint64_t kSeed = 3;
+// Seeds of the cell and the session: one toy run moves by several
+// hundredths with float summation order alone (LibTorch's thread count),
+// so every figure is a mean over three.
+constexpr uint64_t kSeeds[] = {1, 2, 3};
 
 // The true rate of the session's best measured image over the cell's
 // optimum after kResponses noiseless responses; "" runs the default.
-double Reached(CellKind kind, const std::string& optimizer) {
+double ReachedWithSeed(CellKind kind, const std::string& optimizer, uint64_t seed) {
   SimulatedNeuronSpec spec;
   spec.kind = kind;
   spec.channels = kind == CellKind::kColor ? 3 : 1;
   spec.height = spec.width = kSide;
-  spec.seed = kSeed;
+  spec.seed = seed;
   auto population = SimulatedPopulation::Create(spec, 1, false);
   EXPECT_TRUE(population.ok()) << population.status();
   if (!population.ok()) return 0;
-  SimulatedRig rig(*std::move(population), 0.2, kSeed);
+  SimulatedRig rig(*std::move(population), 0.2, seed);
 
   v1::SessionConfig config;
   config.mutable_image()->set_height(kSide);
   config.mutable_image()->set_width(kSide);
   config.mutable_image()->set_channels(spec.channels);
   config.set_num_neurons(1);
-  config.set_seed(kSeed);
+  config.set_seed(seed);
   if (!optimizer.empty()) {
     config.mutable_optimizer()->set_name(optimizer);
     config.mutable_image_space()->set_name("spectral");
@@ -84,17 +89,40 @@ double Reached(CellKind kind, const std::string& optimizer) {
   return best.ok() ? (*best)[0] / rig.population().neuron(0).optimum_rate() : 0;
 }
 
-class DefaultStrategyTest : public ::testing::TestWithParam<CellKind> {};
+// The mean of ReachedWithSeed over kSeeds.
+double Reached(CellKind kind, const std::string& optimizer) {
+  double sum = 0;
+  for (uint64_t seed : kSeeds) sum += ReachedWithSeed(kind, optimizer, seed);
+  return sum / static_cast<double>(std::size(kSeeds));
+}
+
+// Runs on one LibTorch thread, the server's default (--torch_threads), so
+// that the figures do not depend on the machine's cores or on what an
+// earlier test in the same process set; restores the count after.
+class DefaultStrategyTest : public ::testing::TestWithParam<CellKind> {
+ protected:
+  void SetUp() override {
+    saved_threads_ = at::get_num_threads();
+    at::set_num_threads(1);
+  }
+  void TearDown() override { at::set_num_threads(saved_threads_); }
+
+ private:
+  int saved_threads_ = 1;
+};
 
 INSTANTIATE_TEST_SUITE_P(EveryFamily, DefaultStrategyTest, ::testing::ValuesIn(AllCellKinds()),
                          [](const auto& info) { return std::string(CellKindName(info.param)); });
 
 // "About as good": within 0.05 of the optimum of the better model-free
-// optimizer. One seed and a short run: the margin is for the toy's own
-// spread, not for a family where the default falls behind. On the
-// deep-network unit it does fall behind (measured 0.19 against genetic
-// search's 0.27 on this toy; issue 24 is open on it), so there the test
-// asks only that it beat random search.
+// optimizer, in the mean over kSeeds. A short run: the margin is for the
+// toy's own spread, not for a family where the default falls behind. On the
+// deep-network unit it is level at best (measured 0.294 against CMA-ES's
+// 0.313 and genetic search's 0.300 on this toy; issue 24 is open on it), so
+// there the test asks only that it beat random search. Measured on one
+// thread, the other families' margins over the better model-free
+// optimizer: simple +0.32, complex +0.31, plaid +0.06, V4-like +0.05,
+// end-stopped +0.15, colour +0.22.
 TEST_P(DefaultStrategyTest, BeatsRandomSearchAndMatchesTheModelFreeOptimizers) {
   const CellKind kind = GetParam();
   const double by_default = Reached(kind, "");
