@@ -19,6 +19,7 @@
 #include "optimizers/objective.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/optimizer_state.h"
+#include "tests/scoped_torch_threads.h"
 
 namespace stimloop {
 namespace {
@@ -29,15 +30,8 @@ constexpr auto kDouble = torch::kFloat64;
 // small tensors here are fastest that way, and results do not depend on the
 // machine's core count.
 class CmaesTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    saved_threads_ = torch::get_num_threads();
-    torch::set_num_threads(1);
-  }
-  void TearDown() override { torch::set_num_threads(saved_threads_); }
-
  private:
-  int saved_threads_ = 1;
+  ScopedTorchThreads one_thread_{1};
 };
 class CmaesCoreTest : public CmaesTest {};
 class CmaesOptimizerTest : public CmaesTest {};

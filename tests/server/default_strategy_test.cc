@@ -5,7 +5,6 @@
 // run in process through SessionManager, as the server runs them; the rig
 // answers each stimulus with the cell's noiseless rate.
 #include <gtest/gtest.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,6 +20,7 @@
 #include "server/session.h"
 #include "server/session_journal.h"
 #include "server/session_manager.h"
+#include "tests/scoped_torch_threads.h"
 
 namespace stimloop {
 namespace {
@@ -100,15 +100,8 @@ double Reached(CellKind kind, const std::string& optimizer) {
 // that the figures do not depend on the machine's cores or on what an
 // earlier test in the same process set; restores the count after.
 class DefaultStrategyTest : public ::testing::TestWithParam<CellKind> {
- protected:
-  void SetUp() override {
-    saved_threads_ = at::get_num_threads();
-    at::set_num_threads(1);
-  }
-  void TearDown() override { at::set_num_threads(saved_threads_); }
-
  private:
-  int saved_threads_ = 1;
+  ScopedTorchThreads one_thread_{1};
 };
 
 INSTANTIATE_TEST_SUITE_P(EveryFamily, DefaultStrategyTest, ::testing::ValuesIn(AllCellKinds()),
