@@ -17,6 +17,10 @@
 //     every fit succeeds);
 //   the server's peak RSS (VmHWM) and its CPU use (user + system seconds
 //     over the wall time of the run, in cores).
+// By default every rig starts at once and all rigs keep the same pace, so
+// the sessions reach their generation boundaries together, every boundary:
+// the worst case for the rig wait on a server with fewer cores than
+// sessions. --stagger starts them at independent moments instead.
 //
 //   many_sessions --sessions=1,4,8,16 --generations=8 --runs=5
 #include <google/protobuf/struct.pb.h>
@@ -26,6 +30,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +59,10 @@ ABSL_FLAG(std::string, optimizer, "", "Optimizer name; empty: the default strate
 ABSL_FLAG(std::string, optimizer_params, "", "name=value,... (e.g. cmaes.full_cov_max_dim=1000)");
 ABSL_FLAG(std::string, surrogate_params, "", "name=value,...");
 ABSL_FLAG(std::string, server_args, "", "Extra server flags, comma-separated");
+ABSL_FLAG(bool, stagger, false,
+          "Start each rig after a delay drawn uniformly from one generation's display time "
+          "(seeded by the run number), as rigs started independently would; false: all at "
+          "once, so that every session's generation boundary coincides (the worst case)");
 ABSL_FLAG(std::string, data_dir, "/tmp/stimloop-bench-many-sessions", "Scratch directory");
 
 namespace stimloop {
@@ -191,11 +200,12 @@ int Main() {
   }
   std::cout << absl::StrFormat(
       "# %s, %dx%d gray, generations of %d, %d generations per session, %d ms per stimulus, "
-      "one stimulus per call, optimizer {%s}, surrogate {%s}, server {%s}, loopback gRPC, "
-      "%d cores\n",
+      "one stimulus per call, rigs started %s, optimizer {%s}, surrogate {%s}, server {%s}, "
+      "loopback gRPC, %d cores\n",
       absl::GetFlag(FLAGS_optimizer).empty() ? "default strategy" : absl::GetFlag(FLAGS_optimizer),
       absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_size), absl::GetFlag(FLAGS_generation_size),
       absl::GetFlag(FLAGS_generations), absl::GetFlag(FLAGS_display_ms),
+      absl::GetFlag(FLAGS_stagger) ? "at independent moments (--stagger)" : "at once (lockstep)",
       absl::GetFlag(FLAGS_optimizer_params), absl::GetFlag(FLAGS_surrogate_params),
       absl::GetFlag(FLAGS_server_args),
       static_cast<int>(std::thread::hardware_concurrency()));
@@ -217,9 +227,18 @@ int Main() {
       if (!server.ok()) return Fail(server.status());
       const absl::Time start = absl::Now();
       std::vector<RigLog> logs(n);
+      std::vector<absl::Duration> delays(n);
+      if (absl::GetFlag(FLAGS_stagger)) {
+        std::mt19937 random(static_cast<uint32_t>(run));
+        const double generation_ms =
+            absl::GetFlag(FLAGS_generation_size) * absl::GetFlag(FLAGS_display_ms);
+        std::uniform_real_distribution<double> uniform(0, generation_ms);
+        for (absl::Duration& d : delays) d = absl::Milliseconds(uniform(random));
+      }
       std::vector<std::thread> rigs;
       for (int i = 0; i < n; ++i) {
         rigs.emplace_back([&, i] {
+          absl::SleepFor(delays[i]);
           const absl::Status s = RunRig((*server)->address(), i, &logs[i]);
           if (!s.ok()) logs[i].error = s.ToString();
         });

@@ -22,6 +22,7 @@
 #include "server/store_checksum.h"
 #include "server/store_encoding.h"
 #include "server/store_schema.h"
+#include "server/wal_checkpointer.h"
 
 namespace stimloop {
 
@@ -83,6 +84,13 @@ absl::StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::stri
   if (absl::Status s = StoreExec(db, "PRAGMA foreign_keys = ON", "configuring"); !s.ok()) {
     return s;
   }
+  // Checkpoints run on a thread of their own, not inside some commit.
+  auto checkpointer = WalCheckpointer::Start(db, path);
+  if (!checkpointer.ok()) return checkpointer.status();
+  {
+    absl::MutexLock lock(&store->mu_);
+    store->checkpointer_ = *std::move(checkpointer);
+  }
   return store;
 }
 
@@ -91,6 +99,7 @@ SessionStore::SessionStore(std::string path, sqlite3* db, int lock_fd)
 
 SessionStore::~SessionStore() {
   absl::MutexLock lock(&mu_);
+  checkpointer_.reset();  // before the writer it hooks into closes
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   sqlite3_close(db_);  // checkpoints the WAL when this is the last connection
   close(lock_fd_);

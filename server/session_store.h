@@ -28,7 +28,9 @@
 // directory; readers that open the SQLite file directly (inspection tools)
 // are not blocked.
 //
-// Thread-safe: one connection, every call serialized by a mutex.
+// Thread-safe: one connection, every call serialized by a mutex. A second
+// connection checkpoints the WAL on a thread of its own
+// (server/wal_checkpointer.h), so no journal call pays for a checkpoint.
 //
 // Files: Open and the journal writes in session_store.cc, LoadSession in
 // session_store_load.cc, the schema and its migrations in store_schema.h,
@@ -52,6 +54,7 @@
 #include "server/session_journal.h"
 #include "server/session_restore.h"
 #include "server/store_schema.h"
+#include "server/wal_checkpointer.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -164,6 +167,7 @@ class SessionStore : public DurableStore {
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
   absl::flat_hash_map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<WalCheckpointer> checkpointer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stimloop
