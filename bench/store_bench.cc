@@ -41,8 +41,9 @@ class TimingJournal : public SessionJournal {
   }
   absl::Status GenerationProposed(const std::string& id, int64_t generation,
                                   absl::Span<const StimulusEntry> stimuli,
-                                  const std::string& state, int64_t told) override {
-    return inner_->GenerationProposed(id, generation, stimuli, state, told);
+                                  const std::string& state, int64_t told,
+                                  size_t handed_out) override {
+    return inner_->GenerationProposed(id, generation, stimuli, state, told, handed_out);
   }
   absl::Status StimuliHandedOut(const std::string& id,
                                 absl::Span<const std::string> ids) override {

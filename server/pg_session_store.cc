@@ -151,7 +151,12 @@ absl::Status PgSessionStore::SessionCreated(const std::string& session_id,
 absl::Status PgSessionStore::GenerationProposed(const std::string& session_id, int64_t generation,
                                                 absl::Span<const StimulusEntry> stimuli,
                                                 const std::string& optimizer_state,
-                                                int64_t responses_told) {
+                                                int64_t responses_told, size_t handed_out) {
+  if (handed_out > stimuli.size()) {
+    return absl::InternalError(absl::StrCat("session store: ", handed_out, " of ",
+                                            stimuli.size(), " stimuli handed out"));
+  }
+  const int64_t now = Nanos(absl::Now());
   auto handle = pool_->Acquire();
   if (!handle.ok()) return handle.status();
   PgConnection& c = **handle;
@@ -160,7 +165,7 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id, i
     PgParams g;
     g.Text(session_id)
         .Int(generation)
-        .Int(Nanos(absl::Now()))
+        .Int(now)
         .Int(responses_told)
         .Bytes(optimizer_state)
         .Int(StoreChecksum(optimizer_state));
@@ -190,12 +195,17 @@ absl::Status PgSessionStore::GenerationProposed(const std::string& session_id, i
         q.Bytes(code).Int(StoreChecksum(code));
       }
       q.Int(e.model_version).Double(e.predicted_objective);
+      if (i < handed_out) {
+        q.Int(now);
+      } else {
+        q.Null();
+      }
       s = c.Exec(
                "INSERT INTO stimuli (id, session_id, sequence, generation, position, "
                "origin, is_reference, png, png_crc32, code, code_crc32, model_version, "
-               "predicted_objective) "
+               "predicted_objective, handed_out_ns) "
                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bytea, $11::bigint, $12, "
-               "$13)",
+               "$13, $14::bigint)",
                q, "session store: insert into stimuli")
               .status();
       if (!s.ok()) return s;

@@ -73,7 +73,7 @@ class PgSessionStore : public DurableStore, public SessionLeases {
   absl::Status GenerationProposed(const std::string& session_id, int64_t generation,
                                   absl::Span<const StimulusEntry> stimuli,
                                   const std::string& optimizer_state,
-                                  int64_t responses_told) override;
+                                  int64_t responses_told, size_t handed_out) override;
   absl::Status StimuliHandedOut(const std::string& session_id,
                                 absl::Span<const std::string> stimulus_ids) override;
   absl::Status ResponsesReported(const std::string& session_id, const std::string& request_id,

@@ -118,6 +118,7 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
   absl::MutexLock lock(&mu_);
   if (closed_) return ClosedError();
   if (absl::Status s = CheckMaxCount(max_count); !s.ok()) return s;
+  size_t journaled = 0;  // hand-outs journaled with a generation proposed here
   for (;;) {
     if (closed_) return ClosedError();
     if (ledger_.waiting() > 0) break;
@@ -125,25 +126,38 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
       AwaitProposer();
       continue;
     }
-    if (absl::Status s = ProposeGeneration(); !s.ok()) return s;
+    if (absl::Status s = ProposeGeneration(max_count, &journaled); !s.ok()) return s;
   }
-  return HandOut(max_count, batch);
+  return HandOut(max_count, batch, journaled);
 }
 
-absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch) {
-  const size_t waiting = ledger_.waiting();
+size_t BatchCount(absl::Span<const size_t> png_bytes, int max_count) {
+  const size_t waiting = png_bytes.size();
   const size_t most =
       max_count == 0 ? waiting : std::min(waiting, static_cast<size_t>(max_count));
   size_t count = 1;
-  for (size_t bytes = ledger_.record(ledger_.waiting_at(0)).entry.png.size(); count < most;
-       ++count) {
-    bytes += ledger_.record(ledger_.waiting_at(count)).entry.png.size();
+  for (size_t bytes = png_bytes[0]; count < most; ++count) {
+    bytes += png_bytes[count];
     if (bytes > kMaxBatchPngBytes) break;
   }
-  std::vector<std::string> ids;
-  ids.reserve(count);
-  for (size_t i = 0; i < count; ++i) ids.push_back(ledger_.record(ledger_.waiting_at(i)).entry.id);
-  if (absl::Status s = journal_->StimuliHandedOut(id_, ids); !s.ok()) return s;
+  return count;
+}
+
+absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch, size_t journaled) {
+  size_t count = journaled;
+  if (count == 0) {
+    std::vector<size_t> png_bytes(ledger_.waiting());
+    for (size_t i = 0; i < png_bytes.size(); ++i) {
+      png_bytes[i] = ledger_.record(ledger_.waiting_at(i)).entry.png.size();
+    }
+    count = BatchCount(png_bytes, max_count);
+    std::vector<std::string> ids;
+    ids.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      ids.push_back(ledger_.record(ledger_.waiting_at(i)).entry.id);
+    }
+    if (absl::Status s = journal_->StimuliHandedOut(id_, ids); !s.ok()) return s;
+  }
 
   batch->set_generation(ledger_.generation());
   for (size_t index : ledger_.HandOut(count)) {
@@ -168,7 +182,7 @@ absl::Status Session::UndoOptimizer(const std::string& before, absl::Status stat
   return restored.ok() ? status : restored;
 }
 
-absl::Status Session::ProposeGeneration() {
+absl::Status Session::ProposeGeneration(int max_count, size_t* handed_out) {
   // Tell and Ask change the optimizer; its state before them undoes both if
   // anything after fails, so a failed request leaves the session unchanged.
   std::vector<size_t> told;
@@ -196,14 +210,19 @@ absl::Status Session::ProposeGeneration() {
       repeats);
   if (!entries.ok()) return undo(entries.status());
 
+  std::vector<size_t> png_bytes(entries->size());
+  for (size_t i = 0; i < png_bytes.size(); ++i) png_bytes[i] = (*entries)[i].png.size();
+  const size_t count = BatchCount(png_bytes, max_count);
+
   std::string state = SaveOptimizerState(*optimizer_);
-  if (absl::Status s =
-          journal_->GenerationProposed(id_, generation, *entries, state, ledger_.responses());
+  if (absl::Status s = journal_->GenerationProposed(id_, generation, *entries, state,
+                                                    ledger_.responses(), count);
       !s.ok()) {
     return undo(s);
   }
   committed_state_ = std::move(state);
   CommitGeneration(generation, *std::move(entries), told);
+  *handed_out = count;
   return absl::OkStatus();
 }
 

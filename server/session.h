@@ -59,6 +59,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "models/refit_scheduler.h"
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
@@ -80,6 +81,12 @@ struct JournaledSession;  // server/session_restore.h
 // to ~0.8 MB each) never passes a client's 64 MiB receive limit; the rest
 // comes with the next NextStimuli (StimulusBatch.remaining).
 inline constexpr size_t kMaxBatchPngBytes = size_t{16} << 20;
+
+// How many stimuli one NextStimuli hands out from the front of a queue
+// whose PNGs have these sizes, in hand-out order: max_count (0: all), at
+// most kMaxBatchPngBytes of PNG but at least one. REQUIRES: png_bytes not
+// empty.
+size_t BatchCount(absl::Span<const size_t> png_bytes, int max_count);
 
 class Session {
  public:
@@ -184,15 +191,22 @@ class Session {
 
   // Tells the optimizer what changed, asks it for a generation, builds the
   // entries (references and repeats interleaved), journals and commits them.
-  absl::Status ProposeGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The NextStimuli call that proposes it (asking for max_count) hands out
+  // its first *handed_out stimuli, journaled as handed out in the same
+  // transaction: one commit at a boundary, not two.
+  absl::Status ProposeGeneration(int max_count, size_t* handed_out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes a journaled generation current: marks what the optimizer was told,
   // requests the boundary's refit, queues the stimuli for hand-out, starts
   // the next PrepareAsk.
   void CommitGeneration(int64_t generation, std::vector<StimulusEntry> entries,
                         const std::vector<size_t>& told) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands out up to max_count (0: all) stimuli of the current generation,
-  // within kMaxBatchPngBytes. REQUIRES: ledger_.waiting() > 0.
-  absl::Status HandOut(int max_count, v1::StimulusBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // within kMaxBatchPngBytes (BatchCount). `journaled` > 0: that many,
+  // whose hand-out ProposeGeneration journaled already. REQUIRES:
+  // ledger_.waiting() > 0.
+  absl::Status HandOut(int max_count, v1::StimulusBatch* batch, size_t journaled = 0)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps the optimizer's state in *before (committed_state_ once there is
   // one), then tells it every optimizer stimulus whose mean changed since
   // it last heard of it (their record indices in *told). On failure the

@@ -58,11 +58,14 @@ class SessionJournal {
                                       absl::Time created) = 0;
   // A new generation and the optimizer state right after proposing it;
   // `responses_told` is how many responses (in journal order) the optimizer
-  // had learned from when it proposed this generation.
+  // had learned from when it proposed this generation. The first
+  // `handed_out` stimuli (<= stimuli.size()) go to the rig with the
+  // NextStimuli call that proposed the generation: they are journaled as
+  // handed out in the same transaction, as StimuliHandedOut would.
   virtual absl::Status GenerationProposed(const std::string& session_id, int64_t generation,
                                           absl::Span<const StimulusEntry> stimuli,
                                           const std::string& optimizer_state,
-                                          int64_t responses_told) = 0;
+                                          int64_t responses_told, size_t handed_out) = 0;
   // Stimuli handed to the rig by NextStimuli.
   virtual absl::Status StimuliHandedOut(const std::string& session_id,
                                         absl::Span<const std::string> stimulus_ids) = 0;
@@ -91,8 +94,8 @@ class InMemoryJournal : public SessionJournal {
     return absl::OkStatus();
   }
   absl::Status GenerationProposed(const std::string&, int64_t,
-                                  absl::Span<const StimulusEntry>, const std::string&,
-                                  int64_t) override {
+                                  absl::Span<const StimulusEntry>, const std::string&, int64_t,
+                                  size_t) override {
     return absl::OkStatus();
   }
   absl::Status StimuliHandedOut(const std::string&, absl::Span<const std::string>) override {
@@ -122,8 +125,8 @@ class ReadOnlyJournal : public SessionJournal {
     return Refused();
   }
   absl::Status GenerationProposed(const std::string&, int64_t,
-                                  absl::Span<const StimulusEntry>, const std::string&,
-                                  int64_t) override {
+                                  absl::Span<const StimulusEntry>, const std::string&, int64_t,
+                                  size_t) override {
     return Refused();
   }
   absl::Status StimuliHandedOut(const std::string&, absl::Span<const std::string>) override {

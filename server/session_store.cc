@@ -173,7 +173,12 @@ absl::Status SessionStore::SessionCreated(const std::string& session_id,
 absl::Status SessionStore::GenerationProposed(const std::string& session_id, int64_t generation,
                                               absl::Span<const StimulusEntry> stimuli,
                                               const std::string& optimizer_state,
-                                              int64_t responses_told) {
+                                              int64_t responses_told, size_t handed_out) {
+  if (handed_out > stimuli.size()) {
+    return absl::InternalError(absl::StrCat("session store: ", handed_out, " of ",
+                                            stimuli.size(), " stimuli handed out"));
+  }
+  const int64_t now = Nanos(absl::Now());
   absl::MutexLock lock(&mu_);
   return InTransaction("insert into generations", [&]() -> absl::Status {
     constexpr const char* kGeneration =
@@ -184,7 +189,7 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
     absl::Status s = SqliteStatement(db_, *stmt, "session store: insert into generations")
                          .Text(session_id)
                          .Int(generation)
-                         .Int(Nanos(absl::Now()))
+                         .Int(now)
                          .Int(responses_told)
                          .Blob(optimizer_state)
                          .Int(StoreChecksum(optimizer_state))
@@ -192,8 +197,8 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
     if (!s.ok()) return s;
     constexpr const char* kStimulus =
         "INSERT INTO stimuli (id, session_id, sequence, generation, position, origin, "
-        "is_reference, png, png_crc32, code, code_crc32, model_version, predicted_objective) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "is_reference, png, png_crc32, code, code_crc32, model_version, predicted_objective, "
+        "handed_out_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     stmt = Prepared(kStimulus);
     if (!stmt.ok()) return stmt.status();
     for (size_t i = 0; i < stimuli.size(); ++i) {
@@ -214,9 +219,13 @@ absl::Status SessionStore::GenerationProposed(const std::string& session_id, int
       } else {
         q.Blob(code).Int(StoreChecksum(code));
       }
-      if (absl::Status s = q.Int(e.model_version).Double(e.predicted_objective).Run(); !s.ok()) {
-        return s;
+      q.Int(e.model_version).Double(e.predicted_objective);
+      if (i < handed_out) {
+        q.Int(now);
+      } else {
+        q.Null();
       }
+      if (absl::Status s = q.Run(); !s.ok()) return s;
     }
     return absl::OkStatus();
   });

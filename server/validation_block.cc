@@ -117,7 +117,8 @@ absl::Status Session::ProposeValidationBlock(const std::vector<size_t>& sources,
                            presentations, config_.proto.seed());
   std::string state = SaveOptimizerState(*optimizer_);
   if (absl::Status s =
-          journal_->GenerationProposed(id_, generation, entries, state, ledger_.responses());
+          journal_->GenerationProposed(id_, generation, entries, state, ledger_.responses(),
+                                       /*handed_out=*/0);
       !s.ok()) {
     return UndoOptimizer(before, s);
   }

@@ -92,7 +92,7 @@ TEST_F(PgLeasesTest, LiveOwnersSessionIsRefusedWithItsAddress) {
   EXPECT_EQ(OwnerAddressFromError("session_id: no session 's'"), std::nullopt);
 
   // b's writes are fenced with the same error; nothing is written.
-  const absl::Status write = b->GenerationProposed("s", 1, Generation(1), "state", 0);
+  const absl::Status write = b->GenerationProposed("s", 1, Generation(1), "state", 0, 0);
   EXPECT_TRUE(absl::IsFailedPrecondition(write)) << write;
   EXPECT_THAT(std::string(write.message()), HasSubstr("owned by replica 'replica-a'"));
   EXPECT_EQ(*cluster_->Query("leases", "SELECT count(*) FROM generations"), "0");
@@ -110,7 +110,7 @@ TEST_F(PgLeasesTest, ExpiredLeaseIsTakenOverAndTheOldOwnerIsFenced) {
   auto b = Replica("replica-b", "10.0.0.2:50051");
   ASSERT_TRUE(a && b);
   ASSERT_TRUE(a->SessionCreated("s", Config(), absl::Now()).ok());
-  ASSERT_TRUE(a->GenerationProposed("s", 1, Generation(1), "state 1", 0).ok());
+  ASSERT_TRUE(a->GenerationProposed("s", 1, Generation(1), "state 1", 0, 0).ok());
   ExpireLeases();
 
   auto claimed = b->Claim("s");
@@ -179,7 +179,7 @@ TEST_F(PgLeasesTest, FailedWriteMakesTheSessionReloadBeforeItServesAgain) {
   auto a = Replica("replica-a", "10.0.0.1:50051");
   ASSERT_TRUE(a);
   ASSERT_TRUE(a->SessionCreated("s", Config(), absl::Now()).ok());
-  ASSERT_TRUE(a->GenerationProposed("s", 1, Generation(1), "state 1", 0).ok());
+  ASSERT_TRUE(a->GenerationProposed("s", 1, Generation(1), "state 1", 0, 0).ok());
   const std::vector<ResponseEntry> responses = {{"s-1", {1.0}, false}};
   v1::ReportResponsesAck ack;
   ASSERT_TRUE(a->ResponsesReported("s", "r", "digest", responses, ack, absl::Now()).ok());
@@ -236,7 +236,7 @@ TEST_F(PgLeasesTest, SessionsJournaledConcurrentlyAreAllCommitted) {
       for (int g = 1; g <= 5 && s.ok(); ++g) {
         std::vector<StimulusEntry> stimuli = Generation(g);
         for (StimulusEntry& e : stimuli) e.id = id + "-" + std::to_string(e.sequence);
-        s = store.GenerationProposed(id, g, stimuli, "state", 0);
+        s = store.GenerationProposed(id, g, stimuli, "state", 0, 0);
         if (s.ok()) s = store.StimuliHandedOut(id, {stimuli[0].id});
         const std::vector<ResponseEntry> responses = {{stimuli[0].id, {1.0 * g}, false}};
         if (s.ok()) {

@@ -15,6 +15,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+
 #include "optimizers/image_io.h"
 #include "server/session_manager.h"
 
@@ -436,7 +438,7 @@ class FailingJournal : public InMemoryJournal {
   bool fail = false;
   absl::Status GenerationProposed(const std::string& a, int64_t b,
                                   absl::Span<const StimulusEntry> c, const std::string& d,
-                                  int64_t e) override {
+                                  int64_t e, size_t f) override {
     return fail ? absl::UnavailableError("disk full") : absl::OkStatus();
   }
   absl::Status ResponsesReported(const std::string&, const std::string&, const std::string&,
@@ -445,6 +447,54 @@ class FailingJournal : public InMemoryJournal {
     return fail ? absl::UnavailableError("disk full") : absl::OkStatus();
   }
 };
+
+// Counts what the session journals about hand-outs.
+class CountingJournal : public InMemoryJournal {
+ public:
+  std::vector<size_t> handed_out_with_generation;  // per GenerationProposed
+  std::vector<size_t> handed_out_alone;            // per StimuliHandedOut
+  absl::Status GenerationProposed(const std::string&, int64_t, absl::Span<const StimulusEntry>,
+                                  const std::string&, int64_t, size_t handed_out) override {
+    handed_out_with_generation.push_back(handed_out);
+    return absl::OkStatus();
+  }
+  absl::Status StimuliHandedOut(const std::string&, absl::Span<const std::string> ids) override {
+    handed_out_alone.push_back(ids.size());
+    return absl::OkStatus();
+  }
+};
+
+// The NextStimuli that proposes a generation journals its own hand-out in
+// the generation's transaction (one commit at a boundary); later calls
+// journal theirs alone.
+TEST(SessionJournalTest, TheBatchThatProposesAGenerationIsJournaledWithIt) {
+  CountingJournal journal;
+  SessionManager manager(&journal, 1);
+  auto session = manager.Create(Config(3));  // generations of 6
+  ASSERT_TRUE(session.ok()) << session.status();
+  v1::StimulusBatch first, second, third;
+  ASSERT_TRUE((*session)->Next(2, &first).ok());
+  EXPECT_EQ(first.stimuli_size(), 2);
+  EXPECT_EQ(journal.handed_out_with_generation, std::vector<size_t>({2}));
+  EXPECT_TRUE(journal.handed_out_alone.empty());
+  ASSERT_TRUE((*session)->Next(0, &second).ok());
+  EXPECT_EQ(second.stimuli_size(), 4);
+  EXPECT_EQ(journal.handed_out_alone, std::vector<size_t>({4}));
+  EXPECT_TRUE(absl::EndsWith(second.stimuli(0).id(), "-3")) << second.stimuli(0).id();
+
+  // Answer all six; the next call proposes generation 2 and takes it whole.
+  v1::ReportResponsesAck ack;
+  std::vector<std::pair<std::string, std::vector<double>>> answers;
+  for (const auto* batch : {&first, &second}) {
+    for (const v1::Stimulus& s : batch->stimuli()) answers.push_back({s.id(), {5, 1}});
+  }
+  ASSERT_TRUE((*session)->Report("all", Responses(answers), &ack).ok());
+  ASSERT_TRUE((*session)->Next(0, &third).ok());
+  EXPECT_EQ(third.generation(), 2);
+  EXPECT_EQ(third.stimuli_size(), 6);
+  EXPECT_EQ(journal.handed_out_with_generation, std::vector<size_t>({2, 6}));
+  EXPECT_EQ(journal.handed_out_alone, std::vector<size_t>({4}));
+}
 
 TEST(SessionJournalTest, FailedWritesLeaveTheSessionUnchanged) {
   FailingJournal journal;

@@ -50,7 +50,7 @@ std::vector<StimulusEntry> Generation(int64_t generation) {
 // report and two model versions (checkpoints).
 void JournalOneSession(SessionStore& store) {
   ASSERT_TRUE(store.SessionCreated("s1", Config(), absl::Now()).ok());
-  ASSERT_TRUE(store.GenerationProposed("s1", 1, Generation(1), "optimizer state 1", 0).ok());
+  ASSERT_TRUE(store.GenerationProposed("s1", 1, Generation(1), "optimizer state 1", 0, 0).ok());
   ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-1", "s1-2"}).ok());
   v1::ReportResponsesAck ack;
   ack.set_accepted(3);
@@ -59,7 +59,7 @@ void JournalOneSession(SessionStore& store) {
   ASSERT_TRUE(store.ResponsesReported("s1", "r1", *ReportDigest(responses), responses, ack,
                                       absl::Now())
                   .ok());
-  ASSERT_TRUE(store.GenerationProposed("s1", 2, Generation(2), "optimizer state 2", 2).ok());
+  ASSERT_TRUE(store.GenerationProposed("s1", 2, Generation(2), "optimizer state 2", 2, 0).ok());
   ASSERT_TRUE(store.ModelVersionFitted("s1", 1, {{"num_trials", 2}}, "checkpoint one").ok());
   ASSERT_TRUE(store.ModelVersionFitted("s1", 2, {{"num_trials", 2}}, "checkpoint two").ok());
 }

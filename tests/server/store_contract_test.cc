@@ -119,6 +119,20 @@ class StoreContractTest : public ::testing::TestWithParam<std::string> {
   std::string dir_;
 };
 
+TEST_P(StoreContractTest, MoreHandedOutThanProposedIsRefusedAndStoresNothing) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  DurableStore& store = **opened;
+  ASSERT_TRUE(store.SessionCreated("s1", Config(), absl::Now()).ok());
+  const absl::Status s = store.GenerationProposed("s1", 1, Generation("s1", 1, 1, 3), "x", 0, 4);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("4 of 3 stimuli handed out"));
+  auto loaded = store.LoadSession("s1");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->generation, 0);
+  EXPECT_TRUE(loaded->stimuli.empty());
+}
+
 TEST_P(StoreContractTest, LoadSessionReturnsWhatWasJournaled) {
   auto opened = Open();
   ASSERT_TRUE(opened.ok()) << opened.status();
@@ -127,14 +141,14 @@ TEST_P(StoreContractTest, LoadSessionReturnsWhatWasJournaled) {
   ASSERT_TRUE(store.SessionCreated("s1", Config(), created).ok());
   const auto g1 = Generation("s1", 1, 1, 3);
   const auto g2 = Generation("s1", 2, 4, 3);
-  ASSERT_TRUE(store.GenerationProposed("s1", 1, g1, "state-1", 0).ok());
+  ASSERT_TRUE(store.GenerationProposed("s1", 1, g1, "state-1", 0, 0).ok());
   ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-1", "s1-2", "s1-3"}).ok());
   std::vector<ResponseEntry> responses = {
       {"s1-1", {1.0, 2.5}, false}, {"s1-2", {}, true}, {"s1-1", {0.1, 1e-300}, false}};
   const std::string digest = *ReportDigest(responses);
   ASSERT_TRUE(store.ResponsesReported("s1", "r1", digest, responses, Ack(3, 2), absl::Now()).ok());
-  ASSERT_TRUE(store.GenerationProposed("s1", 2, g2, std::string("state\0two", 9), 2).ok());
-  ASSERT_TRUE(store.StimuliHandedOut("s1", {"s1-4"}).ok());
+  // The first stimulus of generation 2 handed out with it, in its commit.
+  ASSERT_TRUE(store.GenerationProposed("s1", 2, g2, std::string("state\0two", 9), 2, 1).ok());
   ASSERT_TRUE(store.ModelVersionFitted("s1", 1, {{"num_trials", 3}}, "checkpoint").ok());
 
   // Read back through a second connection after reopening: it was committed.
@@ -220,7 +234,7 @@ TEST_P(StoreContractTest, RepeatedRequestIdIsRejectedAndChangesNothing) {
   ASSERT_TRUE(store.ok()) << store.status();
   DurableStore& s = **store;
   ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
-  ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
+  ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0, 0).ok());
   ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1"}).ok());
   std::vector<ResponseEntry> r = {{"s-1", {1, 2}, false}};
   ASSERT_TRUE(s.ResponsesReported("s", "r", "digest", r, Ack(1, 1), absl::Now()).ok());
@@ -281,7 +295,7 @@ TEST_P(StoreContractTest, DamagedPayloadIsDataLossNamingSessionAndRow) {
   DurableStore& s = **store;
   ASSERT_TRUE(s.SessionCreated("s1", Config(), absl::Now()).ok());
   ASSERT_TRUE(
-      s.GenerationProposed("s1", 1, Generation("s1", 1, 1, 3), "optimizer state 1", 0).ok());
+      s.GenerationProposed("s1", 1, Generation("s1", 1, 1, 3), "optimizer state 1", 0, 0).ok());
   ASSERT_TRUE(s.StimuliHandedOut("s1", {"s1-1", "s1-2"}).ok());
   const std::vector<ResponseEntry> responses = {
       {"s1-1", {1.0, 2.0}, false}, {"s1-2", {}, true}, {"s1-2", {3.0, 4.0}, false}};
@@ -289,7 +303,7 @@ TEST_P(StoreContractTest, DamagedPayloadIsDataLossNamingSessionAndRow) {
       s.ResponsesReported("s1", "r1", *ReportDigest(responses), responses, Ack(3, 2), absl::Now())
           .ok());
   ASSERT_TRUE(
-      s.GenerationProposed("s1", 2, Generation("s1", 2, 4, 3), "optimizer state 2", 2).ok());
+      s.GenerationProposed("s1", 2, Generation("s1", 2, 4, 3), "optimizer state 2", 2, 0).ok());
   ASSERT_TRUE(s.ModelVersionFitted("s1", 1, {{"num_trials", 2}}, "checkpoint one").ok());
   ASSERT_TRUE(s.ModelVersionFitted("s1", 2, {{"num_trials", 2}}, "checkpoint two").ok());
   ASSERT_TRUE(s.LoadSession("s1").ok());

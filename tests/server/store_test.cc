@@ -67,7 +67,7 @@ TEST(SessionStoreTest, Version1StoreIsMigratedAndItsReportsGetDigests) {
     ASSERT_TRUE(store.ok()) << store.status();
     SessionStore& s = **store;
     ASSERT_TRUE(s.SessionCreated("s", Config(), absl::Now()).ok());
-    ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
+    ASSERT_TRUE(s.GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0, 0).ok());
     ASSERT_TRUE(s.StimuliHandedOut("s", {"s-1", "s-2"}).ok());
     ASSERT_TRUE(s.ResponsesReported("s", "r", "", responses, Ack(2, 1), absl::Now()).ok());
   }
@@ -122,7 +122,7 @@ TEST(SessionStoreTest, CorruptStoreIsRefused) {
     auto store = SessionStore::Open(dir);
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->SessionCreated("s", Config(), absl::Now()).ok());
-    ASSERT_TRUE((*store)->GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0).ok());
+    ASSERT_TRUE((*store)->GenerationProposed("s", 1, Generation("s", 1, 1, 3), "x", 0, 0).ok());
   }  // closing checkpoints the WAL into the main file
   const std::string path = dir + "/stimloop.sqlite";
   std::string bytes = ReadBytes(path);
