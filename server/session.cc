@@ -131,13 +131,12 @@ absl::Status Session::Next(int max_count, v1::StimulusBatch* batch) {
   return HandOut(max_count, batch, journaled);
 }
 
-size_t BatchCount(absl::Span<const size_t> png_bytes, int max_count) {
-  const size_t waiting = png_bytes.size();
+size_t BatchCount(size_t waiting, int max_count, absl::FunctionRef<size_t(size_t)> png_bytes) {
   const size_t most =
       max_count == 0 ? waiting : std::min(waiting, static_cast<size_t>(max_count));
   size_t count = 1;
-  for (size_t bytes = png_bytes[0]; count < most; ++count) {
-    bytes += png_bytes[count];
+  for (size_t bytes = png_bytes(0); count < most; ++count) {
+    bytes += png_bytes(count);
     if (bytes > kMaxBatchPngBytes) break;
   }
   return count;
@@ -146,11 +145,9 @@ size_t BatchCount(absl::Span<const size_t> png_bytes, int max_count) {
 absl::Status Session::HandOut(int max_count, v1::StimulusBatch* batch, size_t journaled) {
   size_t count = journaled;
   if (count == 0) {
-    std::vector<size_t> png_bytes(ledger_.waiting());
-    for (size_t i = 0; i < png_bytes.size(); ++i) {
-      png_bytes[i] = ledger_.record(ledger_.waiting_at(i)).entry.png.size();
-    }
-    count = BatchCount(png_bytes, max_count);
+    count = BatchCount(ledger_.waiting(), max_count, [&](size_t k) {
+      return ledger_.record(ledger_.waiting_at(k)).entry.png.size();
+    });
     std::vector<std::string> ids;
     ids.reserve(count);
     for (size_t i = 0; i < count; ++i) {
@@ -210,9 +207,8 @@ absl::Status Session::ProposeGeneration(int max_count, size_t* handed_out) {
       repeats);
   if (!entries.ok()) return undo(entries.status());
 
-  std::vector<size_t> png_bytes(entries->size());
-  for (size_t i = 0; i < png_bytes.size(); ++i) png_bytes[i] = (*entries)[i].png.size();
-  const size_t count = BatchCount(png_bytes, max_count);
+  const size_t count = BatchCount(entries->size(), max_count,
+                                  [&](size_t k) { return (*entries)[k].png.size(); });
 
   std::string state = SaveOptimizerState(*optimizer_);
   if (absl::Status s = journal_->GenerationProposed(id_, generation, *entries, state,

@@ -55,11 +55,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "models/refit_scheduler.h"
 #include "models/session_models.h"
 #include "optimizers/image_io.h"
@@ -82,11 +82,10 @@ struct JournaledSession;  // server/session_restore.h
 // comes with the next NextStimuli (StimulusBatch.remaining).
 inline constexpr size_t kMaxBatchPngBytes = size_t{16} << 20;
 
-// How many stimuli one NextStimuli hands out from the front of a queue
-// whose PNGs have these sizes, in hand-out order: max_count (0: all), at
-// most kMaxBatchPngBytes of PNG but at least one. REQUIRES: png_bytes not
-// empty.
-size_t BatchCount(absl::Span<const size_t> png_bytes, int max_count);
+// How many stimuli one NextStimuli hands out from the front of a queue of
+// `waiting` whose k-th PNG is png_bytes(k) bytes: max_count (0: all), at
+// most kMaxBatchPngBytes of PNG but at least one. REQUIRES: waiting >= 1.
+size_t BatchCount(size_t waiting, int max_count, absl::FunctionRef<size_t(size_t)> png_bytes);
 
 class Session {
  public:

@@ -2,12 +2,11 @@
 // pays for it.
 //
 // SQLite's default copies the WAL back into the database file inside the
-// COMMIT that takes the WAL past 1000 pages; with the session store's
-// ~1 MB generation rows that is every few boundaries, and such a commit
-// took 20-35 ms instead of 2-4 ms (docs/experiments.md, "Checkpoints off
-// the request path"). The SQLite documentation's remedy: turn the
-// automatic checkpoint off on the writing connection and run PASSIVE
-// checkpoints from another connection.
+// COMMIT that takes the WAL past 1000 pages, so that one commit pays for
+// all of them (measured: docs/experiments.md, "Checkpoints off the request
+// path"). As the SQLite documentation advises, the writer's automatic
+// checkpoint is turned off and PASSIVE checkpoints run from another
+// connection instead.
 //
 // Start replaces the writer's WAL hook (which also turns its automatic
 // checkpoint off) with one that wakes this thread once the WAL holds

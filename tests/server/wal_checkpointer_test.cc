@@ -47,56 +47,60 @@ bool AwaitCompleted(const WalCheckpointer& checkpointer, int64_t n) {
   return true;
 }
 
-TEST(WalCheckpointerTest, CheckpointsOnItsThreadAndTheWalRestarts) {
-  const std::string dir = FreshStoreTestDir("wal-checkpointer");
-  const std::string path = dir + "/test.sqlite";
-  sqlite3* db = OpenWalDb(path);
+// A WAL-mode database t(x BLOB) in a fresh directory, closed after the test.
+class WalCheckpointerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = FreshStoreTestDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path_ = dir_ + "/test.sqlite";
+    db_ = OpenWalDb(path_);
+  }
+  void TearDown() override {
+    EXPECT_EQ(sqlite3_close(db_), SQLITE_OK);
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_, path_;
+  sqlite3* db_ = nullptr;
+};
+
+TEST_F(WalCheckpointerTest, CheckpointsOnItsThreadAndTheWalRestarts) {
   {
-    auto checkpointer = WalCheckpointer::Start(db, path, /*threshold_pages=*/16);
+    auto checkpointer = WalCheckpointer::Start(db_, path_, /*threshold_pages=*/16);
     ASSERT_TRUE(checkpointer.ok()) << checkpointer.status();
     constexpr int kWrites = 40;
     for (int i = 1; i <= kWrites; ++i) {
-      InsertBlob(db);
+      InsertBlob(db_);
       // Every commit passes the threshold, so each is followed by one
       // checkpoint of everything written so far.
       ASSERT_TRUE(AwaitCompleted(**checkpointer, i)) << "write " << i;
     }
     // Without checkpoints the WAL would hold all 40 transactions (~4 MB);
     // restarted after each, it holds about one.
-    const auto wal_bytes = std::filesystem::file_size(path + "-wal");
+    const auto wal_bytes = std::filesystem::file_size(path_ + "-wal");
     EXPECT_LT(wal_bytes, 4u * kBlobBytes) << "the WAL was not restarted";
     EXPECT_EQ((*checkpointer)->completed(), kWrites);
 
-    SqliteStatement q(db, "SELECT count(*), sum(length(x)) FROM t", "test");
+    SqliteStatement q(db_, "SELECT count(*), sum(length(x)) FROM t", "test");
     ASSERT_TRUE(q.Next()) << q.status();
     EXPECT_EQ(q.ColumnInt(0), kWrites);
     EXPECT_EQ(q.ColumnInt(1), int64_t{kWrites} * kBlobBytes);
   }
   // The hook is gone with the checkpointer: commits go on, and nothing
   // checkpoints them (the writer's own automatic checkpoint stays off).
-  InsertBlob(db);
-  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
-  std::filesystem::remove_all(dir);
+  InsertBlob(db_);
 }
 
-TEST(WalCheckpointerTest, SmallCommitsDoNotWakeIt) {
-  const std::string dir = FreshStoreTestDir("wal-checkpointer-small");
-  const std::string path = dir + "/test.sqlite";
-  sqlite3* db = OpenWalDb(path);
-  {
-    auto checkpointer = WalCheckpointer::Start(db, path, /*threshold_pages=*/1000);
-    ASSERT_TRUE(checkpointer.ok()) << checkpointer.status();
-    for (int i = 0; i < 5; ++i) InsertBlob(db);  // ~125 pages in all
-    absl::SleepFor(absl::Milliseconds(50));
-    EXPECT_EQ((*checkpointer)->completed(), 0);
-  }
-  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
-  std::filesystem::remove_all(dir);
+TEST_F(WalCheckpointerTest, SmallCommitsDoNotWakeIt) {
+  auto checkpointer = WalCheckpointer::Start(db_, path_, /*threshold_pages=*/1000);
+  ASSERT_TRUE(checkpointer.ok()) << checkpointer.status();
+  for (int i = 0; i < 5; ++i) InsertBlob(db_);  // ~125 pages in all
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ((*checkpointer)->completed(), 0);
 }
 
-TEST(WalCheckpointerTest, AFileNotInWalModeIsRefused) {
-  const std::string dir = FreshStoreTestDir("wal-checkpointer-rollback");
-  const std::string path = dir + "/test.sqlite";
+TEST_F(WalCheckpointerTest, AFileNotInWalModeIsRefused) {
+  const std::string path = dir_ + "/rollback.sqlite";
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_TRUE(SqliteExec(db, "CREATE TABLE t (x BLOB)", "test").ok());
@@ -105,18 +109,14 @@ TEST(WalCheckpointerTest, AFileNotInWalModeIsRefused) {
   EXPECT_NE(checkpointer.status().message().find("not WAL"), std::string::npos)
       << checkpointer.status();
   sqlite3_close(db);
-  std::filesystem::remove_all(dir);
 }
 
-TEST(WalCheckpointerTest, AMissingFileIsUnavailable) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
-  auto checkpointer = WalCheckpointer::Start(db, "/nonexistent-dir/none.sqlite");
+TEST_F(WalCheckpointerTest, AMissingFileIsUnavailable) {
+  auto checkpointer = WalCheckpointer::Start(db_, "/nonexistent-dir/none.sqlite");
   EXPECT_EQ(checkpointer.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(checkpointer.status().message().find("/nonexistent-dir/none.sqlite"),
             std::string::npos)
       << checkpointer.status();
-  sqlite3_close(db);
 }
 
 }  // namespace
